@@ -1,0 +1,37 @@
+# stackpress: `make demo` (the virtual fixture holding 40 MPa, live) and `make test`.
+# Every target installs what it needs into .venv through `make setup` (idempotent).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-done
+PORT ?=
+
+.PHONY: setup demo test test-firmware test-host test-e2e clean
+
+setup: $(STAMP)
+
+$(STAMP): host/pyproject.toml requirements-dev.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -e host
+	@$(BIN)/micropython -c "import sys; print('board runtime:', sys.implementation.name, sys.implementation.version[:3])"
+	@touch $(STAMP)
+
+demo: setup
+	$(BIN)/stackpress demo --speed 50
+
+test: setup
+	$(BIN)/python -m pytest -q tests
+
+test-firmware: setup
+	$(BIN)/python -m pytest -q tests/firmware
+
+test-host: setup
+	$(BIN)/python -m pytest -q tests/host
+
+test-e2e: setup
+	$(BIN)/python -m pytest -q tests/e2e
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,116 @@
+"""Raspberry Pi Pico (RP2040) board: real pins, PIO step pulses, USB CDC serial.
+
+Thin in this release: pins, clock, serial and the step-pulse program are here, but
+the PIO timing has not yet been verified in an emulator or on a bench (tracked as
+the real-hardware issue). Pin numbers are the reference build's; see hardware/.
+"""
+import sys
+import time
+
+import machine
+import rp2
+import select
+
+PINS = {
+    "hx_sck": 2,     # HX711 PD_SCK
+    "hx_dout": 3,    # HX711 DOUT
+    "step": 10,      # driver STEP
+    "dir": 11,       # driver DIR
+    "enable": 12,    # driver EN (active low)
+}
+HX711_RATE_SPS = 80  # RATE pin tied high on the reference build
+PIO_FREQ = 1_000_000  # 1 us per PIO cycle
+
+
+@rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
+def _step_program():
+    # x = pulses - 1, y reloaded from the ISR-free OSR copy for each half period
+    pull(block)
+    mov(x, osr)
+    pull(block)
+    label("pulse")
+    set(pins, 1)
+    mov(y, osr)
+    label("high")
+    jmp(y_dec, "high")
+    set(pins, 0)
+    mov(y, osr)
+    label("low")
+    jmp(y_dec, "low")
+    jmp(x_dec, "pulse")
+
+
+class StepPulses:
+    """Pulses from PIO; remaining() is derived from elapsed time at the set rate."""
+
+    def __init__(self, step_pin):
+        self._sm = rp2.StateMachine(0, _step_program, freq=PIO_FREQ, set_base=step_pin)
+        self._n = 0
+        self._rate = 1
+        self._t0 = 0
+
+    def start(self, n, rate_hz):
+        half = max(2, PIO_FREQ // (2 * rate_hz) - 3)
+        self._sm.restart()
+        self._sm.active(1)
+        self._sm.put(n - 1)
+        self._sm.put(half)
+        self._n = n
+        self._rate = rate_hz
+        self._t0 = time.ticks_us()
+
+    def remaining(self):
+        if not self._n:
+            return 0
+        done = time.ticks_diff(time.ticks_us(), self._t0) * self._rate // 1000000
+        if done >= self._n:
+            self._n = 0
+            return 0
+        return self._n - done
+
+    def stop(self):
+        left = self.remaining()
+        self._sm.active(0)  # also needed on soft reset: PIO outlives the VM (micropython#9316)
+        self._n = 0
+        return left
+
+
+class Board:
+    name = "pico"
+    root = "/"
+    sample_rate_sps = HX711_RATE_SPS
+
+    def __init__(self):
+        self.hx_sck = machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0)
+        self.hx_dout = machine.Pin(PINS["hx_dout"], machine.Pin.IN)
+        self.dir_pin = machine.Pin(PINS["dir"], machine.Pin.OUT, value=0)
+        self.enable_pin = machine.Pin(PINS["enable"], machine.Pin.OUT, value=0)
+        self.step_pulses = StepPulses(machine.Pin(PINS["step"], machine.Pin.OUT, value=0))
+        self.irq_off = machine.disable_irq
+        self.irq_on = machine.enable_irq
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._ipoll = self._poll.ipoll
+        self._stdin_into = sys.stdin.buffer.readinto
+        self._stdout_write = sys.stdout.buffer.write
+
+    ticks_ms = staticmethod(time.ticks_ms)
+    ticks_diff = staticmethod(time.ticks_diff)
+
+    def idle(self):
+        time.sleep_us(200)
+
+    def serial_read(self, buf):
+        for _ in self._ipoll(0):
+            return self._stdin_into(buf)
+        return 0
+
+    def serial_write(self, b):
+        self._stdout_write(b)
+
+    def serial_flush(self):
+        time.sleep_ms(20)
+
+    def reset(self):
+        self.step_pulses.stop()
+        machine.reset()

@@ -1,0 +1,201 @@
+"""The virtual board: a Pico's pins, clock and USB serial, wired to the fixture model.
+
+Runs on the MicroPython unix port inside `stackpress sim`. The physical world lives
+in the sim process, not here, so a reset of this board leaves pressure, position and
+the cell as they were. Each `idle()` is one lockstep exchange with the model: this
+board reports the step pulses emitted during one ADC conversion period, the model
+advances virtual time by that period and answers with the next conversion, which
+this module's pin-level HX711 then shifts out to the unmodified driver.
+
+Link frames (little-endian, 16 bytes each way):
+  board -> model: u32 seq, i32 steps (signed microsteps), u32 flags, u32 0
+  model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts, u32 flags
+  flags from model: bit 0 a conversion is ready; seq 0 (hello) puts the conversion
+  period in microseconds in the counts field.
+"""
+import os
+import select
+import socket
+import struct
+import sys
+
+TICKS_PERIOD = 1 << 30  # as on the RP2040: ticks_ms wraps after ~12.4 days
+_TICKS_MASK = TICKS_PERIOD - 1
+_TICKS_HALF = TICKS_PERIOD >> 1
+READY = 1
+
+
+def ticks_diff(a, b):
+    # The unix port's time.ticks_diff wraps at 2**62; the Pico's at 2**30.
+    return ((a - b + _TICKS_HALF) & _TICKS_MASK) - _TICKS_HALF
+
+
+class HX711Chip:
+    """Pin-level HX711: DOUT low when a conversion waits; bits out on PD_SCK rises."""
+
+    def __init__(self):
+        self.word = 0
+        self.bit = 0
+        self.dout = 1
+        self.pending = False
+        self.extra_pulses = 0
+
+    def load(self, counts):
+        # A new conversion overwrites one that was never read, as on the chip.
+        self.word = counts & 0xFFFFFF
+        self.bit = 0
+        self.pending = True
+        self.dout = 0
+
+    def rise(self):
+        if self.pending and self.bit < 24:
+            self.dout = (self.word >> (23 - self.bit)) & 1
+            self.bit += 1
+            return
+        self.pending = False
+        self.dout = 1
+        self.extra_pulses += 1
+
+
+class SckPin:
+    def __init__(self, chip):
+        self._chip = chip
+        self._level = 0
+
+    def value(self, v=None):
+        if v is None:
+            return self._level
+        if v and not self._level:
+            self._chip.rise()
+        self._level = 1 if v else 0
+
+
+class DoutPin:
+    def __init__(self, chip):
+        self._chip = chip
+
+    def value(self, v=None):
+        return self._chip.dout
+
+
+class OutPin:
+    def __init__(self):
+        self.level = 0
+
+    def value(self, v=None):
+        if v is None:
+            return self.level
+        self.level = 1 if v else 0
+
+
+class StepPulses:
+    """Emits step pulses over virtual time at the commanded rate, like PIO would."""
+
+    def __init__(self, dir_pin):
+        self._dir = dir_pin
+        self._left = 0
+        self._rate = 0
+        self._sign = 1
+        self._acc = 0
+
+    def start(self, n, rate_hz):
+        self._sign = 1 if self._dir.level else -1
+        self._left = n
+        self._rate = rate_hz
+        self._acc = 0
+
+    def remaining(self):
+        return self._left
+
+    def stop(self):
+        left = self._left
+        self._left = 0
+        return left
+
+    def advance(self, dt_us):
+        left = self._left
+        if not left:
+            return 0
+        acc = self._acc + self._rate * dt_us
+        n = acc // 1000000
+        if n >= left:
+            n = left
+            acc = 0
+        else:
+            acc -= n * 1000000
+        self._acc = acc
+        self._left = left - n
+        return self._sign * n
+
+
+def _u32(b, i):
+    return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
+
+
+class Board:
+    name = "virtual"
+    root = "/"
+
+    def __init__(self):
+        host, port = os.getenv("STACKPRESS_MODEL").split(":")
+        s = socket.socket()
+        s.connect(socket.getaddrinfo(host, int(port))[0][-1])
+        self._sock = s
+        self._req = bytearray(16)
+        self._rep = bytearray(16)
+        self._seq = 0
+        self.chip = HX711Chip()
+        self.hx_sck = SckPin(self.chip)
+        self.hx_dout = DoutPin(self.chip)
+        self.dir_pin = OutPin()
+        self.step_pulses = StepPulses(self.dir_pin)
+        self.irq_off = None
+        self.irq_on = None
+        self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
+        self.sample_rate_sps = 1000000 // self.period_us
+        self._poll = select.poll()
+        self._poll.register(sys.stdin, select.POLLIN)
+        self._ipoll = self._poll.ipoll
+        self._stdin_into = sys.stdin.buffer.readinto
+        self._stdout_write = sys.stdout.buffer.write
+
+    def _exchange(self, steps):
+        req = self._req
+        struct.pack_into("<IiII", req, 0, self._seq, steps, 0, 0)
+        self._seq = (self._seq + 1) & 0x3FFFFFFF
+        self._sock.write(req)
+        rep = self._rep
+        if self._sock.readinto(rep) != 16:
+            sys.exit(3)  # the fixture went away: a board without a world stops
+        self._ticks_now = _u32(rep, 4) & _TICKS_MASK
+        counts = _u32(rep, 8)
+        if counts & 0x80000000:
+            counts -= 0x100000000
+        if _u32(rep, 12) & READY:
+            self.chip.load(counts)
+        return counts
+
+    # --- the board interface the app uses ---
+    def ticks_ms(self):
+        return self._ticks_now
+
+    ticks_diff = staticmethod(ticks_diff)
+
+    def idle(self):
+        """Wait for the next conversion: one period of virtual time."""
+        self._exchange(self.step_pulses.advance(self.period_us))
+
+    def serial_read(self, buf):
+        for _ in self._ipoll(0):
+            return self._stdin_into(buf)
+        return 0
+
+    def serial_write(self, b):
+        self._stdout_write(b)
+
+    def serial_flush(self):
+        pass
+
+    def reset(self):
+        # The sim treats the end of the board process as a reboot, as a Pico comes back.
+        sys.exit(0)

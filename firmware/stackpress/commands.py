@@ -1,0 +1,171 @@
+"""Protocol commands: validate every argument, then act, or refuse and change nothing.
+
+Each handler returns the reply's data (a dict) or raises CommandError with a code
+and a message a person can act on; ranges and units are always in the message.
+"""
+from stackpress import config as cfgmod
+from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
+from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
+
+
+class CommandError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def _number(obj, key, lo, hi, unit):
+    if key not in obj:
+        raise CommandError("missing", "'%s' (%s) is required" % (key, unit))
+    v = obj[key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise CommandError("type", "'%s' must be a number in %s, got %r" % (key, unit, v))
+    if not (lo <= v <= hi):
+        raise CommandError("range", "'%s' %s %s out of range: allowed %.3g to %.4g %s" % (key, v, unit, lo, hi, unit))
+    return float(v)
+
+
+def _not_in_fault(app):
+    if app.ctrl.mode == FAULT:
+        raise CommandError("fault", "fixture is in fault (%s): acknowledge with 'ack' first"
+                           % ", ".join(app.safety.names()))
+
+
+def hello(app, obj):
+    return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
+            "board": app.board.name, "runtime": app.runtime()}
+
+
+def status(app, obj):
+    c = app.cfg
+    d = hello(app, obj)
+    d.update({
+        "state": MODE_NAMES[app.ctrl.mode],
+        "pressure_mpa": round(app.pressure_mpa(app.net), 5),
+        "setpoint_mpa": round(app.setpoint_mpa, 4),
+        "force_n": round(app.cell.force_n(app.net), 3),
+        "position_um": round(app.stepper.position * c["um_per_step"], 4),
+        "cell_area_mm2": c["cell_area_mm2"],
+        "alarms": app.safety.names(),
+        "uptime_s": app.clock.s + app.clock.ms / 1000,
+        "sample_rate_sps": app.board.sample_rate_sps,
+        "samples": app.samples,
+        "seq": app.seq,
+        "calibration": app.calib,
+    })
+    return d
+
+
+def hold(app, obj):
+    mpa = _number(obj, "mpa", 0.1, app.max_setpoint_mpa(), "MPa")
+    _not_in_fault(app)
+    app.start_hold(mpa)
+    return {"setpoint_mpa": mpa, "state": MODE_NAMES[app.ctrl.mode]}
+
+
+def gap(app, obj):
+    _not_in_fault(app)
+    app.stepper.stop()
+    app.ctrl.set_mode(GAP)
+    return {"state": "gap"}
+
+
+def idle(app, obj):
+    _not_in_fault(app)
+    app.stepper.stop()
+    app.ctrl.set_mode(IDLE)
+    return {"state": "idle"}
+
+
+def release(app, obj):
+    _not_in_fault(app)
+    app.setpoint_mpa = 0.0
+    app.ctrl.release(app.net)
+    return {"state": "release"}
+
+
+def ack(app, obj):
+    cleared = app.safety.names()
+    app.safety.ack()
+    if app.ctrl.mode == FAULT:
+        m = app.mode_before_fault
+        if m in (RAMP, HOLD) and app.setpoint_mpa > 0:
+            app.start_hold(app.setpoint_mpa)
+        elif m == RELEASE:
+            app.ctrl.release(app.net)
+        elif m == GAP:
+            app.ctrl.set_mode(GAP)
+        else:
+            app.ctrl.set_mode(IDLE)
+    return {"cleared": cleared, "state": MODE_NAMES[app.ctrl.mode]}
+
+
+def config_get(app, obj):
+    return {"config": cfgmod.describe(app.cfg)}
+
+
+def config_set(app, obj):
+    key = obj.get("key")
+    try:
+        value = cfgmod.check(key, obj.get("value"))
+    except cfgmod.ConfigError as e:
+        raise CommandError(e.code, e.msg)
+    if key in cfgmod.LOCKED_WHILE_CONTROLLING and app.ctrl.mode in (RAMP, HOLD, RELEASE):
+        raise CommandError("locked", "%s can't change while the fixture controls pressure (%s): "
+                           "stop with 'gap' or 'idle' first" % (key, MODE_NAMES[app.ctrl.mode]))
+    new = dict(app.cfg)
+    new[key] = value
+    if key in ("max_pressure_mpa", "load_cell_capacity_n", "cell_area_mm2") and app.setpoint_mpa > 0.95 * min(
+            new["max_pressure_mpa"], new["load_cell_capacity_n"] / new["cell_area_mm2"]):
+        raise CommandError("range", "%s=%s would put the current setpoint %.3f MPa above the allowed maximum"
+                           % (key, value, app.setpoint_mpa))
+    app.store.save("config", new)
+    app.cfg = new
+    app.apply_config()
+    return {"key": key, "value": value, "unit": cfgmod.SCHEMA[key][3]}
+
+
+def tare(app, obj):
+    if app.ctrl.mode != IDLE:
+        raise CommandError("state", "tare needs the fixture unloaded and idle (now %s): 'release' first"
+                           % MODE_NAMES[app.ctrl.mode])
+    if app.samples < 4:
+        raise CommandError("state", "no force reading yet: wait for the load cell")
+    cal = dict(app.calib)
+    cal["tare_counts"] = app.cell.tare_counts + (app.ctrl.f_q4 >> 4)
+    cal["span_counts_per_n"] = app.cell.span_counts_per_n
+    app.store.save("calib", cal)
+    app.calib = cal
+    app.cell.tare_counts = cal["tare_counts"]
+    app.apply_config()
+    return {"tare_counts": cal["tare_counts"]}
+
+
+def repl(app, obj):
+    """Park and hand the serial line to the MicroPython REPL (for mpremote)."""
+    app.stepper.stop()
+    app.save_state()  # a reset then resumes what was running
+    app.handover = True
+    return {"state": "repl", "resume_on_reset": MODE_NAMES[app.ctrl.mode]}
+
+
+def reset(app, obj):
+    app.stepper.stop()
+    app.save_state()
+    app.reset_requested = True
+    return {"resume": MODE_NAMES[app.ctrl.mode]}
+
+
+HANDLERS = {
+    "hello": hello, "status": status, "hold": hold, "gap": gap, "idle": idle,
+    "release": release, "ack": ack, "config": config_get, "set": config_set,
+    "tare": tare, "repl": repl, "reset": reset,
+}
+
+
+def handle(app, obj):
+    h = HANDLERS.get(obj["cmd"])
+    if h is None:
+        raise CommandError("unknown", "unknown command %r; known: %s" % (obj["cmd"], ", ".join(sorted(HANDLERS))))
+    return h(app, obj)

@@ -1,0 +1,69 @@
+"""The fixture's settings: one schema with defaults, ranges and units.
+
+Every value a host may change is checked here, so a bad value gets a message that
+names the allowed range and the unit, and nothing changes.
+"""
+
+# key: (default, min, max, unit, integral, what it is)
+SCHEMA = {
+    "cell_area_mm2": (78.54, 0.5, 2000.0, "mm2", False, "area the force acts on (10 mm pellet: 78.54)"),
+    "max_pressure_mpa": (80.0, 1.0, 500.0, "MPa", False, "pressure above which the fixture faults"),
+    "load_cell_capacity_n": (10000.0, 10.0, 200000.0, "N", False, "rated capacity of the load cell"),
+    "ramp_rate_mpa_s": (1.0, 0.001, 20.0, "MPa/s", False, "rate of rise towards a setpoint"),
+    "release_rate_mpa_s": (0.5, 0.001, 20.0, "MPa/s", False, "rate of fall (step-down, release)"),
+    "um_per_step": (0.0125, 0.0001, 100.0, "um", False, "plunger travel per microstep"),
+    "stiffness_n_per_um": (3.3, 0.01, 100000.0, "N/um", False, "fixture stiffness seen by the motor"),
+    "loop_gain": (0.3, 0.01, 0.9, "1", False, "fraction of the error corrected per sample"),
+    "max_step_rate_hz": (20000, 10, 200000, "Hz", True, "fastest microstep rate"),
+    "travel_limit_um": (5000.0, 10.0, 100000.0, "um", False, "largest travel from the boot position"),
+    "contact_force_n": (20.0, 0.5, 2000.0, "N", False, "force that counts as contact"),
+    "release_backoff_um": (50.0, 0.0, 5000.0, "um", False, "retraction after a release"),
+    "telemetry_period_ms": (100, 10, 60000, "ms", True, "time between telemetry records"),
+    "sample_timeout_ms": (1000, 100, 8000, "ms", True, "silence from the ADC that raises a fault"),
+}
+
+# Changing these re-interprets the measured force, so they are refused mid-test.
+LOCKED_WHILE_CONTROLLING = ("cell_area_mm2", "um_per_step")
+
+
+class ConfigError(Exception):
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+def check(key, value):
+    """Return the value coerced to its type, or raise ConfigError."""
+    spec = SCHEMA.get(key) if isinstance(key, str) else None
+    if spec is None:
+        raise ConfigError("unknown_key", "unknown setting %r; known: %s" % (key, ", ".join(sorted(SCHEMA))))
+    _, lo, hi, unit, integral, _ = spec
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError("type", "%s takes a number in %s, got %r" % (key, unit, value))
+    if integral and value != int(value):
+        raise ConfigError("type", "%s takes a whole number of %s, got %r" % (key, unit, value))
+    if not (lo <= value <= hi):  # also refuses nan
+        raise ConfigError("range", "%s must be between %s and %s %s, got %s" % (key, lo, hi, unit, value))
+    return int(value) if integral else float(value)
+
+
+def defaults():
+    return {k: v[0] for k, v in SCHEMA.items()}
+
+
+def merged(stored):
+    """Defaults overlaid with every stored value that is still valid."""
+    cfg = defaults()
+    bad = []
+    if isinstance(stored, dict):
+        for k, v in stored.items():
+            try:
+                cfg[k] = check(k, v)
+            except ConfigError:
+                bad.append(k)
+    return cfg, bad
+
+
+def describe(cfg):
+    return {k: {"value": cfg[k], "unit": s[3], "min": s[1], "max": s[2], "help": s[5]} for k, s in SCHEMA.items()}

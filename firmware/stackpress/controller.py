@@ -1,0 +1,134 @@
+"""Pressure controller: rate-limited ramps, hold, gap, release, in integers.
+
+Floats are heap objects in MicroPython (on the RP2040 too), so the per-sample
+update works in ADC net counts and microsteps only; `configure` does the float
+work once, when a setting changes. References and the filter carry 4 fractional
+bits (Q4) and the gain 16 (Q16), with every product bounded below 2**30 so that
+nothing turns into a big int.
+
+The law: move each sample by `loop_gain` of the steps the stiffness says the
+error needs, plus the ramp's feed-forward. Position integrates the moves, so the
+loop has integral action (no steady error) without an integrator that can wind up.
+"""
+
+IDLE = 0
+RAMP = 1
+HOLD = 2
+GAP = 3
+RELEASE = 4
+FAULT = 5
+MODE_NAMES = ("idle", "ramp", "hold", "gap", "release", "fault")
+
+_SMALL = (1 << 29) - 1
+
+
+def _clamp(x, lim):
+    if x > lim:
+        return lim
+    if x < -lim:
+        return -lim
+    return x
+
+
+class Controller:
+    def __init__(self):
+        self.mode = IDLE
+        self.target = 0      # setpoint, net counts
+        self.ref_q4 = 0      # ramp reference, net counts << 4
+        self.f_q4 = 0        # filtered measurement, net counts << 4
+        self._frac = 0       # sub-step remainder, Q16
+        self._backoff_left = 0
+        self.configure(429.5, 0.0125 * 3.3 * 429.5, 0.3, 421, 210, 250, 8590, 4000)
+
+    def configure(self, counts_per_n, counts_per_step, loop_gain, up_cps, down_cps,
+                  max_steps, contact_counts, backoff_steps):
+        """Floats allowed here. Rates are in net counts per sample."""
+        self.counts_per_n = counts_per_n
+        self.gain_q16 = max(1, int(loop_gain * 65536 / counts_per_step))
+        self.e_lim = max(1, _SMALL // self.gain_q16)
+        self.up_q4 = max(1, int(up_cps * 16))
+        self.down_q4 = max(1, int(down_cps * 16))
+        # Ramp feed-forward: the steps per sample a ramp needs, in Q16.
+        self.ff_up_q16 = min(_SMALL, int(up_cps * 65536 / counts_per_step))
+        self.ff_down_q16 = min(_SMALL, int(down_cps * 65536 / counts_per_step))
+        self.max_steps = max(1, int(max_steps))
+        self.contact = int(contact_counts)
+        self.backoff_steps = int(backoff_steps)
+        # The reference never leads the measurement by more than a few samples of
+        # ramp, so a slow approach cannot wind up into an overshoot.
+        self.lead_q4 = 8 * self.up_q4 + (self.contact << 4)
+        self.band_q4 = max(self.up_q4, int(counts_per_n * 0.5) << 4)
+
+    # --- mode changes (command time) ---
+    def hold(self, target, net):
+        self.target = target
+        self.ref_q4 = net << 4
+        self.f_q4 = net << 4
+        self._frac = 0
+        self.mode = RAMP
+
+    def release(self, net):
+        self.target = 0
+        self.ref_q4 = net << 4
+        self.f_q4 = net << 4
+        self._frac = 0
+        self._backoff_left = self.backoff_steps
+        self.mode = RELEASE
+
+    def set_mode(self, mode):
+        self.mode = mode
+        self._frac = 0
+
+    # --- the control iteration: allocation-free ---
+    def update(self, net):
+        """Take one net-count sample; return signed microsteps to move now."""
+        fq = self.f_q4
+        fq += ((net << 4) - fq) >> 1
+        self.f_q4 = fq
+        m = self.mode
+        if m == RAMP or m == HOLD:
+            return self._track(fq, self.target << 4)
+        if m == RELEASE:
+            if (fq >> 4) < self.contact:
+                b = self._backoff_left
+                if b <= 0:
+                    self.mode = IDLE
+                    return 0
+                b = b if b < self.max_steps else self.max_steps
+                self._backoff_left -= b
+                return -b
+            return self._track(fq, 0)
+        return 0
+
+    def _track(self, fq, tq):
+        r = self.ref_q4
+        ff = 0
+        if r < tq:
+            r += self.up_q4
+            ff = self.ff_up_q16
+            if r >= tq:
+                r = tq
+                ff = 0
+            if r > fq + self.lead_q4:
+                r = fq + self.lead_q4
+        elif r > tq:
+            r -= self.down_q4
+            ff = -self.ff_down_q16
+            if r <= tq:
+                r = tq
+                ff = 0
+        self.ref_q4 = r
+        if self.mode == RAMP and r == tq:
+            d = fq - tq
+            if -self.band_q4 < d < self.band_q4:
+                self.mode = HOLD
+        if (fq >> 4) < self.contact and tq > (self.contact << 4):
+            return self.max_steps  # no contact yet: approach at full speed
+        e = _clamp((r - fq) >> 4, self.e_lim)
+        acc = e * self.gain_q16 + ff + self._frac
+        steps = acc >> 16
+        self._frac = acc - (steps << 16)
+        if steps > self.max_steps or steps < -self.max_steps:
+            steps = _clamp(steps, self.max_steps)
+            self._frac = 0
+        return steps

@@ -1,0 +1,225 @@
+"""The `stackpress` command line. Exit codes: 0 ok, 2 usage, 3 fixture unreachable,
+4 the fixture refused (the message says why and what is allowed), 130 interrupted."""
+import argparse
+import json
+import os
+import sys
+import time
+
+from .link import DeviceError, Link, LinkError
+
+EXAMPLES = {
+    "sim": "stackpress sim --speed 50 --seed 1",
+    "status": "stackpress --port /dev/ttyACM0 status --json",
+    "hold": "stackpress hold 40 --wait",
+    "release": "stackpress release",
+    "gap": "stackpress gap",
+    "idle": "stackpress idle",
+    "ack": "stackpress ack",
+    "tare": "stackpress tare",
+    "config": "stackpress config ramp_rate_mpa_s 0.5",
+    "log": "stackpress log --out run1.csv --duration 3600",
+    "monitor": "stackpress monitor",
+    "repl": "stackpress repl   # then: mpremote connect PORT resume fs ls",
+    "reset": "stackpress reset",
+    "demo": "stackpress demo --speed 50",
+}
+
+
+def _speed(text):
+    if text == "max":
+        return None
+    v = float(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
+    return v
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="stackpress", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--port", default=os.environ.get("STACKPRESS_PORT"),
+                   help="serial device of the fixture (default: $STACKPRESS_PORT)")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def add(name, help_):
+        return sub.add_parser(name, help=help_, description=help_, epilog="example: " + EXAMPLES[name])
+
+    s = add("sim", "run the virtual fixture; prints 'port: PATH' first, runs until Ctrl-C")
+    s.add_argument("--speed", type=_speed, default=1.0, help="times real time, or 'max' (default 1)")
+    s.add_argument("--seed", type=int, default=0, help="random seed of the model (default 0)")
+    s.add_argument("--fixture", help="fixture parameter file (default hardware/fixture.json)")
+    s.add_argument("--scenario", help="scenario file (default hardware/scenarios/standard.json)")
+    s.add_argument("--flash", help="keep the board's flash image in this file between runs")
+    s.add_argument("--truth", help="write the model's true state to this CSV")
+    s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
+    s.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
+
+    s = add("status", "show the fixture's state")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("hold", "ramp to a pressure at the configured rate, then hold it")
+    s.add_argument("mpa", type=float, help="setpoint in MPa")
+    s.add_argument("--wait", action="store_true", help="return once holding within 1 %% of the setpoint")
+    s.add_argument("--timeout", type=float, default=600, help="seconds to wait with --wait (default 600)")
+    add("release", "ramp the pressure down gently, back off, then idle")
+    add("gap", "hold the motor's position and record the pressure")
+    add("idle", "stop moving (the self-locking drive keeps the load)")
+    add("ack", "acknowledge latched alarms; a fault resumes what it interrupted")
+    add("tare", "zero the load cell (fixture unloaded and idle)")
+    s = add("config", "show the fixture's settings, or set one")
+    s.add_argument("key", nargs="?")
+    s.add_argument("value", nargs="?", type=float)
+    s.add_argument("--json", action="store_true")
+    s = add("log", "record every telemetry record and event to a CSV file")
+    s.add_argument("--out", required=True, help="CSV file to write")
+    s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    s = add("monitor", "live view of the fixture")
+    s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
+    add("reset", "restart the fixture's firmware (it resumes what it was doing)")
+    s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
+    s.add_argument("--speed", type=_speed, default=50.0, help="times real time (default 50)")
+    s.add_argument("--mpa", type=float, default=40.0, help="setpoint (default 40)")
+    s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    return p
+
+
+def _print_status(st):
+    print("fixture   %s on %s (firmware %s, %s)" % (st["state"].upper(), st["board"], st["firmware_version"],
+                                                   st["runtime"]))
+    print("pressure  %.4f MPa   setpoint %.3f MPa" % (st["pressure_mpa"], st["setpoint_mpa"]))
+    print("force     %.2f N     cell area %.2f mm2" % (st["force_n"], st["cell_area_mm2"]))
+    print("position  %.4f um    uptime %.1f s" % (st["position_um"], st["uptime_s"]))
+    print("alarms    %s" % (", ".join(st["alarms"]) or "none"))
+
+
+def cmd_sim(a):
+    from .virtual.params import load
+    from .virtual.sim import Sim
+    sim = Sim(speed=a.speed, seed=a.seed, fixture=load(a.fixture) if a.fixture else None,
+              scenario=load(a.scenario) if a.scenario else None, flash=a.flash, heap=a.heap,
+              truth=a.truth)
+    port = sim.start()
+    print("port: %s" % port, flush=True)
+    sim.run(a.duration)
+    return 0
+
+
+def cmd_status(a, link):
+    st = link.command("status")
+    if a.json:
+        print(json.dumps(st))
+    else:
+        _print_status(st)
+    return 0
+
+
+def cmd_hold(a, link):
+    r = link.command("hold", mpa=a.mpa)
+    print("ramping to %.3f MPa" % r["setpoint_mpa"])
+    if not a.wait:
+        return 0
+    end = time.monotonic() + a.timeout
+    while time.monotonic() < end:
+        st = link.command("status")
+        p = st["pressure_mpa"]
+        print("\r%-7s %8.3f / %.3f MPa" % (st["state"], p, a.mpa), end="", file=sys.stderr, flush=True)
+        if st["state"] == "hold" and abs(p - a.mpa) <= 0.01 * a.mpa:
+            print(file=sys.stderr)
+            print("holding %.3f MPa" % p)
+            return 0
+        if st["state"] == "fault":
+            print(file=sys.stderr)
+            print("fault: %s" % ", ".join(st["alarms"]), file=sys.stderr)
+            return 4
+        time.sleep(0.25)
+    print(file=sys.stderr)
+    print("not holding within 1 %% after %.0f s" % a.timeout, file=sys.stderr)
+    return 1
+
+
+def _simple(name):
+    def run(a, link):
+        r = link.command(name)
+        print(json.dumps(r) if r else "ok")
+        return 0
+    return run
+
+
+def cmd_config(a, link):
+    if a.key is None:
+        cfg = link.command("config")["config"]
+        if a.json:
+            print(json.dumps(cfg))
+        else:
+            for k, d in cfg.items():
+                print("%-22s %12g %-6s (%g..%g) %s" % (k, d["value"], d["unit"], d["min"], d["max"], d["help"]))
+        return 0
+    if a.value is None:
+        d = link.command("config")["config"].get(a.key)
+        if d is None:
+            raise DeviceError("unknown_key", "unknown setting %r" % a.key)
+        print("%s = %g %s" % (a.key, d["value"], d["unit"]))
+        return 0
+    r = link.command("set", key=a.key, value=a.value)
+    print("%s = %g %s" % (r["key"], r["value"], r["unit"]))
+    return 0
+
+
+def cmd_log(a, link):
+    from .logger import record
+    return record(link, a.out, a.duration)
+
+
+def cmd_monitor(a, link):
+    from .monitor import monitor
+    return monitor(link, a.duration)
+
+
+def cmd_repl(a, link):
+    r = link.command("repl")
+    print("fixture parked (it resumes '%s' after a reset); the REPL is on %s:" % (r["resume_on_reset"], a.port))
+    print("  mpremote connect %s resume fs ls" % a.port)
+    print("then 'stackpress reset' (or 'mpremote connect %s soft-reset' on the virtual fixture)." % a.port)
+    return 0
+
+
+def cmd_reset(a):
+    from .reset import reset
+    return reset(a.port)
+
+
+def cmd_demo(a):
+    from .demo import demo
+    return demo(a.speed, a.mpa, a.duration)
+
+
+LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
+          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"), "config": cmd_config,
+          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl}
+
+
+def main(argv=None):
+    a = build_parser().parse_args(argv)
+    try:
+        if a.cmd == "sim":
+            return cmd_sim(a)
+        if a.cmd == "reset":
+            return cmd_reset(a)
+        if a.cmd == "demo":
+            return cmd_demo(a)
+        with Link(a.port) as link:
+            link.hello()
+            return LINKED[a.cmd](a, link)
+    except LinkError as e:
+        print("stackpress: %s" % e, file=sys.stderr)
+        return 3
+    except DeviceError as e:
+        print("stackpress: refused (%s): %s" % (e.code, e.msg), file=sys.stderr)
+        return 4
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""The serial link to a fixture: commands with replies, and the record stream.
+
+Every command carries an id and gets exactly one reply; telemetry and events that
+arrive while a reply is awaited are handed to `on_record`, never dropped. A reply
+saying the command arrived garbled ("crc") is answered by sending it again.
+"""
+import time
+
+import serial
+
+from . import PROTOCOL_VERSION
+from .protocol import FrameError, frame, parse
+
+
+class LinkError(Exception):
+    """The fixture could not be reached or did not answer (exit code 3)."""
+
+
+class DeviceError(Exception):
+    """The fixture answered with an error (exit code 4)."""
+
+    def __init__(self, code, msg):
+        super().__init__(msg)
+        self.code = code
+        self.msg = msg
+
+
+class Link:
+    def __init__(self, port, on_record=None, timeout_s=3.0):
+        if not port:
+            raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT "
+                            "(the virtual fixture prints its port when 'stackpress sim' starts)")
+        try:
+            self.ser = serial.Serial(port, 115200, timeout=0.05, exclusive=True)
+        except serial.SerialException as e:
+            text = str(e)
+            if "lock" in text.lower() or "busy" in text.lower():
+                raise LinkError("port %s is busy: another program has it open" % port) from None
+            raise LinkError("can't open %s: %s" % (port, text)) from None
+        self.port = port
+        self.timeout_s = timeout_s
+        self.on_record = on_record
+        self._buf = b""
+        self._id = int(time.time() * 1000) % 100000
+        self.bad_frames = 0
+        self.noise = []
+        self.ser.reset_input_buffer()
+
+    def close(self):
+        self.ser.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _lines(self, deadline):
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                yield line
+                continue
+            if time.monotonic() >= deadline:
+                return
+            try:
+                chunk = self.ser.read(max(1, self.ser.in_waiting))
+            except serial.SerialException as e:
+                raise LinkError("lost the fixture on %s: %s" % (self.port, e)) from None
+            if chunk:
+                self._buf += chunk
+
+    def _decode(self, line):
+        try:
+            return parse(line)
+        except FrameError:
+            if line.strip():
+                self.bad_frames += 1
+                self.noise.append(line[:200])
+                del self.noise[:-20]
+            return None
+
+    def records(self, duration_s):
+        """Yield telemetry and event records for duration_s seconds (None: forever)."""
+        end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
+        while time.monotonic() < end:
+            for line in self._lines(min(end, time.monotonic() + 0.2)):
+                obj = self._decode(line)
+                if obj is not None and obj.get("t") in ("tel", "evt"):
+                    yield obj
+
+    def command(self, cmd, retries=2, **args):
+        for attempt in range(retries + 1):
+            self._id += 1
+            cid = self._id
+            self.ser.write(frame(dict(args, id=cid, cmd=cmd)))
+            deadline = time.monotonic() + self.timeout_s
+            for line in self._lines(deadline):
+                obj = self._decode(line)
+                if obj is None:
+                    continue
+                if obj.get("t") == "rep":
+                    if obj.get("id") == cid:
+                        if obj.get("ok"):
+                            return obj.get("data") or {}
+                        raise DeviceError(obj.get("err"), obj.get("msg"))
+                    if obj.get("id") is None and obj.get("err") in ("crc", "frame", "json"):
+                        break  # our frame arrived garbled: send it again
+                elif self.on_record is not None:
+                    self.on_record(obj)
+        raise LinkError("no reply from %s to '%s': is it a stackpress fixture running its firmware? "
+                        "(a board at its REPL does not answer; 'stackpress reset' restarts it)"
+                        % (self.port, cmd))
+
+    def hello(self):
+        info = self.command("hello")
+        if info.get("protocol_version") != PROTOCOL_VERSION:
+            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
+                            % (info.get("protocol_version"), PROTOCOL_VERSION))
+        return info

@@ -1,0 +1,1 @@
+"""The virtual fixture: a physical model, a MicroPython board process and a pty."""

@@ -1,0 +1,41 @@
+"""Building the virtual board's flash: a littlefs2 image laid out as on a Pico."""
+from pathlib import Path
+
+from littlefs import LittleFS
+
+FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
+BLOCK_SIZE = 4096
+BLOCK_COUNT = 256  # 1 MiB: the Pico's filesystem is 1.4 MB
+
+
+def _mkdirs(fs, path):
+    parts = path.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        d = "/".join(parts[:i])
+        try:
+            fs.mkdir(d)
+        except FileExistsError:
+            pass
+
+
+def build(out, firmware=FIRMWARE, extra=None):
+    """Write an image holding every .py under `firmware`, plus `extra` {path: text}."""
+    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32,
+                  lookahead_size=32)
+    files = {str(p.relative_to(firmware)): p.read_bytes() for p in sorted(Path(firmware).rglob("*.py"))}
+    for name, text in (extra or {}).items():
+        files[name] = text.encode() if isinstance(text, str) else text
+    for name, data in files.items():
+        _mkdirs(fs, name)
+        with fs.open(name, "wb") as f:
+            f.write(data)
+    Path(out).write_bytes(fs.context.buffer)
+    return sorted(files)
+
+
+def listdir(image, path="/"):
+    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32,
+                  lookahead_size=32, mount=False)
+    fs.context.buffer = bytearray(Path(image).read_bytes())
+    fs.mount()
+    return fs.listdir(path)

