@@ -13,7 +13,7 @@ SCHEMA = {
     "release_rate_mpa_s": (0.5, 0.001, 20.0, "MPa/s", False, "rate of fall (step-down, release)"),
     "um_per_step": (0.0125, 0.0001, 100.0, "um", False, "plunger travel per microstep"),
     "stiffness_n_per_um": (3.3, 0.01, 100000.0, "N/um", False, "fixture stiffness seen by the motor"),
-    "loop_gain": (0.3, 0.01, 0.9, "1", False, "fraction of the error corrected per sample"),
+    "loop_gain": (0.25, 0.01, 0.9, "1", False, "fraction of the error corrected per sample"),
     "max_step_rate_hz": (20000, 10, 200000, "Hz", True, "fastest microstep rate"),
     "travel_limit_um": (5000.0, 10.0, 100000.0, "um", False, "largest travel from the boot position"),
     "contact_force_n": (20.0, 0.5, 2000.0, "N", False, "force that counts as contact"),

@@ -7,7 +7,9 @@ bits (Q4) and the gain 16 (Q16), with every product bounded below 2**30 so that
 nothing turns into a big int.
 
 The law: move each sample by `loop_gain` of the steps the stiffness says the
-error needs, plus the ramp's feed-forward. Position integrates the moves, so the
+error needs, plus the ramp's feed-forward. With one sample of sensing delay the
+loop is critically damped at a gain of 0.25 and stable up to 1, so a fixture up to
+~3x stiffer than configured still settles. Position integrates the moves, so the
 loop has integral action (no steady error) without an integrator that can wind up.
 """
 
@@ -35,10 +37,10 @@ class Controller:
         self.mode = IDLE
         self.target = 0      # setpoint, net counts
         self.ref_q4 = 0      # ramp reference, net counts << 4
-        self.f_q4 = 0        # filtered measurement, net counts << 4
+        self.f_q4 = 0        # slow-filtered measurement for tare and display, net counts << 4
         self._frac = 0       # sub-step remainder, Q16
         self._backoff_left = 0
-        self.configure(429.5, 0.0125 * 3.3 * 429.5, 0.3, 421, 210, 250, 8590, 4000)
+        self.configure(429.5, 0.0125 * 3.3 * 429.5, 0.25, 421, 210, 250, 8590, 4000)
 
     def configure(self, counts_per_n, counts_per_step, loop_gain, up_cps, down_cps,
                   max_steps, contact_counts, backoff_steps):
@@ -82,14 +84,16 @@ class Controller:
     # --- the control iteration: allocation-free ---
     def update(self, net):
         """Take one net-count sample; return signed microsteps to move now."""
-        fq = self.f_q4
-        fq += ((net << 4) - fq) >> 1
-        self.f_q4 = fq
+        # The loop itself sees the raw sample: a filter here adds lag that turns a
+        # stiffer-than-configured fixture into a limit cycle; the position integrator
+        # already averages the ADC noise.
+        self.f_q4 += ((net << 4) - self.f_q4) >> 3
+        fq = net << 4
         m = self.mode
         if m == RAMP or m == HOLD:
             return self._track(fq, self.target << 4)
         if m == RELEASE:
-            if (fq >> 4) < self.contact:
+            if net < self.contact:
                 b = self._backoff_left
                 if b <= 0:
                     self.mode = IDLE

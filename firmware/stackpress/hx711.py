@@ -15,20 +15,21 @@ MIN_SCALE = -0x800000
 
 class HX711:
     def __init__(self, sck, dout, gain=128, irq_off=None, irq_on=None):
-        self._sck = sck
-        self._dout = dout
+        # Bound methods kept once: taking `pin.value` at each read would allocate.
+        self._sck = sck.value
+        self._dout = dout.value
         self._extra = GAIN_PULSES[gain]
         self._irq_off = irq_off
         self._irq_on = irq_on
         sck.value(0)
 
     def ready(self):
-        return self._dout.value() == 0
+        return self._dout() == 0
 
     def read(self):
         """Shift out one conversion; call only when ready(). Returns signed counts."""
-        sck = self._sck.value
-        dout = self._dout.value
+        sck = self._sck
+        dout = self._dout
         state = self._irq_off() if self._irq_off else 0
         v = 0
         for _ in range(24):

@@ -1,0 +1,36 @@
+"""`stackpress demo`: the virtual fixture ramps to 40 MPa and holds it, watched live."""
+import os
+import signal
+import subprocess
+import sys
+
+from .link import Link
+from .monitor import monitor
+
+
+def demo(speed, mpa, duration_s=None):
+    args = [sys.executable, "-m", "stackpress.cli", "sim", "--speed", "max" if speed is None else str(speed)]
+    sim = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    try:
+        first = sim.stdout.readline().strip()
+        if not first.startswith("port: "):
+            print("stackpress: the virtual fixture did not start (%r)" % first, file=sys.stderr)
+            return 3
+        port = first[len("port: "):]
+        print("virtual fixture on %s at %sx real time; holding %.1f MPa while the cell cycles (Ctrl-C stops)"
+              % (port, speed or "max", mpa), file=sys.stderr)
+        with Link(port) as link:
+            link.hello()
+            link.command("hold", mpa=mpa)
+            monitor(link, duration_s)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if sim.poll() is None:
+            sim.send_signal(signal.SIGTERM)
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
+    return 0

@@ -1,0 +1,133 @@
+# Test doubles for the firmware: an in-process fixture (a linear spring in front of a
+# gap) behind the virtual board's own pin-level HX711 and step-pulse models, and a
+# serial line the test scripts. MicroPython only.
+import json
+
+from boards.virtual import HX711Chip, SckPin, DoutPin, OutPin, StepPulses, ticks_diff
+from stackpress.protocol import frame
+
+SPAN = 429.5
+TARE = 40000
+
+
+class Plant:
+    def __init__(self, k_n_per_step=0.0415, gap_steps=2000):
+        self.steps = 0
+        self.k = k_n_per_step
+        self.gap = gap_steps
+        self.extra_n = 0.0
+
+    def force_n(self):
+        c = self.steps - self.gap
+        return (c * self.k if c > 0 else 0.0) + self.extra_n
+
+    def counts(self):
+        return TARE + int(self.force_n() * SPAN)
+
+
+class FakeBoard:
+    name = "fake"
+    root = "/flash"
+    sample_rate_sps = 80
+
+    def __init__(self, plant=None, period_ms=12):
+        self.plant = plant or Plant()
+        self.chip = HX711Chip()
+        self.hx_sck = SckPin(self.chip)
+        self.hx_dout = DoutPin(self.chip)
+        self.dir_pin = OutPin()
+        self.step_pulses = StepPulses(self.dir_pin)
+        self.irq_off = None
+        self.irq_on = None
+        self.t = (1 << 30) - 5000  # start just before the ticks wrap
+        self.period_ms = period_ms
+        self.rx = bytearray()
+        self.tx = []  # the last frames written, bounded like a host's input buffer
+        self.sensor_ok = True
+        self.resets = 0
+
+    def ticks_ms(self):
+        return self.t
+
+    ticks_diff = staticmethod(ticks_diff)
+
+    def idle(self):
+        self.plant.steps += self.step_pulses.advance(self.period_ms * 1000)
+        self.t = (self.t + self.period_ms) & ((1 << 30) - 1)
+        if self.sensor_ok:
+            self.chip.load(self.plant.counts())
+
+    def serial_read(self, buf):
+        if not self.rx:
+            return 0
+        buf[0] = self.rx[0]
+        self.rx = self.rx[1:]
+        return 1
+
+    def serial_write(self, b):
+        self.tx.append(b)
+        if len(self.tx) > 64:
+            self.tx.pop(0)
+
+    def serial_flush(self):
+        pass
+
+    def reset(self):
+        self.resets += 1
+
+    # --- helpers for tests ---
+    def send(self, raw):
+        self.rx.extend(raw)
+
+    def command(self, cmd, **args):
+        self.send(frame(json.dumps(dict(args, id=7, cmd=cmd))))
+
+    def frames(self):
+        out = [json.loads(line[:line.rfind(b"*")]) for line in self.tx]
+        self.tx = []
+        return out
+
+
+def replies(frames):
+    return [f for f in frames if f.get("t") == "rep"]
+
+
+def mount_ram_flash(path="/flash"):
+    import vfs
+
+    class RAMBlockDev:
+        def __init__(self, block_size=512, num_blocks=128):
+            self.bs = block_size
+            self.data = bytearray(block_size * num_blocks)
+
+        def readblocks(self, n, buf, off=0):
+            a = n * self.bs + off
+            buf[:] = self.data[a:a + len(buf)]
+
+        def writeblocks(self, n, buf, off=None):
+            a = n * self.bs + (off or 0)
+            self.data[a:a + len(buf)] = buf
+
+        def ioctl(self, op, arg):
+            if op == 4:
+                return len(self.data) // self.bs
+            if op == 5:
+                return self.bs
+            if op == 6:
+                a = arg * self.bs
+                self.data[a:a + self.bs] = b"\xff" * self.bs
+            return 0
+
+    try:
+        vfs.umount(path)
+    except OSError:
+        pass
+    bd = RAMBlockDev()
+    vfs.VfsLfs2.mkfs(bd)
+    vfs.mount(vfs.VfsLfs2(bd), path)
+    return bd
+
+
+def run_app(app, n):
+    for _ in range(n):
+        app.loop_once()
