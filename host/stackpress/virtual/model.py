@@ -91,10 +91,11 @@ class FixtureModel:
     def _apply_steps(self, steps):
         self.motor_steps += steps
         self.drive_um = self.motor_steps * self.um_per_step
-        # Under load the springs press the plunger onto the drive's leading flank, so it
-        # follows the drive both ways; unloaded it floats anywhere in the play.
+        # The plunger sits in the play [drive - backlash, drive]; the lower bound is the
+        # flank that pushes it forward. Under load the springs press it onto that flank,
+        # so it follows the drive both ways; unloaded it floats anywhere in the play.
         if self.force_n > 0:
-            self.load_um = self.drive_um
+            self.load_um = self.drive_um - self.backlash_um
         else:
             self.load_um = min(max(self.load_um, self.drive_um - self.backlash_um), self.drive_um)
 

@@ -1,0 +1,51 @@
+"""Starting and stopping `stackpress sim` for end-to-end tests."""
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def stackpress(port, *args, timeout=120):
+    return subprocess.run([str(BIN / "stackpress"), "--port", port, *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+class RunningSim:
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([str(BIN / "stackpress"), "sim", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline()
+        assert first.startswith("port: "), first + self.proc.stderr.read()
+        self.port = first.split(" ", 1)[1].strip()
+
+    def board_pids(self):
+        pids = []
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                status = (d / "status").read_text()
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            ppid = int(status.split("PPid:")[1].split()[0])
+            if ppid == self.proc.pid and b"rom.py" in cmd:
+                pids.append(int(d.name))
+        return pids
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, err
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not Path("/proc/%d/status" % pid).read_text().count("State:\tZ")

@@ -1,0 +1,112 @@
+"""The stackpress CLI against the virtual fixture, as a user runs it."""
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import serial
+
+from simfixture import BIN, RunningSim, alive, stackpress
+
+from stackpress.protocol import frame, parse
+
+
+@pytest.fixture(scope="module")
+def sim():
+    s = RunningSim("--speed", "max", "--seed", "1")
+    yield s
+    s.stop()
+
+
+def _status(port):
+    r = stackpress(port, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_status_json_describes_the_fixture(sim):
+    st = _status(sim.port)
+    for k in ("firmware_version", "runtime", "board", "state", "pressure_mpa", "setpoint_mpa", "force_n",
+              "position_um", "cell_area_mm2", "alarms", "uptime_s"):
+        assert k in st, k
+    assert st["runtime"].startswith("micropython")
+    assert st["board"] == "virtual" and st["cell_area_mm2"] == 78.54 and st["alarms"] == []
+
+
+def test_hold_40_reaches_and_holds_within_1_percent(sim):
+    r = stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60")
+    assert r.returncode == 0, r.stdout + r.stderr
+    time.sleep(1.0)  # at --speed max that is minutes of virtual time with the cell cycling
+    st = _status(sim.port)
+    assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
+
+
+def test_garbage_on_the_line_gets_error_replies_and_changes_nothing(sim):
+    before = _status(sim.port)
+    with serial.Serial(sim.port, 115200, timeout=0.2) as s:
+        s.reset_input_buffer()
+        s.write(b"\x03\x03\r\x01\x04")                 # what a stray mpremote sends
+        s.write(b"hold 60\n")                          # no frame
+        s.write(frame({"id": 5, "cmd": "hold", "mpa": 60})[:-3] + b"00\n")  # bad CRC
+        s.write(frame({"id": 6, "cmd": "hold", "mpa": 900}))              # out of range
+        s.write(frame({"id": 7, "cmd": "hold", "mpa": "60"}))             # wrong type
+        s.write(frame({"id": 8, "cmd": "launch"}))                        # unknown command
+        s.write(b"\xff\xfe" * 400 + b"\n")                               # overlong binary junk
+        deadline, replies, buf = time.monotonic() + 5, [], b""
+        while len(replies) < 6 and time.monotonic() < deadline:
+            buf += s.read(4096)
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                try:
+                    obj = parse(line)
+                except ValueError:
+                    continue
+                if obj.get("t") == "rep":
+                    replies.append(obj)
+    assert [r["ok"] for r in replies] == [False] * 6, replies
+    assert [r["err"] for r in replies] == ["frame", "crc", "range", "type", "unknown", "frame"], replies
+    assert "MPa" in replies[2]["msg"]
+    after = _status(sim.port)
+    assert after["state"] == before["state"] == "hold"
+    assert after["setpoint_mpa"] == before["setpoint_mpa"] == 40
+    assert abs(after["pressure_mpa"] - 40) <= 0.4
+    assert after["seq"] > before["seq"]  # still running, still reporting
+
+
+def test_refusals_are_exit_code_4_with_the_allowed_range(sim):
+    r = stackpress(sim.port, "hold", "500")
+    assert r.returncode == 4 and "0.1 to 76 MPa" in r.stderr, r.stderr
+    r = stackpress(sim.port, "config", "cell_area_mm2", "113")
+    assert r.returncode == 4 and "can't change while" in r.stderr, r.stderr
+
+
+def test_no_port_is_exit_code_3_with_a_hint():
+    r = subprocess.run([str(BIN / "stackpress"), "status"], capture_output=True, text=True)
+    assert r.returncode == 3 and "--port" in r.stderr
+
+
+def test_log_writes_metadata_header_and_every_record(sim, tmp_path):
+    out = tmp_path / "run.csv"
+    r = stackpress(sim.port, "log", "--out", str(out), "--duration", "2")
+    assert r.returncode == 0, r.stderr
+    lines = out.read_text().splitlines()
+    meta = [l for l in lines if l.startswith("#")]
+    assert any(l.startswith("# firmware_version: ") for l in meta)
+    assert any(l.startswith("# cell_area_mm2: 78.54") for l in meta)
+    rows = list(csv.DictReader(l for l in lines if not l.startswith("#")))
+    assert len(rows) > 50
+    for k in ("seq", "device_ms", "pressure_mpa", "setpoint_mpa", "force_n", "position_um", "state"):
+        assert k in rows[0], k
+    seqs = [int(r["seq"]) for r in rows]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # nothing lost
+
+
+def test_monitor_runs_headless(sim):
+    r = stackpress(sim.port, "monitor", "--duration", "2.5")
+    assert r.returncode == 0, r.stderr
+    lines = [l for l in r.stdout.splitlines() if "pressure_mpa=" in l]
+    assert len(lines) >= 2 and "state=hold" in lines[-1]
