@@ -8,7 +8,13 @@ from .link import Link
 from .monitor import monitor
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt  # unwinds through `finally`, which stops the sim
+
+
 def demo(speed, mpa, duration_s=None):
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop)
     args = [sys.executable, "-m", "stackpress.cli", "sim", "--speed", "max" if speed is None else str(speed)]
     sim = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:

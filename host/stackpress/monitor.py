@@ -10,7 +10,7 @@ import time
 from .chart import line_chart
 
 
-def _panel(info, last, hist_p, hist_x, events):
+def _panel(info, last, hist_p, hist_e, hist_x, events):
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -29,8 +29,9 @@ def _panel(info, last, hist_p, hist_x, events):
     t.add_row("alarms", Text(", ".join(alarms).upper() + "  (stackpress ack)", style="bold white on red")
               if alarms else Text("none", style="green"))
     t.add_row("", "")
-    t.add_row("pressure\nMPa", "\n".join(line_chart(hist_p, ref=last.get("setpoint_mpa"), min_span=0.01)))
-    t.add_row("position\num", "\n".join(line_chart(hist_x, height=5, min_span=0.5)))
+    t.add_row("pressure\nMPa", "\n".join(line_chart(hist_p, height=5, ref=last.get("setpoint_mpa"), min_span=0.01)))
+    t.add_row("error\nkPa", "\n".join(line_chart(hist_e, height=5, ref=0.0, min_span=2.0)))
+    t.add_row("position\num\n(cell\nbreathing)", "\n".join(line_chart(hist_x, height=5, min_span=0.5)))
     t.add_row("events", "\n".join(events) or "-")
     title = "stackpress · %s · %s · firmware %s" % (info["port"], info["board"], info["firmware_version"])
     return Panel(t, title=title, subtitle="seq %s · Ctrl-C to quit" % last.get("seq", "-"))
@@ -40,6 +41,7 @@ def monitor(link, duration_s=None, out=None):
     out = out or sys.stdout
     info = dict(link.command("status"), port=link.port)
     hist_p = collections.deque(maxlen=60)
+    hist_e = collections.deque(maxlen=60)
     hist_x = collections.deque(maxlen=60)
     events = collections.deque(maxlen=4)
     last = {}
@@ -63,17 +65,23 @@ def monitor(link, duration_s=None, out=None):
                 continue
             next_t = now + bucket_s
             hist_p.append(rec["pressure_mpa"])
+            hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if rec["setpoint_mpa"] else 0.0)
             hist_x.append(rec["position_um"])
             if live is not None:
-                live.update(_panel(info, last, hist_p, hist_x, events), refresh=True)
+                live.update(_panel(info, last, hist_p, hist_e, hist_x, events), refresh=True)
             else:
                 print("%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
                       "alarms=%s" % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
                                      rec["setpoint_mpa"], rec["force_n"], rec["position_um"],
                                      "|".join(rec["alarms"]) or "-"), file=out, flush=True)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError):
         pass
+    except OSError:  # the terminal went away (SSH dropped): stop quietly
+        return 1
     finally:
         if live is not None:
-            live.stop()
+            try:
+                live.stop()
+            except OSError:
+                pass
     return 0

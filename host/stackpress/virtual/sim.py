@@ -106,7 +106,7 @@ class Sim:
     # --- the loop ---
     def run(self, duration_s=None):
         end = None if duration_s is None else time.monotonic() + duration_s
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
         try:
             while not self.stopping and (end is None or time.monotonic() < end):
