@@ -128,6 +128,17 @@ class StepPulses:
         return self._sign * n
 
 
+def wire(board):
+    """Give `board` the pin-level HX711 and the step-pulse model (test doubles share it)."""
+    board.chip = HX711Chip()
+    board.hx_sck = SckPin(board.chip)
+    board.hx_dout = DoutPin(board.chip)
+    board.dir_pin = OutPin()
+    board.step_pulses = StepPulses(board.dir_pin)
+    board.irq_off = None
+    board.irq_on = None
+
+
 def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
@@ -144,13 +155,7 @@ class Board:
         self._req = bytearray(16)
         self._rep = bytearray(16)
         self._seq = 0
-        self.chip = HX711Chip()
-        self.hx_sck = SckPin(self.chip)
-        self.hx_dout = DoutPin(self.chip)
-        self.dir_pin = OutPin()
-        self.step_pulses = StepPulses(self.dir_pin)
-        self.irq_off = None
-        self.irq_on = None
+        wire(self)
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
         self.sample_rate_sps = 1000000 // self.period_us
         self._poll = select.poll()

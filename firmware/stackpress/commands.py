@@ -3,6 +3,8 @@
 Each handler returns the reply's data (a dict) or raises CommandError with a code
 and a message a person can act on; ranges and units are always in the message.
 """
+import gc
+
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
@@ -53,6 +55,8 @@ def status(app, obj):
         "samples": app.samples,
         "seq": app.seq,
         "calibration": app.calib,
+        "heap_free_bytes": gc.mem_free(),
+        "heap_alloc_bytes": gc.mem_alloc(),
     })
     return d
 

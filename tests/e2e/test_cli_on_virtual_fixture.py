@@ -35,6 +35,7 @@ def test_status_json_describes_the_fixture(sim):
         assert k in st, k
     assert st["runtime"].startswith("micropython")
     assert st["board"] == "virtual" and st["cell_area_mm2"] == 78.54 and st["alarms"] == []
+    assert st["heap_free_bytes"] + st["heap_alloc_bytes"] <= 192 * 1024  # a Pico-sized heap
 
 
 def test_hold_40_reaches_and_holds_within_1_percent(sim):

@@ -3,7 +3,7 @@
 # serial line the test scripts. MicroPython only.
 import json
 
-from boards.virtual import HX711Chip, SckPin, DoutPin, OutPin, StepPulses, ticks_diff
+from boards.virtual import ticks_diff, wire
 from stackpress.protocol import frame
 
 SPAN = 429.5
@@ -32,13 +32,7 @@ class FakeBoard:
 
     def __init__(self, plant=None, period_ms=12):
         self.plant = plant or Plant()
-        self.chip = HX711Chip()
-        self.hx_sck = SckPin(self.chip)
-        self.hx_dout = DoutPin(self.chip)
-        self.dir_pin = OutPin()
-        self.step_pulses = StepPulses(self.dir_pin)
-        self.irq_off = None
-        self.irq_on = None
+        wire(self)
         self.t = (1 << 30) - 5000  # start just before the ticks wrap
         self.period_ms = period_ms
         self.rx = bytearray()
@@ -92,7 +86,12 @@ def replies(frames):
     return [f for f in frames if f.get("t") == "rep"]
 
 
+_RAM_DISK = []
+
+
 def mount_ram_flash(path="/flash"):
+    """A freshly formatted littlefs at `path`. One RAM disk is reused: a new 64 KB one
+    per test would fragment a Pico-sized heap."""
     import vfs
 
     class RAMBlockDev:
@@ -122,7 +121,9 @@ def mount_ram_flash(path="/flash"):
         vfs.umount(path)
     except OSError:
         pass
-    bd = RAMBlockDev()
+    if not _RAM_DISK:
+        _RAM_DISK.append(RAMBlockDev())
+    bd = _RAM_DISK[0]
     vfs.VfsLfs2.mkfs(bd)
     vfs.mount(vfs.VfsLfs2(bd), path)
     return bd
