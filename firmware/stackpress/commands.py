@@ -40,6 +40,7 @@ def hello(app, obj):
 
 
 def status(app, obj):
+    gc.collect()  # so the heap figures are the live footprint, not garbage
     c = app.cfg
     d = hello(app, obj)
     d.update({

@@ -95,7 +95,7 @@ def mount_ram_flash(path="/flash"):
     import vfs
 
     class RAMBlockDev:
-        def __init__(self, block_size=512, num_blocks=128):
+        def __init__(self, block_size=512, num_blocks=48):
             self.bs = block_size
             self.data = bytearray(block_size * num_blocks)
 
