@@ -13,7 +13,7 @@ import micropython
 from stackpress import commands
 from stackpress import config as cfgmod
 from stackpress.clock import Clock
-from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
+from stackpress.controller import FAULT, GAP, IDLE, MODE_NAMES, Controller
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.protocol import FrameError, LineReader, encode, parse
@@ -112,8 +112,8 @@ class App:
     def pressure_mpa(self, net):
         return net / self.cell.span_counts_per_n / self.cfg["cell_area_mm2"]
 
-    def max_setpoint_mpa(self):
-        c = self.cfg
+    def max_setpoint_mpa(self, cfg=None):
+        c = cfg or self.cfg
         return 0.95 * min(c["max_pressure_mpa"], c["load_cell_capacity_n"] / c["cell_area_mm2"])
 
     def runtime(self):

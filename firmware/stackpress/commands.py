@@ -121,8 +121,7 @@ def config_set(app, obj):
                            "stop with 'gap' or 'idle' first" % (key, MODE_NAMES[app.ctrl.mode]))
     new = dict(app.cfg)
     new[key] = value
-    if key in ("max_pressure_mpa", "load_cell_capacity_n", "cell_area_mm2") and app.setpoint_mpa > 0.95 * min(
-            new["max_pressure_mpa"], new["load_cell_capacity_n"] / new["cell_area_mm2"]):
+    if app.setpoint_mpa > app.max_setpoint_mpa(new):
         raise CommandError("range", "%s=%s would put the current setpoint %.3f MPa above the allowed maximum"
                            % (key, value, app.setpoint_mpa))
     app.store.save("config", new)

@@ -8,6 +8,7 @@ Conditions -> action (see PROTOCOL.md for the table as the host sees it):
 A fault never moves the motor blind: with no trusted force the position is held
 (the self-locking worm and screw keep the load). Alarms stay set until acknowledged.
 """
+from stackpress.hx711 import FULL_SCALE, MIN_SCALE
 
 SENSOR_TIMEOUT = 1
 ADC_SATURATED = 2
@@ -16,8 +17,6 @@ TRAVEL_LIMIT = 8
 CONFIG_RESET = 16
 ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset")
 
-_FULL = 0x7FFFFF
-_MIN = -0x800000
 
 
 class Safety:
@@ -33,7 +32,7 @@ class Safety:
     def check_sample(self, raw, net):
         """Return the alarm bits this sample trips (0 if none). Allocation-free."""
         a = 0
-        if raw >= _FULL or raw <= _MIN:
+        if raw >= FULL_SCALE or raw <= MIN_SCALE:
             a = ADC_SATURATED
         elif net > self.max_net:
             a = OVER_PRESSURE

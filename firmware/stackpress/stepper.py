@@ -17,9 +17,6 @@ class Stepper:
         self._dir = -1
         self._moving = 0  # signed steps of the move in flight
 
-    def busy(self):
-        return self._pulses.remaining() > 0
-
     def move(self, steps):
         """Start a relative move of `steps` microsteps (+ = more compression)."""
         if steps == 0 or self._pulses.remaining() > 0:

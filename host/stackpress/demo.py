@@ -1,5 +1,4 @@
 """`stackpress demo`: the virtual fixture ramps to 40 MPa and holds it, watched live."""
-import os
 import signal
 import subprocess
 import sys

@@ -1,16 +1,13 @@
 """The stackpress CLI against the virtual fixture, as a user runs it."""
 import csv
 import json
-import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import serial
 
-from simfixture import BIN, RunningSim, alive, stackpress
+from simfixture import BIN, RunningSim, stackpress
 
 from stackpress.protocol import frame, parse
 

@@ -1,6 +1,6 @@
 import micropython
 
-from plant import FakeBoard, Plant, mount_ram_flash, replies, run_app
+from plant import FakeBoard, mount_ram_flash, replies, run_app
 from stackpress.app import App
 
 

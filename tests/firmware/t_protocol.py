@@ -1,5 +1,3 @@
-import json
-
 from stackpress.protocol import FrameError, LineReader, crc32, frame, parse
 
 
