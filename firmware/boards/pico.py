@@ -4,6 +4,7 @@ Thin in this release: pins, clock, serial and the step-pulse program are here, b
 the PIO timing has not yet been verified in an emulator or on a bench (tracked as
 the real-hardware issue). Pin numbers are the reference build's; see hardware/.
 """
+import math
 import sys
 import time
 
@@ -17,8 +18,12 @@ PINS = {
     "step": 10,      # driver STEP
     "dir": 11,       # driver DIR
     "enable": 12,    # driver EN (active low)
+    "ntc": 26,       # frame thermistor: 10 kOhm NTC (B 3950) to GND, 10 kOhm to 3V3 (ADC0)
 }
-HX711_RATE_SPS = 80  # RATE pin tied high on the reference build
+HX711_RATE_SPS = 10  # RATE pin tied low on the reference build: 50 nV rms noise
+NTC_R25_OHM = 10000
+NTC_BETA_K = 3950
+NTC_PULLUP_OHM = 10000
 PIO_FREQ = 1_000_000  # 1 us per PIO cycle
 
 
@@ -93,6 +98,19 @@ class Board:
         self._ipoll = self._poll.ipoll
         self._stdin_into = sys.stdin.buffer.readinto
         self._stdout_write = sys.stdout.buffer.write
+
+        self._ntc = machine.ADC(PINS["ntc"])
+
+    def temperature_c(self):
+        """The frame thermistor, degC (Beta equation), averaged over 8 reads. Allocates."""
+        acc = 0
+        for _ in range(8):
+            acc += self._ntc.read_u16()
+        x = acc / (8 * 65535)
+        if not 0.01 < x < 0.99:
+            return None  # open or shorted thermistor
+        r = NTC_PULLUP_OHM * x / (1 - x)
+        return 1 / (1 / 298.15 + math.log(r / NTC_R25_OHM) / NTC_BETA_K) - 273.15
 
     ticks_ms = staticmethod(time.ticks_ms)
     ticks_diff = staticmethod(time.ticks_diff)

@@ -7,9 +7,10 @@ board reports the step pulses emitted during one ADC conversion period, the mode
 advances virtual time by that period and answers with the next conversion, which
 this module's pin-level HX711 then shifts out to the unmodified driver.
 
-Link frames (little-endian, 16 bytes each way):
+Link frames (little-endian; 16 bytes board -> model, 20 bytes back):
   board -> model: u32 seq, i32 steps (signed microsteps), u32 flags, u32 0
-  model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts, u32 flags
+  model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts, u32 flags,
+                  i32 frame thermistor reading in milli-degC
   flags from model: bit 0 a conversion is ready; seq 0 (hello) puts the conversion
   period in microseconds in the counts field.
 """
@@ -23,6 +24,7 @@ TICKS_PERIOD = 1 << 30  # as on the RP2040: ticks_ms wraps after ~12.4 days
 _TICKS_MASK = TICKS_PERIOD - 1
 _TICKS_HALF = TICKS_PERIOD >> 1
 READY = 1
+SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0.5 ms)
 
 
 def ticks_diff(a, b):
@@ -153,11 +155,20 @@ class Board:
         s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
         self._req = bytearray(16)
-        self._rep = bytearray(16)
+        self._rep = bytearray(20)
+        self._temp_mc = 25000
         self._seq = 0
         wire(self)
+        self._readinto = s.readinto
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
         self.sample_rate_sps = 1000000 // self.period_us
+        # Lockstep costs a wake-up per sample when the two sides sleep between messages;
+        # spinning briefly on the reply (it comes within tens of us at full speed) avoids
+        # it, and the blocking poll after the spin keeps a paced fixture idle.
+        s.setblocking(False)
+        self._spoll = select.poll()
+        self._spoll.register(s, select.POLLIN)
+        self._sipoll = self._spoll.ipoll
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._ipoll = self._poll.ipoll
@@ -170,8 +181,18 @@ class Board:
         self._seq = (self._seq + 1) & 0x3FFFFFFF
         self._sock.write(req)
         rep = self._rep
-        if self._sock.readinto(rep) != 16:
+        n = self._readinto(rep)
+        spins = SPIN
+        while n is None:
+            if spins:
+                spins -= 1
+            else:
+                for _ in self._sipoll(-1):
+                    break
+            n = self._readinto(rep)
+        if n != 20:
             sys.exit(3)  # the fixture went away: a board without a world stops
+        self._temp_mc = _u32(rep, 16)
         self._ticks_now = _u32(rep, 4) & _TICKS_MASK
         counts = _u32(rep, 8)
         if counts & 0x80000000:
@@ -185,6 +206,13 @@ class Board:
         return self._ticks_now
 
     ticks_diff = staticmethod(ticks_diff)
+
+    def temperature_c(self):
+        """The frame thermistor, degC (None on a board without one). Allocates a float."""
+        t = self._temp_mc
+        if t & 0x80000000:
+            t -= 0x100000000
+        return t / 1000
 
     def idle(self):
         """Wait for the next conversion: one period of virtual time."""

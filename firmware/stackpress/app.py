@@ -13,7 +13,8 @@ import micropython
 from stackpress import commands
 from stackpress import config as cfgmod
 from stackpress.clock import Clock
-from stackpress.controller import FAULT, GAP, IDLE, MODE_NAMES, Controller
+from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, Controller
+from stackpress.dilatometer import Dilatometer
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.protocol import FrameError, LineReader, encode, parse
@@ -41,6 +42,10 @@ class App:
         self.raw = 0
         self.net = 0
         self.samples = 0
+        self.net_min = 0  # extremes between telemetry records: no excursion goes unreported
+        self.net_max = 0
+        self.n_since_tel = 0
+        self.dil = Dilatometer()
         self.setpoint_mpa = 0.0
         self.mode_before_fault = IDLE
         self.handover = False
@@ -75,6 +80,7 @@ class App:
         self.stepper.position = int(self.resume.get("position_steps", 0))
         self._saved_position = self.stepper.position
         self.safety.trip(int(self.resume.get("alarms", 0)) & ~CONFIG_RESET)
+        self.dil.restore(self.resume.get("thickness_ref"))
         self.apply_config()
 
     def save_state(self):
@@ -85,6 +91,7 @@ class App:
             "setpoint_mpa": self.setpoint_mpa,
             "position_steps": self.stepper.position,
             "alarms": self.safety.latched,
+            "thickness_ref": self.dil.as_list(),
         })
         self._saved_position = self.stepper.position
 
@@ -162,6 +169,15 @@ class App:
         self.raw = raw
         net = raw - self.cell.tare_counts
         self.net = net
+        if self.n_since_tel:
+            if net < self.net_min:
+                self.net_min = net
+            elif net > self.net_max:
+                self.net_max = net
+        else:
+            self.net_min = net
+            self.net_max = net
+        self.n_since_tel += 1
         if self.safety.check_sample(raw, net):
             self.fault()
         steps = self.ctrl.update(net)
@@ -188,6 +204,7 @@ class App:
                 self.event("alarm", alarms=self.safety.names(a & ~self._reported_alarms))
             if m != self._reported_mode:
                 self.event("mode", state=MODE_NAMES[m])
+                self._dilatometry_on_mode(m)
             self._reported_mode = m
             self._reported_alarms = a
             self.save_state()
@@ -213,8 +230,25 @@ class App:
         elif mode == "fault":
             self.ctrl.set_mode(FAULT)
 
+    def _dilatometry_on_mode(self, m):
+        if m == HOLD and self.dil.ref is None:
+            self.dil.reference(self.stepper.position, self.force_filtered_n(), self.board.temperature_c(),
+                               self.setpoint_mpa)
+
+    def force_filtered_n(self):
+        return (self.ctrl.f_q4 >> 4) / self.cell.span_counts_per_n
+
+    def thickness_um(self):
+        if self.ctrl.mode != HOLD:
+            return None
+        c = self.cfg
+        return self.dil.thickness_um(self.stepper.position, self.force_filtered_n(), self.board.temperature_c(),
+                                     c["um_per_step"], c["stiffness_n_per_um"], c["frame_um_per_k"])
+
     # --- actions used by commands ---
     def start_hold(self, mpa):
+        if self.dil.ref is not None and self.dil.ref[3] != mpa:
+            self.dil.clear()  # a new setpoint re-compresses springs and frame: a new reference
         self.setpoint_mpa = mpa
         self.ctrl.hold(self.cell.counts(mpa * self.cfg["cell_area_mm2"]), self.net)
 
@@ -233,6 +267,10 @@ class App:
     def telemetry(self):
         self.seq += 1
         span = self.cell.span_counts_per_n
+        n = self.n_since_tel
+        self.n_since_tel = 0
+        thk = self.thickness_um()
+        temp = self.board.temperature_c()
         self.send({
             "t": "tel", "seq": self.seq, "device_ms": self.clock.device_ms(),
             "state": MODE_NAMES[self.ctrl.mode],
@@ -242,6 +280,11 @@ class App:
             "force_n": round(self.net / span, 3),
             "position_um": round(self.stepper.position * self.cfg["um_per_step"], 4),
             "raw_counts": self.raw,
+            "p_min_mpa": round(self.pressure_mpa(self.net_min), 5) if n else None,
+            "p_max_mpa": round(self.pressure_mpa(self.net_max), 5) if n else None,
+            "n_samples": n,
+            "thickness_um": None if thk is None else round(thk, 4),
+            "temperature_c": None if temp is None else round(temp, 3),
             "alarms": self.safety.names(),
         })
 

@@ -48,7 +48,12 @@ def status(app, obj):
         "pressure_mpa": round(app.pressure_mpa(app.net), 5),
         "setpoint_mpa": round(app.setpoint_mpa, 4),
         "force_n": round(app.cell.force_n(app.net), 3),
+        "force_filtered_n": round(app.force_filtered_n(), 3),
         "position_um": round(app.stepper.position * c["um_per_step"], 4),
+        "moving": app.stepper.moving(),
+        "thickness_um": app.thickness_um(),
+        "temperature_c": app.board.temperature_c(),
+        "stiffness_n_per_um": c["stiffness_n_per_um"],
         "cell_area_mm2": c["cell_area_mm2"],
         "alarms": app.safety.names(),
         "uptime_s": app.clock.s + app.clock.ms / 1000,
@@ -76,10 +81,32 @@ def gap(app, obj):
     return {"state": "gap"}
 
 
+JOG_MAX_UM = 100.0
+
+
+def jog(app, obj):
+    """Move the motor by `um` (+ = more compression) while idle or in gap: probing, set-up."""
+    um = _number(obj, "um", -JOG_MAX_UM, JOG_MAX_UM, "um")
+    _not_in_fault(app)
+    if app.ctrl.mode not in (IDLE, GAP):
+        raise CommandError("state", "jog moves the motor by hand: only in idle or gap (now %s)"
+                           % MODE_NAMES[app.ctrl.mode])
+    if app.stepper.moving():
+        raise CommandError("busy", "the previous move is still running: try again when 'moving' is false")
+    steps = int(um / app.cfg["um_per_step"] + (0.5 if um >= 0 else -0.5))
+    if app.safety.check_move(app.stepper.position, steps):
+        app.fault()
+        raise CommandError("travel_limit", "a %.3f um move would leave the travel limit of %g um: fault latched"
+                           % (um, app.cfg["travel_limit_um"]))
+    app.stepper.move(steps)
+    return {"steps": steps, "um": steps * app.cfg["um_per_step"]}
+
+
 def idle(app, obj):
     _not_in_fault(app)
     app.stepper.stop()
     app.ctrl.set_mode(IDLE)
+    app.dil.clear()
     return {"state": "idle"}
 
 
@@ -87,6 +114,7 @@ def release(app, obj):
     _not_in_fault(app)
     app.setpoint_mpa = 0.0
     app.ctrl.release(app.net)
+    app.dil.clear()
     return {"state": "release"}
 
 
@@ -163,7 +191,7 @@ def reset(app, obj):
 
 HANDLERS = {
     "hello": hello, "status": status, "hold": hold, "gap": gap, "idle": idle,
-    "release": release, "ack": ack, "config": config_get, "set": config_set,
+    "release": release, "ack": ack, "jog": jog, "config": config_get, "set": config_set,
     "tare": tare, "repl": repl, "reset": reset,
 }
 

@@ -55,6 +55,9 @@ class Controller:
         self.ff_down_q16 = min(_SMALL, int(down_cps * 65536 / counts_per_step))
         self.max_steps = max(1, int(max_steps))
         self.contact = int(contact_counts)
+        # Until contact, move at most what the contact force's worth of steps is: the
+        # first touch then overshoots the contact force by no more than itself.
+        self.approach_steps = max(1, min(self.max_steps, int(contact_counts / counts_per_step)))
         self.backoff_steps = int(backoff_steps)
         # The reference never leads the measurement by more than a few samples of
         # ramp, so a slow approach cannot wind up into an overshoot.
@@ -122,12 +125,14 @@ class Controller:
                 r = tq
                 ff = 0
         self.ref_q4 = r
+        if (ff > 0 and fq > r) or (ff < 0 and fq < r):
+            ff = 0  # the fixture runs ahead of the ramp (stiffer than configured): no push
         if self.mode == RAMP and r == tq:
             d = fq - tq
             if -self.band_q4 < d < self.band_q4:
                 self.mode = HOLD
         if (fq >> 4) < self.contact and tq > (self.contact << 4):
-            return self.max_steps  # no contact yet: approach at full speed
+            return self.approach_steps  # no contact yet: approach
         e = _clamp((r - fq) >> 4, self.e_lim)
         acc = e * self.gain_q16 + ff + self._frac
         steps = acc >> 16

@@ -30,6 +30,9 @@ class Stepper:
         self._moving = steps
         return steps
 
+    def moving(self):
+        return self._pulses.remaining() > 0
+
     def stop(self):
         """Stop at once; correct the position by the pulses that never went out."""
         left = self._pulses.stop()

@@ -9,7 +9,7 @@ import time
 from .link import DeviceError, Link, LinkError
 
 EXAMPLES = {
-    "sim": "stackpress sim --speed 50 --seed 1",
+    "sim": "stackpress sim --speed 50 --seed 1 --set fixture.adc.rate_sps=80",
     "status": "stackpress --port /dev/ttyACM0 status --json",
     "hold": "stackpress hold 40 --wait",
     "release": "stackpress release",
@@ -23,6 +23,8 @@ EXAMPLES = {
     "repl": "stackpress repl   # then: mpremote connect PORT resume fs ls",
     "reset": "stackpress reset",
     "demo": "stackpress demo --speed 50",
+    "tune": "stackpress tune --mpa 40",
+    "jog": "stackpress jog -- -0.8",
 }
 
 
@@ -48,10 +50,14 @@ def build_parser():
     s = add("sim", "run the virtual fixture; prints 'port: PATH' first, runs until Ctrl-C")
     s.add_argument("--speed", type=_speed, default=1.0, help="times real time, or 'max' (default 1)")
     s.add_argument("--seed", type=int, default=0, help="random seed of the model (default 0)")
-    s.add_argument("--fixture", help="fixture parameter file (default hardware/fixture.json)")
     s.add_argument("--scenario", help="scenario file (default hardware/scenarios/standard.json)")
+    s.add_argument("--fixture", help="fixture parameter file (default: the one the scenario names)")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model parameter, e.g. fixture.springs.present=false or "
+                        "scenario.cycling.cycles=1 (repeatable)")
     s.add_argument("--flash", help="keep the board's flash image in this file between runs")
     s.add_argument("--truth", help="write the model's true state to this CSV")
+    s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
     s.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
 
@@ -66,6 +72,11 @@ def build_parser():
     add("idle", "stop moving (the self-locking drive keeps the load)")
     add("ack", "acknowledge latched alarms; a fault resumes what it interrupted")
     add("tare", "zero the load cell (fixture unloaded and idle)")
+    s = add("tune", "measure the fixture's stiffness with a small probing move and set the loop's gain")
+    s.add_argument("--mpa", type=float, required=True, help="working pressure to probe at (MPa); it holds there after")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("jog", "move the motor by hand (idle or gap only), in um; + = more compression")
+    s.add_argument("um", type=float)
     s = add("config", "show the fixture's settings, or set one")
     s.add_argument("key", nargs="?")
     s.add_argument("value", nargs="?", type=float)
@@ -94,11 +105,15 @@ def _print_status(st):
 
 
 def cmd_sim(a):
-    from .virtual.params import load
+    from .virtual.params import resolve
     from .virtual.sim import Sim
-    sim = Sim(speed=a.speed, seed=a.seed, fixture=load(a.fixture) if a.fixture else None,
-              scenario=load(a.scenario) if a.scenario else None, flash=a.flash, heap=a.heap,
-              truth=a.truth)
+    try:
+        fixture, scenario = resolve(a.scenario, a.fixture, a.set)
+    except (OSError, ValueError, KeyError) as e:
+        print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
+        return 2
+    sim = Sim(speed=a.speed, seed=a.seed, fixture=fixture, scenario=scenario, flash=a.flash, heap=a.heap,
+              truth=a.truth, truth_every=a.truth_every)
     port = sim.start()
     print("port: %s" % port, flush=True)
     sim.run(a.duration)
@@ -166,6 +181,37 @@ def cmd_config(a, link):
     return 0
 
 
+def cmd_tune(a, link):
+    from .tune import TuneError, Tuner
+
+    def progress(msg):
+        if not a.json:
+            print("\r%-60s" % msg, end="", file=sys.stderr, flush=True)
+    try:
+        r = Tuner(link, progress).run(a.mpa)
+    except TuneError as e:
+        print(file=sys.stderr)
+        print("stackpress tune: %s" % e, file=sys.stderr)
+        return 1
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(file=sys.stderr)
+    print("stiffness %.3f N/um (was %.3f; up %.3f, down %.3f; probe %.3f um; drift %+.3f N per move removed)"
+          % (r["stiffness_n_per_um"], r["previous_stiffness_n_per_um"], r["stiffness_up_down_n_per_um"][0],
+             r["stiffness_up_down_n_per_um"][1], r["probe_um"], r["drift_n_per_move"]))
+    print("resolution %.4f kPa per microstep; fastest ramp the motor allows %.2f MPa/s"
+          % (r["kpa_per_microstep"], r["max_ramp_mpa_s"]))
+    print("holding %.3f MPa with loop_gain %.2f" % (r["setpoint_mpa"], r["loop_gain"]))
+    return 0
+
+
+def cmd_jog(a, link):
+    r = link.command("jog", um=a.um)
+    print("moving %+.4f um (%d microsteps)" % (r["um"], r["steps"]))
+    return 0
+
+
 def cmd_log(a, link):
     from .logger import record
     return record(link, a.out, a.duration)
@@ -195,7 +241,7 @@ def cmd_demo(a):
 
 
 LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
-          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"), "config": cmd_config,
+          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
           "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl}
 
 

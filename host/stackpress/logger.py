@@ -12,9 +12,12 @@ import os
 import sys
 import time
 
-COLUMNS = ["seq", "device_ms", "host_time_utc", "state", "pressure_mpa", "setpoint_mpa", "ref_mpa",
-           "force_n", "position_um", "raw_counts", "alarms", "event"]
-UNITS = "pressure MPa; force N; position um (motor travel, + = compression); device_ms ms since boot"
+TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
+              "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
+COLUMNS = ["seq", "device_ms", "host_time_utc"] + TEL_FIELDS + ["alarms", "event"]
+UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
+         "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
+         "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot")
 
 
 def _utc():
@@ -45,12 +48,11 @@ class CsvLog:
         self.last_seq = seq
         now = _utc()
         if rec.get("t") == "tel":
-            row = [rec.get("seq"), rec.get("device_ms"), now, rec.get("state"), rec.get("pressure_mpa"),
-                   rec.get("setpoint_mpa"), rec.get("ref_mpa"), rec.get("force_n"), rec.get("position_um"),
-                   rec.get("raw_counts"), "|".join(rec.get("alarms", [])), ""]
+            row = ([rec.get("seq"), rec.get("device_ms"), now] + [rec.get(k) for k in TEL_FIELDS]
+                   + ["|".join(rec.get("alarms", [])), ""])
         else:
             ev = {k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms")}
-            row = [rec.get("seq"), rec.get("device_ms"), now] + [""] * 8 + [json.dumps(ev)]
+            row = [rec.get("seq"), rec.get("device_ms"), now] + [""] * (len(TEL_FIELDS) + 1) + [json.dumps(ev)]
         self.f.write(",".join(_cell(v) for v in row) + "\n")
         self.rows += 1
         if time.monotonic() - self._synced >= 1.0:

@@ -28,9 +28,9 @@ class Plant:
 class FakeBoard:
     name = "fake"
     root = "/flash"
-    sample_rate_sps = 80
+    sample_rate_sps = 10
 
-    def __init__(self, plant=None, period_ms=12):
+    def __init__(self, plant=None, period_ms=100):
         self.plant = plant or Plant()
         wire(self)
         self.t = (1 << 30) - 5000  # start just before the ticks wrap
@@ -39,11 +39,15 @@ class FakeBoard:
         self.tx = []  # the last frames written, bounded like a host's input buffer
         self.sensor_ok = True
         self.resets = 0
+        self.temp_c = 25.0
 
     def ticks_ms(self):
         return self.t
 
     ticks_diff = staticmethod(ticks_diff)
+
+    def temperature_c(self):
+        return self.temp_c
 
     def idle(self):
         self.plant.steps += self.step_pulses.advance(self.period_ms * 1000)

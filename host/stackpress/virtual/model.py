@@ -1,11 +1,17 @@
-"""Physical model of the fixture, stepped in virtual time.
+"""Physical model of the fixture, stepped in virtual time, one ADC period at a time.
 
-Chain, from the motor out: microsteps -> 50:1 worm -> Tr10x2 screw (with backlash)
--> disc-spring stack (stiffness falling over its stroke, Almen-Laszlo) in series
-with the rigid path and the cell stack -> a load cell read by an HX711 (noise,
-zero balance, 24-bit clipping). The cell breathes with its state of charge while it
-cycles and grows a little every cycle. The true state is kept beside what the
-sensor reports, so a benchmark can tell measured error from true error.
+Chain, from the motor out: microsteps (with microstep angle error) -> 50:1 worm ->
+Tr10x2 screw (with backlash) -> disc-spring stack (stiffness falling over its stroke,
+Almen-Laszlo, with Coulomb friction between the discs: the stack sticks on reversal and
+slides along a loading or an unloading curve) in series with the rigid path and the
+cell stack -> a load cell (creep, zero and span temperature coefficients) read by an
+HX711 (noise, zero balance, the average over the conversion window, 24-bit clipping).
+
+The cell breathes with its state of charge while it cycles, grows a little every cycle,
+creeps under load (Kelvin-Voigt); frame, plungers and insulators expand with the
+fixture's temperature, which follows the room with a thermal time constant. The true
+state is kept beside what the sensors report, so a benchmark can tell measured error
+from true error.
 """
 import math
 import random
@@ -15,34 +21,83 @@ from . import params
 
 class FixtureModel:
     def __init__(self, fixture=None, scenario=None, seed=0):
-        fx = fixture if fixture is not None else params.load(params.DEFAULT_FIXTURE)
-        sc = scenario if scenario is not None else params.load(params.DEFAULT_SCENARIO)
-        self.fx, self.sc = fx, sc
+        if fixture is None or scenario is None:
+            fx_default, sc_default = params.resolve()
+            fixture = fixture if fixture is not None else fx_default
+            scenario = scenario if scenario is not None else sc_default
+        self.fx, self.sc = fixture, scenario
         self.rng = random.Random(seed)
-        adc, lc, dr, sp, fr, cell = fx["adc"], fx["load_cell"], fx["drive"], fx["springs"], fx["frame"], fx["cell"]
-        self.period_us = int(round(1e6 / adc["rate_sps"]))
+        adc, lc, dr, sp, fr = fixture["adc"], fixture["load_cell"], fixture["drive"], fixture["springs"], fixture["frame"]
+        cell, cyc = scenario["cell"], scenario["cycling"]
+        rate = adc["rate_sps"]
+        if rate not in (10, 80):
+            raise ValueError("an HX711 runs at 10 or 80 samples/s, not %r" % rate)
+        self.rate_sps = rate
+        self.period_us = 1000000 // rate
+        dt_s = self.period_us / 1e6
+        # drive
         self.um_per_step = dr["screw_lead_mm"] * 1000 / (dr["full_steps_per_rev"] * dr["microsteps"] * dr["worm_ratio"])
         self.backlash_um = dr["backlash_um"]
+        self.microstep_err_um = dr["microstep_error_um"]
+        self.steps_per_electrical_cycle = 4 * dr["microsteps"]
         self.max_step_rate_hz = dr["max_step_rate_hz"]
+        # springs
+        self.springs = bool(sp["present"])
         ratio = sp["in_parallel"] / sp["in_series"]
         self.k0 = sp["disc_k_start_n_per_um"] * ratio
         self.k1 = sp["disc_k_end_n_per_um"] * ratio
         self.stroke_um = sp["disc_stroke_um"] * sp["in_series"]
-        self.k_rc = 1 / (1 / fr["rigid_k_n_per_um"] + 1 / cell["stack_k_n_per_um"])
+        self.friction = sp["friction_fraction"]
+        self.stick = sp["stick_stiffness_factor"]
+        # rigid path and cell
+        self.k_cell = cell["stack_k_n_per_um"]
+        self.k_rc = 1 / (1 / fr["rigid_k_n_per_um"] + 1 / self.k_cell)
         self.gap_um = fr["initial_gap_um"]
         self.area_mm2 = math.pi * cell["diameter_mm"] ** 2 / 4
+        # thermal: the column inside the frame grows against the frame (um per K of compression)
+        self.fixture_um_per_k = 1e-3 * (fr["plungers_length_mm"] * fr["plungers_cte_ppm_per_k"]
+                                        + fr["insulator_length_mm"] * fr["insulator_cte_ppm_per_k"]
+                                        - fr["frame_length_mm"] * fr["frame_cte_ppm_per_k"])
+        self.cell_um_per_k = 1e-3 * cell["thickness_mm"] * cell["cte_ppm_per_k"]
+        self.thermal_alpha = 1 - math.exp(-dt_s / fr["thermal_tau_s"])
+        self.thermistor_noise_k = fr["thermistor_noise_k_rms"]
+        self.temp0_c = scenario["ambient"]["temperature_c"]
+        self.events = sorted(scenario.get("events") or [], key=lambda e: e["at_s"])
+        # load cell and ADC
         full_scale_v = 0.5 * adc["avdd_v"] / adc["gain"]
         self.counts_per_v = 2 ** 23 / full_scale_v
+        self.capacity_n = lc["capacity_n"]
         self.v_per_n = lc["sensitivity_mv_per_v"] * 1e-3 * adc["avdd_v"] / lc["capacity_n"]
         self.zero_v = lc["zero_balance_mv_per_v"] * 1e-3 * adc["avdd_v"]
-        self.noise_v = adc["noise_nv_rms"] * 1e-9
+        self.noise_v = adc["noise_nv_rms_10sps" if rate == 10 else "noise_nv_rms_80sps"] * 1e-9
+        tau_c = lc["creep_tau_s"]
+        self.lc_creep_gain = lc["creep_fs_per_30min"] / (1 - math.exp(-1800 / tau_c))
+        self.lc_creep_alpha = 1 - math.exp(-dt_s / tau_c)
+        self.zero_tc_n_per_k = lc["zero_tc_fs_per_k"] * lc["capacity_n"]
+        self.span_tc_per_k = lc["span_tc_per_k"]
+        self.cal_temp_c = lc["calibration_temperature_c"]
+        # cell
+        self.breath_um = cell["breathing_um_per_mah_cm2"] * cell["areal_capacity_mah_cm2"]
+        self.grow_um = cell["irreversible_um_per_cycle"]
+        self.creep_um_per_mpa = cell["creep_um_per_mpa"]
+        self.creep_alpha = 1 - math.exp(-dt_s / cell["creep_tau_s"])
+        self.rest_s = cyc["rest_before_s"]
+        self.half_cycle_s = 3600.0 / cyc["c_rate"]
+        self.cycles = cyc["cycles"]
         # state
         self.t_us = 0
         self.motor_steps = 0
         self.drive_um = 0.0
         self.load_um = 0.0
         self.d_spring_um = 0.0
+        self.friction_n = 0.0
         self.force_n = 0.0
+        self.cell_creep_um = 0.0
+        self.lc_creep_n = 0.0
+        self.ambient_c = self.temp0_c
+        self.temp_c = self.temp0_c
+        self._next_event = 0
+        self.sensed_n = self.sensed_force_n()
 
     # --- calibration a lab would have on file for this load cell ---
     def counts_per_n(self):
@@ -53,44 +108,75 @@ class FixtureModel:
 
     # --- the cell ---
     def cell_growth_um(self, t_s):
-        """Thickness change of the cell (um) at time t_s from breathing and growth."""
-        sc = self.sc
-        t = t_s - sc["rest_before_s"]
+        """Free thickness change (um) from breathing and irreversible growth at t_s."""
+        t = t_s - self.rest_s
         if t <= 0:
             return 0.0
-        half_s = 3600.0 / sc["c_rate"]
-        n_done, r = divmod(t, 2 * half_s)
-        if n_done >= sc["cycles"]:
-            n_done, r = sc["cycles"], 0.0
-        soc = r / half_s if r < half_s else 2 - r / half_s
-        swing = sc["breathing_um_per_mah_cm2"] * sc["areal_capacity_mah_cm2"]
-        grow = sc["irreversible_um_per_cycle"]
-        return swing * soc + grow * (n_done + min(r / half_s, 1.0))
+        half = self.half_cycle_s
+        n_done, r = divmod(t, 2 * half)
+        if n_done >= self.cycles:
+            n_done, r = self.cycles, 0.0
+        soc = r / half if r < half else 2 - r / half
+        return self.breath_um * soc + self.grow_um * (n_done + min(r / half, 1.0))
+
+    def cell_thickness_um(self):
+        """True change of the cell's thickness under load since assembly: what dilatometry measures."""
+        return (self.cell_growth_um(self.t_us / 1e6) - self.cell_creep_um - self.force_n / self.k_cell
+                + self.cell_um_per_k * (self.temp_c - self.temp0_c))
 
     # --- mechanics ---
-    def _spring_force(self, d):
+    def _elastic(self, d):
         k0, k1, s = self.k0, self.k1, self.stroke_um
-        return k0 * d - (k0 - k1) * d * d / (2 * s)
+        return k0 * d - (k0 - k1) * d * d / (2 * s), k0 - (k0 - k1) * d / s
+
+    def _spring(self, d, k_stick):
+        """Spring-stack force and its slope at deflection d, from the committed friction state."""
+        fe, ke = self._elastic(d)
+        band = self.friction * fe
+        f = self.friction_n + k_stick * (d - self.d_spring_um)
+        if f > band:
+            return fe + band, ke * (1 + self.friction), band
+        if f < -band:
+            return fe - band, ke * (1 - self.friction), -band
+        return fe + f, ke + k_stick, f
 
     def _chain_force(self, c):
         """Force (N) for a total compression c (um) of springs + rigid path + cell."""
         if c <= 0:
             self.d_spring_um = 0.0
+            self.friction_n = 0.0
             return 0.0
-        d = min(self.d_spring_um or c * 0.9, c)
-        for _ in range(20):
-            k = self.k0 - (self.k0 - self.k1) * d / self.stroke_um
-            g = d + self._spring_force(d) / self.k_rc - c
-            d_new = d - g / (1 + k / self.k_rc)
-            if abs(d_new - d) < 1e-9:
+        if not self.springs:
+            return self.k_rc * c
+        k_rc = self.k_rc
+        k_stick = self.stick * self._elastic(self.d_spring_um)[1]
+        lo, hi = 0.0, c
+        d = min(max(self.d_spring_um, lo), hi)
+        for _ in range(60):  # safeguarded Newton: g(d) rises monotonically on [0, c]
+            fs, dfs, fric = self._spring(d, k_stick)
+            g = fs - k_rc * (c - d)
+            if g > 0:
+                hi = d
+            else:
+                lo = d
+            if abs(g) < 1e-7:
                 break
-            d = max(0.0, d_new)
+            dn = d - g / (dfs + k_rc)
+            if not lo < dn < hi:
+                dn = 0.5 * (lo + hi)
+            if abs(dn - d) < 1e-12:
+                d = dn
+                break
+            d = dn
+        fs, _, fric = self._spring(d, k_stick)
         self.d_spring_um = d
-        return self._spring_force(d)
+        self.friction_n = fric
+        return fs
 
     def _apply_steps(self, steps):
         self.motor_steps += steps
-        self.drive_um = self.motor_steps * self.um_per_step
+        phase = 2 * math.pi * (self.motor_steps % self.steps_per_electrical_cycle) / self.steps_per_electrical_cycle
+        self.drive_um = self.motor_steps * self.um_per_step + self.microstep_err_um * math.sin(phase)
         # The plunger sits in the play [drive - backlash, drive]; the lower bound is the
         # flank that pushes it forward. Under load the springs press it onto that flank,
         # so it follows the drive both ways; unloaded it floats anywhere in the play.
@@ -100,26 +186,52 @@ class FixtureModel:
             self.load_um = min(max(self.load_um, self.drive_um - self.backlash_um), self.drive_um)
 
     def compression_um(self):
-        return self.load_um - self.gap_um + self.cell_growth_um(self.t_us / 1e6)
+        return (self.load_um - self.gap_um + self.cell_growth_um(self.t_us / 1e6) - self.cell_creep_um
+                + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c))
+
+    def sensed_force_n(self):
+        """What the load cell reports before noise: creep and temperature errors included."""
+        dt = self.temp_c - self.cal_temp_c
+        return (self.force_n + self.lc_creep_n) * (1 + self.span_tc_per_k * dt) + self.zero_tc_n_per_k * dt
+
+    def _environment(self):
+        t_s = self.t_us / 1e6
+        while self._next_event < len(self.events) and self.events[self._next_event]["at_s"] <= t_s:
+            ev = self.events[self._next_event]
+            self._next_event += 1
+            if "ambient_temperature_c" in ev:
+                self.ambient_c = ev["ambient_temperature_c"]
+        self.temp_c += (self.ambient_c - self.temp_c) * self.thermal_alpha
+        p = self.force_n / self.area_mm2
+        self.cell_creep_um += (self.creep_um_per_mpa * p - self.cell_creep_um) * self.creep_alpha
+        self.lc_creep_n += (self.lc_creep_gain * self.force_n - self.lc_creep_n) * self.lc_creep_alpha
 
     def advance(self, steps):
         """Advance one ADC period with `steps` microsteps emitted; return the conversion."""
-        f0 = self.force_n
+        s0 = self.sensed_n
         self.t_us += self.period_us
+        self._environment()
         self._apply_steps(steps)
         self.force_n = self._chain_force(self.compression_um())
+        self.sensed_n = self.sensed_force_n()
         # The HX711 integrates over its conversion window: average of the period's ends.
-        f = 0.5 * (f0 + self.force_n)
+        f = 0.5 * (s0 + self.sensed_n)
         v = self.zero_v + f * self.v_per_n + self.rng.gauss(0.0, self.noise_v)
         counts = int(round(v * self.counts_per_v))
         return max(-0x800000, min(0x7FFFFF, counts))
+
+    def thermistor_mc(self):
+        """The frame thermistor's reading, in milli-degC."""
+        return int(round(1000 * (self.temp_c + self.rng.gauss(0.0, self.thermistor_noise_k))))
 
     def truth(self):
         return {
             "t_s": self.t_us / 1e6,
             "force_n": self.force_n,
             "pressure_mpa": self.force_n / self.area_mm2,
-            "cell_growth_um": self.cell_growth_um(self.t_us / 1e6),
+            "sensed_force_n": self.sensed_n,
+            "cell_thickness_um": self.cell_thickness_um(),
+            "temperature_c": self.temp_c,
             "drive_um": self.drive_um,
             "motor_steps": self.motor_steps,
         }

@@ -29,7 +29,7 @@ from .model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
 REQ = struct.Struct("<IiII")
-REP = struct.Struct("<IIiI")
+REP = struct.Struct("<IIiIi")
 ROM = Path(__file__).with_name("rom.py")
 
 
@@ -51,7 +51,7 @@ def factory_calibration(model):
 
 class Sim:
     def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
-                 firmware=image.FIRMWARE, truth=None, boot_s=1.0, log=None):
+                 firmware=image.FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None):
         self.speed = speed  # float, or None for as fast as possible
         self.model = FixtureModel(fixture, scenario, seed)
         self.flash_arg = flash
@@ -60,6 +60,7 @@ class Sim:
         self.boot_s = boot_s
         self.log = log or (lambda msg: print("sim: " + msg, file=sys.stderr, flush=True))
         self.truth_path = truth
+        self.truth_every = max(1, int(truth_every))
         self.stopping = False
         self.board = None
         self.conn = None
@@ -87,7 +88,8 @@ class Sim:
         self.listener.listen(1)
         self.truth = open(self.truth_path, "w") if self.truth_path else None
         if self.truth:
-            self.truth.write("t_s,true_force_n,true_pressure_mpa,cell_growth_um,drive_um\n")
+            self.truth.write("t_s,true_force_n,true_pressure_mpa,sensed_force_n,cell_thickness_um,"
+                             "temperature_c,drive_um\n")
         self.wall0 = time.monotonic()
         self._spawn_board()
         return self.port
@@ -118,14 +120,47 @@ class Sim:
         self.stopping = True
 
     def step(self):
+        if self.speed is None and self.conn is not None and self.pending is None and self._spin():
+            self._io(0.0)
+            return
+        self._io(None)
+
+    def _spin(self, budget_s=0.0005, burst=64):
+        """At full speed, serve the board's requests while they keep coming, without
+        sleeping between them: a lockstep wake-up costs more than the model's step.
+        Returns after `burst` requests (so the serial relay is never starved), or False
+        when none came within budget_s."""
+        conn = self.conn
+        served = 0
+        deadline = time.perf_counter() + budget_s
+        while served < burst:
+            try:
+                data = conn.recv(REQ.size, socket.MSG_DONTWAIT | socket.MSG_PEEK)
+            except BlockingIOError:
+                if time.perf_counter() > deadline:
+                    return served > 0
+                continue
+            except OSError:
+                return served > 0
+            if len(data) < REQ.size and data:
+                continue  # half a request: the rest is on its way
+            self._serve()
+            if self.conn is not conn:
+                return True
+            served += 1
+            deadline = time.perf_counter() + budget_s
+        return True
+
+    def _io(self, timeout):
         rl = [self.master, self.listener]
         if self.board is not None:
             rl.append(self.board.stdout)
         if self.conn is not None and self.pending is None:
             rl.append(self.conn)
-        timeout = 0.2
-        if self.pending is not None:
-            timeout = max(0.0, self.pending[1] - time.monotonic())
+        if timeout is None:
+            timeout = 0.2
+            if self.pending is not None:
+                timeout = max(0.0, self.pending[1] - time.monotonic())
         try:
             r, _, _ = select.select(rl, [], [], timeout)
         except InterruptedError:
@@ -172,17 +207,17 @@ class Sim:
         m = self.model
         if seq == 0:
             self._boot_gap()
-            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0))
+            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc()))
             return
         limit = m.max_step_rate_hz * m.period_us // 1_000_000
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
         counts = m.advance(steps)
         self.samples += 1
-        if self.truth and self.samples % 8 == 0:
-            t = m.truth()
-            self.truth.write("%.3f,%.4f,%.6f,%.4f,%.4f\n" % (t["t_s"], t["force_n"], t["pressure_mpa"],
-                                                             t["cell_growth_um"], t["drive_um"]))
-        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts, 1)
+        if self.truth and self.samples % self.truth_every == 0:
+            self.truth.write("%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f\n" % (
+                m.t_us / 1e6, m.force_n, m.force_n / m.area_mm2, m.sensed_n, m.cell_thickness_um(), m.temp_c,
+                m.drive_um))
+        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts, 1, m.thermistor_mc())
         if self.speed is None:
             self._send(reply)
             return

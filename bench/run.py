@@ -1,0 +1,414 @@
+"""`make bench`: stackpress against passive clamps, in the virtual fixture.
+
+The standard scenario (hardware/scenarios/standard.json: Ø10 mm Li-metal cell,
+2 mAh/cm² at 1C, 5 cycles, one 10 °C ambient step) at 25, 40 and 60 MPa, three ways:
+  active  stackpress holds the pressure (the fixture tuned first with `tune`);
+  gap     constant gap: the rigid path only (no springs), clamped to the setpoint, then
+          the motor never moves;
+  spring  spring jig: clamped through the disc springs, then the motor never moves;
+and a setpoint step 25 -> 60 -> 25 MPa. Each run is the unmodified firmware on the
+MicroPython unix port (-X heapsize=192k) in `stackpress sim --speed max`, driven and
+logged through the serial device by the same code as `stackpress tune` and `log`.
+Errors are of the pressure the load cell reports (telemetry, with the min and max of
+every sample between records) and of the model's true pressure (the sim's truth file,
+every sample), over the cycling window. Prints a table, writes bench/out/bench.png and
+the logs, and prints one JSON object as its last line.
+"""
+import argparse
+import concurrent.futures
+import csv
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+sys.path.insert(0, str(ROOT / "host"))
+
+from stackpress.link import Link  # noqa: E402
+from stackpress.logger import CsvLog, metadata  # noqa: E402
+from stackpress.tune import Tuner  # noqa: E402
+from stackpress.virtual.params import resolve  # noqa: E402
+
+SETPOINTS_MPA = (25.0, 40.0, 60.0)
+KINDS = ("active", "gap", "spring")
+REST_S = 1200        # the cell rests while the fixture is tuned and clamped
+TAIL_S = 300         # recorded after the last cycle
+STEP_HOLD_S = 240    # each level of the step test
+SETTLE_BAND_MPA = 0.02
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --- one virtual fixture ---------------------------------------------------------
+class Fixture:
+    def __init__(self, outdir, name, seed, sets):
+        self.truth_path = outdir / ("%s_truth.csv" % name)
+        args = [str(BIN / "stackpress"), "sim", "--speed", "max", "--seed", str(seed),
+                "--truth", str(self.truth_path), "--truth-every", "1"]
+        for s in sets:
+            args += ["--set", s]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = self.proc.stdout.readline()
+        if not first.startswith("port: "):
+            raise RuntimeError("sim did not start: " + first + self.proc.stderr.read())
+        self.port = first.split(" ", 1)[1].strip()
+        self.t0 = time.monotonic()
+
+    def stop(self):
+        """Stop the sim; return (virtual_s, wall_s, dropped_bytes) from its last line."""
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=60)
+        for line in err.splitlines():
+            if "stopped:" in line:
+                # sim: stopped: N samples, V s virtual in W s wall (xS), B boots, D bytes dropped
+                words = line.replace(",", "").split()
+                virt = float(words[words.index("virtual") - 2])
+                wall = float(words[words.index("wall") - 2])
+                dropped = int(words[words.index("dropped") - 2])
+                return virt, wall, dropped
+        raise RuntimeError("sim gave no summary: " + err[-500:])
+
+
+class Recorder:
+    """Write every record to the run's CSV log and keep the telemetry for analysis."""
+
+    def __init__(self, link, path, extra_meta):
+        st = link.command("status")
+        meta = metadata(link, st)
+        meta.update(extra_meta)
+        self.log = CsvLog(str(path), meta)
+        self.tel = []
+        self.events = []
+        self.heap = [st["heap_alloc_bytes"]]
+        link.on_record = self.add
+
+    def add(self, rec):
+        self.log.write(rec)
+        (self.tel if rec.get("t") == "tel" else self.events).append(rec)
+
+
+def wait_settled(link, mpa, records=20, timeout_s=120):
+    """Wait for `records` telemetry records in a row holding (device time, not wall time)."""
+    n = 0
+    for r in link.records(timeout_s):
+        if r.get("t") == "tel":
+            n = n + 1 if r["state"] == "hold" else 0
+            if n >= records:
+                return r
+    raise RuntimeError("not holding %.3f MPa after %.0f s" % (mpa, timeout_s))
+
+
+def follow(link, rec, until_ms, label, heap_every_ms=3600000):
+    """Record until device time reaches until_ms; poll the heap footprint now and then."""
+    next_heap = 0
+    shown = time.monotonic()
+    for r in link.records(None):
+        rec.add(r)
+        if r.get("t") != "tel":
+            continue
+        now = r["device_ms"]
+        if now >= next_heap:
+            next_heap = now + heap_every_ms
+            rec.heap.append(link.command("status")["heap_alloc_bytes"])
+        if time.monotonic() - shown > 15:
+            shown = time.monotonic()
+            log("  %-14s %5.1f of %.1f h virtual" % (label, now / 3.6e6, until_ms / 3.6e6))
+        if now >= until_ms:
+            return
+
+
+def cycling_window_s():
+    _, sc = resolve()
+    cyc = sc["cycling"]
+    return REST_S, REST_S + cyc["cycles"] * 2 * 3600.0 / cyc["c_rate"]
+
+
+def run_hold(kind, mpa, seed, outdir):
+    name = "%s_%g" % (kind, mpa)
+    sets = ["scenario.cycling.rest_before_s=%d" % REST_S]
+    if kind == "gap":
+        sets.append("fixture.springs.present=false")
+    t_start, t_end = cycling_window_s()
+    fx = Fixture(outdir, name, seed, sets)
+    try:
+        with Link(fx.port, timeout_s=10) as link:
+            link.hello()
+            tune = Tuner(link).run(mpa)
+            wait_settled(link, mpa)
+            if kind != "active":
+                link.command("gap")  # clamped: from now on the motor never moves
+            rec = Recorder(link, outdir / ("%s.csv" % name),
+                           {"bench": "%s at %g MPa, seed %d" % (kind, mpa, seed), "model_set": sets})
+            follow(link, rec, (t_end + TAIL_S) * 1000, name)
+            rec.log.close()
+    finally:
+        virt, wall, dropped = fx.stop()
+    if rec.tel[0]["device_ms"] > t_start * 1000:
+        raise RuntimeError("%s: tuning and clamping ran into the cycling (log starts at %.0f s, cycling at %.0f s)"
+                           % (name, rec.tel[0]["device_ms"] / 1000, t_start))
+    return {"kind": kind, "setpoint_mpa": mpa, "tune": tune, "tel": rec.tel, "heap": rec.heap,
+            "gaps": rec.log.gaps, "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped,
+            "truth": str(fx.truth_path), "window_s": (t_start, t_end), "name": name}
+
+
+def run_step(seed, outdir):
+    lo, hi = SETPOINTS_MPA[0], SETPOINTS_MPA[-1]
+    sets = ["scenario.cycling.rest_before_s=1000000"]  # the cell rests: the step alone
+    fx = Fixture(outdir, "step", seed, sets)
+    try:
+        with Link(fx.port, timeout_s=10) as link:
+            link.hello()
+            Tuner(link).run(lo)
+            wait_settled(link, lo)
+            rec = Recorder(link, outdir / "step.csv", {"bench": "step %g -> %g -> %g MPa" % (lo, hi, lo)})
+            marks = []
+            for target in (hi, lo):
+                st = link.command("status")
+                marks.append((st["uptime_s"], target))
+                link.command("hold", mpa=target)
+                follow(link, rec, (st["uptime_s"] + STEP_HOLD_S) * 1000, "step to %g" % target)
+            rec.log.close()
+    finally:
+        virt, wall, dropped = fx.stop()
+    return {"kind": "step", "tel": rec.tel, "marks": marks, "heap": rec.heap, "gaps": rec.log.gaps,
+            "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped, "truth": str(fx.truth_path)}
+
+
+# --- analysis ---------------------------------------------------------------------
+def read_truth(path):
+    with open(path) as f:
+        rd = csv.reader(f)
+        head = next(rd)
+        cols = {k: i for i, k in enumerate(head)}
+        return [(float(r[0]), float(r[cols["true_pressure_mpa"]]), float(r[cols["cell_thickness_um"]]),
+                 float(r[cols["temperature_c"]]), float(r[cols["sensed_force_n"]])) for r in rd]
+
+
+def err_stats(errs):
+    if not errs:
+        return {"rms_err_mpa": None, "max_err_mpa": None}
+    return {"rms_err_mpa": math.sqrt(sum(e * e for e in errs) / len(errs)), "max_err_mpa": max(abs(e) for e in errs)}
+
+
+def analyse_hold(run):
+    sp = run["setpoint_mpa"]
+    t0, t1 = run["window_s"]
+    tel = [r for r in run["tel"] if t0 * 1000 <= r["device_ms"] <= t1 * 1000]
+    errs = [r["pressure_mpa"] - sp for r in tel]
+    meas = err_stats(errs)
+    extremes = [x - sp for r in tel for x in (r.get("p_min_mpa"), r.get("p_max_mpa")) if x is not None]
+    if extremes:
+        meas["max_err_mpa"] = max(meas["max_err_mpa"], max(abs(e) for e in extremes))
+    meas["records"] = len(tel)
+    truth = read_truth(run["truth"])
+    tw = [row for row in truth if t0 <= row[0] <= t1]
+    true = err_stats([row[1] - sp for row in tw])
+    out = {"measured": meas, "true": true}
+    if run["kind"] == "active":
+        by_t = {int(round(row[0] * 10)): row[2] for row in tw}
+        pairs = [(r["thickness_um"], by_t.get(int(round(r["device_ms"] / 100))))
+                 for r in tel if r.get("thickness_um") is not None]
+        pairs = [p for p in pairs if p[1] is not None]
+        if pairs:
+            f0, m0 = pairs[0]
+            out["thickness_err_um"] = max(abs((f - f0) - (m - m0)) for f, m in pairs)
+            out["thickness_swing_um"] = max(m for _, m in pairs) - min(m for _, m in pairs)
+    run["truth_rows"] = truth[::50]  # kept for the plot
+    return out
+
+
+def analyse_step(run):
+    tel = run["tel"]
+    truth = read_truth(run["truth"])
+    res = {}
+    for i, (t_cmd, target) in enumerate(run["marks"]):
+        t_next = run["marks"][i + 1][0] if i + 1 < len(run["marks"]) else 1e18
+        seg = [r for r in tel if t_cmd * 1000 <= r["device_ms"] < t_next * 1000]
+        tseg = [row for row in truth if t_cmd <= row[0] < t_next]
+        up = target > (run["marks"][i - 1][1] if i else SETPOINTS_MPA[0])
+        if up:
+            peak = max(r["p_max_mpa"] or r["pressure_mpa"] for r in seg)
+            res["overshoot_pct"] = max(0.0, (peak - target) / target * 100)
+            res["true_overshoot_pct"] = max(0.0, (max(row[1] for row in tseg) - target) / target * 100)
+        else:
+            low = min(r["p_min_mpa"] or r["pressure_mpa"] for r in seg)
+            res["step_down_undershoot_pct"] = max(0.0, (target - low) / target * 100)
+        settled = None
+        for r in reversed(seg):
+            if abs(r["pressure_mpa"] - target) > SETTLE_BAND_MPA:
+                break
+            settled = r["device_ms"]
+        res["settle_s" if up else "step_down_settle_s"] = (
+            None if settled is None else round(settled / 1000 - t_cmd, 2))
+    run["truth_rows"] = truth[::5]
+    return res
+
+
+# --- the plot ---------------------------------------------------------------------
+def plot(runs, step, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(SETPOINTS_MPA) + 1, 2, figsize=(15, 4 * (len(SETPOINTS_MPA) + 1)))
+    colors = {"active": "tab:green", "gap": "tab:red", "spring": "tab:blue"}
+    labels = {"active": "stackpress (active)", "gap": "constant gap (rigid)", "spring": "spring jig"}
+    for row, sp in enumerate(SETPOINTS_MPA):
+        ax, az = axes[row]
+        for kind in KINDS:
+            r = runs[(kind, sp)]
+            t = [x["device_ms"] / 3.6e6 for x in r["tel"]]
+            ax.plot(t, [x["pressure_mpa"] for x in r["tel"]], color=colors[kind], lw=0.8, label=labels[kind])
+        ax.axhline(sp, color="k", lw=0.5, ls="--")
+        ax.set_title("%g MPa: reported pressure, three ways" % sp)
+        ax.set_ylabel("pressure (MPa)")
+        ax.set_xlabel("time (h)")
+        ax.legend(loc="upper left", fontsize=8)
+        r = runs[("active", sp)]
+        az.plot([x["device_ms"] / 3.6e6 for x in r["tel"]], [(x["pressure_mpa"] - sp) * 1000 for x in r["tel"]],
+                color="tab:green", lw=0.6, label="reported (load cell)")
+        az.plot([x[0] / 3600 for x in r["truth_rows"]], [(x[1] - sp) * 1000 for x in r["truth_rows"]],
+                color="k", lw=0.8, label="true (model)")
+        az.set_ylim(-120, 120)
+        az.set_title("%g MPa, stackpress: error (kPa), reported and true" % sp)
+        az.set_ylabel("error (kPa)")
+        az.set_xlabel("time (h)")
+        az.legend(loc="upper left", fontsize=8)
+    ax, az = axes[-1]
+    t_cmd = step["marks"][0][0]
+    ax.plot([x["device_ms"] / 1000 - t_cmd for x in step["tel"]], [x["pressure_mpa"] for x in step["tel"]],
+            color="tab:green", lw=0.8, label="reported")
+    ax.plot([x[0] - t_cmd for x in step["truth_rows"]], [x[1] for x in step["truth_rows"]], color="k", lw=0.5,
+            ls=":", label="true")
+    ax.set_title("setpoint step %g -> %g -> %g MPa" % (SETPOINTS_MPA[0], SETPOINTS_MPA[-1], SETPOINTS_MPA[0]))
+    ax.set_xlabel("time since the step (s)")
+    ax.set_ylabel("pressure (MPa)")
+    ax.legend(fontsize=8)
+    r = runs[("active", 40.0)] if ("active", 40.0) in runs else runs[("active", SETPOINTS_MPA[0])]
+    tel = [x for x in r["tel"] if x.get("thickness_um") is not None]
+    t0, _ = r["window_s"]
+    if tel:
+        by_t = {int(round(x[0] * 10)): x[2] for x in r["truth_rows"]}
+        pts = [(x["device_ms"] / 3.6e6, x["thickness_um"]) for x in tel]
+        az.plot([p[0] for p in pts], [p[1] for p in pts], color="tab:green", lw=0.8, label="thickness_um (firmware)")
+        tr = [(k / 36000, v) for k, v in sorted(by_t.items())]
+        k0 = int(round(tel[0]["device_ms"] / 100))
+        ref = min(by_t, key=lambda k: abs(k - k0))
+        az.plot([p[0] for p in tr], [p[1] - by_t[ref] + tel[0]["thickness_um"] for p in tr], color="k", lw=0.6,
+                ls="--", label="true thickness change (model)")
+    az.set_title("%g MPa: dilatometry, cell thickness change" % r["setpoint_mpa"])
+    az.set_xlabel("time (h)")
+    az.set_ylabel("thickness change (µm)")
+    az.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+# --- main -------------------------------------------------------------------------
+def alloc_probe():
+    p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=192k", str(ROOT / "bench" / "alloc_probe.py"),
+                        str(ROOT / "firmware")], capture_output=True, text=True, timeout=300)
+    if p.returncode:
+        raise RuntimeError("alloc probe failed: " + p.stdout + p.stderr)
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def fmt(x, spec="%.4f"):
+    return "-" if x is None else spec % x
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="fixtures run at once (default: cores)")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    a = ap.parse_args(argv)
+    outdir = Path(a.out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    for f in outdir.glob("*.csv"):
+        f.unlink()
+    t_wall = time.monotonic()
+    jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS]
+    log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
+    runs = {}
+    with concurrent.futures.ProcessPoolExecutor(max_workers=a.jobs) as ex:
+        futs = {ex.submit(run_hold, k, sp, a.seed + i, outdir): (k, sp) for i, (k, sp) in enumerate(jobs)}
+        fstep = ex.submit(run_step, a.seed + 100, outdir)
+        for n, fut in enumerate(concurrent.futures.as_completed(list(futs) + [fstep]), 1):
+            r = fut.result()
+            if r["kind"] == "step":
+                step = r
+            else:
+                runs[(r["kind"], r["setpoint_mpa"])] = r
+            log("[%d/%d] %s done: %.0f s virtual in %.1f s wall (x%.0f)"
+                % (n, len(futs) + 1, r.get("name", "step"), r["virtual_s"], r["wall_s"], r["virtual_s"] / r["wall_s"]))
+    probe = alloc_probe()
+
+    results = {key: analyse_hold(r) for key, r in runs.items()}
+    st = analyse_step(step)
+    print()
+    print("%-8s %-7s %12s %12s %12s %12s %10s %9s" % ("setpoint", "way", "rms err MPa", "max err MPa",
+                                                    "true rms", "true max", "k N/um", "thk err"))
+    for sp in SETPOINTS_MPA:
+        for k in KINDS:
+            res = results[(k, sp)]
+            print("%-8g %-7s %12s %12s %12s %12s %10.2f %9s" % (
+                sp, k, fmt(res["measured"]["rms_err_mpa"]), fmt(res["measured"]["max_err_mpa"]),
+                fmt(res["true"]["rms_err_mpa"]), fmt(res["true"]["max_err_mpa"]),
+                runs[(k, sp)]["tune"]["stiffness_n_per_um"], fmt(res.get("thickness_err_um"), "%.3f")))
+    print("step %g -> %g MPa: overshoot %.3f %% (true %.3f %%), settled within %.0f kPa after %s s; "
+          "step down undershoot %.3f %%, settled after %s s"
+          % (SETPOINTS_MPA[0], SETPOINTS_MPA[-1], st["overshoot_pct"], st["true_overshoot_pct"],
+             SETTLE_BAND_MPA * 1000, st["settle_s"], st["step_down_undershoot_pct"], st["step_down_settle_s"]))
+
+    def worst(kind, which):
+        vals = [results[(kind, sp)][which] for sp in SETPOINTS_MPA]
+        return {"rms_err_mpa": round(max(v["rms_err_mpa"] for v in vals), 6),
+                "max_err_mpa": round(max(v["max_err_mpa"] for v in vals), 6)}
+
+    all_runs = list(runs.values()) + [step]
+    png = outdir / "bench.png"
+    plot(runs, step, png)
+    summary = {
+        "setpoints_mpa": list(SETPOINTS_MPA),
+        "active": worst("active", "measured"),
+        "gap": worst("gap", "measured"),
+        "spring": worst("spring", "measured"),
+        "true_active": worst("active", "true"),
+        "ramp_overshoot_pct": round(st["overshoot_pct"], 4),
+        "settle_s": st["settle_s"],
+        "thickness_err_um": round(max(results[("active", sp)]["thickness_err_um"] for sp in SETPOINTS_MPA), 4),
+        "alloc_bytes_per_loop": probe["alloc_bytes_per_loop"],
+        "heap_peak_bytes": max(h for r in all_runs for h in r["heap"]),
+        "speed_vs_realtime": round(min(r["virtual_s"] / r["wall_s"] for r in runs.values()), 1),
+        "sample_rate_sps": 10,
+        "spring_over_active_max_err": None,
+        "gap_over_active_max_err": None,
+        "step_down_undershoot_pct": round(st["step_down_undershoot_pct"], 4),
+        "heap_size_bytes": 192 * 1024,
+        "heap_lock_ok": probe["heap_lock_ok"],
+        "log_gaps": sum(r["gaps"] for r in all_runs),
+        "dropped_bytes": sum(r["dropped_bytes"] for r in all_runs),
+        "virtual_h": round(sum(r["virtual_s"] for r in all_runs) / 3600, 1),
+        "wall_s": round(time.monotonic() - t_wall, 1),
+        "plot": str(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png),
+    }
+    summary["spring_over_active_max_err"] = round(summary["spring"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
+    summary["gap_over_active_max_err"] = round(summary["gap"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=1))
+    print("plot: %s; logs and truth files: %s" % (summary["plot"], outdir))
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
