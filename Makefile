@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 PORT ?=
 
-.PHONY: setup demo test test-firmware test-host test-e2e clean
+.PHONY: setup demo test test-firmware test-host test-e2e bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest -q tests
 
+# stackpress against a constant gap and a spring jig in the virtual fixture (minutes, not
+# part of `make test`): a table, bench/out/bench.png, and one JSON line last.
+bench: setup
+	$(BIN)/python bench/run.py --jobs 1
+
 test-firmware: setup
 	$(BIN)/python -m pytest -q tests/firmware
 
@@ -34,4 +39,4 @@ test-e2e: setup
 	$(BIN)/python -m pytest -q tests/e2e
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache bench/out

@@ -37,7 +37,7 @@ from stackpress.virtual.params import resolve  # noqa: E402
 
 SETPOINTS_MPA = (25.0, 40.0, 60.0)
 KINDS = ("active", "gap", "spring")
-REST_S = 1200        # the cell rests while the fixture is tuned and clamped
+REST_S = 1500        # the cell rests while the fixture is tuned and clamped
 TAIL_S = 300         # recorded after the last cycle
 STEP_HOLD_S = 240    # each level of the step test
 SETTLE_BAND_MPA = 0.02

@@ -25,6 +25,7 @@ from stackpress.store import Store
 # Samples read before a resumed mode takes over: force is known before any move.
 SETTLE_SAMPLES = 4
 POSITION_SAVE_MS = 60000
+THICKNESS_SETTLE_MS = 5000
 
 
 class App:
@@ -46,6 +47,7 @@ class App:
         self.net_max = 0
         self.n_since_tel = 0
         self.dil = Dilatometer()
+        self._hold_since = None
         self.setpoint_mpa = 0.0
         self.mode_before_fault = IDLE
         self.handover = False
@@ -197,6 +199,7 @@ class App:
     def housekeeping(self, now):
         if self.resume is not None and self.samples >= SETTLE_SAMPLES:
             self._resume()
+        self._dilatometry(now)
         m = self.ctrl.mode
         a = self.safety.latched
         if m != self._reported_mode or a != self._reported_alarms:
@@ -204,7 +207,6 @@ class App:
                 self.event("alarm", alarms=self.safety.names(a & ~self._reported_alarms))
             if m != self._reported_mode:
                 self.event("mode", state=MODE_NAMES[m])
-                self._dilatometry_on_mode(m)
             self._reported_mode = m
             self._reported_alarms = a
             self.save_state()
@@ -230,10 +232,18 @@ class App:
         elif mode == "fault":
             self.ctrl.set_mode(FAULT)
 
-    def _dilatometry_on_mode(self, m):
-        if m == HOLD and self.dil.ref is None:
-            self.dil.reference(self.stepper.position, self.force_filtered_n(), self.board.temperature_c(),
-                               self.setpoint_mpa)
+    def _dilatometry(self, now):
+        # The reference is taken once the hold has settled: on the way in the springs
+        # slide, a stiffness other than the small-signal one used below.
+        if self.ctrl.mode != HOLD:
+            self._hold_since = None
+        elif self.dil.ref is None:
+            if self._hold_since is None:
+                self._hold_since = now
+            elif self.board.ticks_diff(now, self._hold_since) >= THICKNESS_SETTLE_MS:
+                self.dil.reference(self.stepper.position, self.cell.force_n(self.net), self.board.temperature_c(),
+                                   self.setpoint_mpa)
+                self.save_state()
 
     def force_filtered_n(self):
         return (self.ctrl.f_q4 >> 4) / self.cell.span_counts_per_n
@@ -242,7 +252,9 @@ class App:
         if self.ctrl.mode != HOLD:
             return None
         c = self.cfg
-        return self.dil.thickness_um(self.stepper.position, self.force_filtered_n(), self.board.temperature_c(),
+        # The raw sample, not the display filter: the filter lags, and the noise is
+        # 0.05 N / (N/um) -- a few nm.
+        return self.dil.thickness_um(self.stepper.position, self.cell.force_n(self.net), self.board.temperature_c(),
                                      c["um_per_step"], c["stiffness_n_per_um"], c["frame_um_per_k"])
 
     # --- actions used by commands ---

@@ -125,8 +125,13 @@ class Controller:
                 r = tq
                 ff = 0
         self.ref_q4 = r
-        if (ff > 0 and fq > r) or (ff < 0 and fq < r):
-            ff = 0  # the fixture runs ahead of the ramp (stiffer than configured): no push
+        # Feed-forward only while the measurement is behind the ramp and more than a few
+        # ramp steps from the target: on a fixture stiffer than configured it would run
+        # ahead, and the last steps are left to the loop, so the approach has no overshoot.
+        if ff > 0 and (fq > r or tq - fq < (self.up_q4 << 2)):
+            ff = 0
+        elif ff < 0 and (fq < r or fq - tq < (self.down_q4 << 2)):
+            ff = 0
         if self.mode == RAMP and r == tq:
             d = fq - tq
             if -self.band_q4 < d < self.band_q4:

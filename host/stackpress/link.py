@@ -91,11 +91,15 @@ class Link:
                     yield obj
 
     def command(self, cmd, retries=2, **args):
+        """Send a command and return its reply's data. A command whose frame arrived garbled
+        (the fixture says so and did nothing) is sent again; one with no reply is not, since
+        the fixture may have acted on it (a `jog` must not move twice)."""
         for attempt in range(retries + 1):
             self._id += 1
             cid = self._id
             self.ser.write(frame(dict(args, id=cid, cmd=cmd)))
             deadline = time.monotonic() + self.timeout_s
+            garbled = False
             for line in self._lines(deadline):
                 obj = self._decode(line)
                 if obj is None:
@@ -106,9 +110,12 @@ class Link:
                             return obj.get("data") or {}
                         raise DeviceError(obj.get("err"), obj.get("msg"))
                     if obj.get("id") is None and obj.get("err") in ("crc", "frame", "json"):
+                        garbled = True
                         break  # our frame arrived garbled: send it again
                 elif self.on_record is not None:
                     self.on_record(obj)
+            if not garbled:
+                break
         raise LinkError("no reply from %s to '%s': is it a stackpress fixture running its firmware? "
                         "(a board at its REPL does not answer; 'stackpress reset' restarts it)"
                         % (self.port, cmd))

@@ -7,7 +7,7 @@ stiffness along the loading curve, and it changes with the build (stiffer spring
 springs, a coarser screw). The probe measures it where it matters:
 
 1. clamp to the working pressure with a cautious gain (stable on a fixture 20x stiffer
-   than configured), and let it settle;
+   than configured) and a slow ramp, and let it settle;
 2. in gap mode (motor still), jog back and forth by whole electrical cycles of the
    motor (64 microsteps, so the microstep angle error cancels) and average the force
    before and after each move; every move after the first is a reversal, as in a hold;
@@ -19,6 +19,7 @@ import time
 from .link import DeviceError
 
 CAUTIOUS_GAIN = 0.05
+CAUTIOUS_RAMP_MPA_S = 0.25  # small feed-forward: no overshoot on a fixture 4x stiffer than configured
 CYCLE_STEPS = 64  # one electrical cycle at 1/16 microstepping
 SETTLE_SAMPLES = 6
 MEAN_SAMPLES = 16
@@ -72,7 +73,9 @@ class Tuner:
         tel_ms = cfg["telemetry_period_ms"]
         sps = self.link.command("status")["sample_rate_sps"]
         self.link.command("set", key="telemetry_period_ms", value=max(10, 1000 // sps))
+        ramp = cfg["ramp_rate_mpa_s"]
         self.link.command("set", key="loop_gain", value=CAUTIOUS_GAIN)
+        self.link.command("set", key="ramp_rate_mpa_s", value=min(ramp, CAUTIOUS_RAMP_MPA_S))
         try:
             self._clamp(mpa, timeout_s)
             self.link.command("gap")
@@ -108,6 +111,7 @@ class Tuner:
                 k_guess = k
         finally:
             self.link.command("set", key="loop_gain", value=gain)
+            self.link.command("set", key="ramp_rate_mpa_s", value=ramp)
             self.link.command("set", key="telemetry_period_ms", value=tel_ms)
         self.link.command("set", key="stiffness_n_per_um", value=round(k, 3))
         self.link.command("hold", mpa=mpa)

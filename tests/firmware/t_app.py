@@ -127,3 +127,87 @@ def test_sensor_silence_faults_and_holds_position_until_ack():
     assert r["ok"] and r["data"]["cleared"] == ["sensor_timeout"]
     run_app(app, 300)
     assert app.ctrl.mode == 2
+
+
+def _tel(board):
+    return [f for f in board.frames() if f.get("t") == "tel"]
+
+
+def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken_out():
+    app, board = _app()
+    run_app(app, 10)
+    _command(app, board, "set", key="stiffness_n_per_um", value=3.32)  # the plant's stiffness
+    _hold(app, board)
+    run_app(app, 50)
+    assert abs(app.thickness_um()) < 0.05, app.thickness_um()
+    for _ in range(400):          # the cell swells by 5 um (400 microsteps), slowly
+        board.plant.gap -= 1
+        run_app(app, 2)
+    run_app(app, 300)
+    assert abs(app.thickness_um() - 5.0) < 0.05, app.thickness_um()
+    # The frame warms by 10 K: the column grows 0.97 um against it; not the cell.
+    board.temp_c += 10
+    board.plant.gap -= int(round(10 * app.cfg["frame_um_per_k"] / app.cfg["um_per_step"]))
+    run_app(app, 300)
+    assert abs(app.thickness_um() - 5.0) < 0.05, app.thickness_um()
+    board.frames()
+    _command(app, board, "set", key="telemetry_period_ms", value=100)
+    run_app(app, 30)
+    tel = _tel(board)
+    assert tel and abs(tel[-1]["thickness_um"] - 5.0) < 0.05 and tel[-1]["temperature_c"] == 35.0
+
+
+def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_one():
+    app, board = _app()
+    run_app(app, 10)
+    _command(app, board, "set", key="stiffness_n_per_um", value=3.32)
+    _hold(app, board)
+    for _ in range(160):
+        board.plant.gap -= 1
+        run_app(app, 2)
+    run_app(app, 300)
+    t1 = app.thickness_um()
+    assert abs(t1 - 2.0) < 0.05, t1
+    app.save_state()
+    board2 = FakeBoard(board.plant)
+    app2 = App(board2)
+    run_app(app2, 400)
+    assert app2.ctrl.mode == 2 and abs(app2.thickness_um() - t1) < 0.05, app2.thickness_um()
+    _command(app2, board2, "hold", mpa=30.0)
+    run_app(app2, 1500)
+    assert app2.ctrl.mode == 2 and abs(app2.thickness_um()) < 0.05, app2.thickness_um()
+
+
+def test_every_telemetry_record_carries_the_extremes_since_the_last():
+    app, board = _app()
+    run_app(app, 10)
+    _hold(app, board, 25.0)
+    board.frames()
+    run_app(app, 25)              # ~10 samples per 1 s record at 10 samples/s
+    board.plant.extra_n = 40.0    # a 0.5 MPa spike for one sample, between two records
+    run_app(app, 2)
+    board.plant.extra_n = 0.0
+    run_app(app, 40)
+    tel = _tel(board)
+    assert len(tel) >= 2
+    assert all(t["p_min_mpa"] <= t["pressure_mpa"] <= t["p_max_mpa"] for t in tel)
+    assert sum(t["n_samples"] for t in tel) >= 30
+    assert max(t["p_max_mpa"] for t in tel) > 25.4  # the spike was reported
+    assert max(t["pressure_mpa"] for t in tel) < 25.4  # though no record fell on it
+
+
+def test_jog_moves_only_in_idle_or_gap_and_within_range():
+    app, board = _app()
+    run_app(app, 10)
+    _hold(app, board, 25.0)
+    r = _command(app, board, "jog", um=1.0)
+    assert not r["ok"] and r["err"] == "state", r
+    pos = app.stepper.position
+    r = _command(app, board, "gap")
+    r = _command(app, board, "jog", um=0.8)
+    assert r["ok"] and r["data"]["steps"] == 64, r
+    assert app.stepper.position == pos + 64
+    for um, code in ((500, "range"), ("1", "type")):
+        r = _command(app, board, "jog", um=um)
+        assert not r["ok"] and r["err"] == code, r
+    assert app.stepper.position == pos + 64

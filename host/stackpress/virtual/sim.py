@@ -28,6 +28,8 @@ from . import image
 from .model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
+HOST_WAIT_S = 0.1        # a host that has not read for this long is not reading: drop
+BACKLOG_MAX = 1 << 20
 REQ = struct.Struct("<IiII")
 REP = struct.Struct("<IIiIi")
 ROM = Path(__file__).with_name("rom.py")
@@ -68,6 +70,9 @@ class Sim:
         self.boots = 0
         self.samples = 0
         self.dropped_bytes = 0
+        self.backlog = bytearray()  # board output the host has not taken yet
+        self.backlog_since = None
+        self.dropping = False
         self._down_since = time.monotonic()
 
     # --- set-up ---
@@ -120,6 +125,9 @@ class Sim:
         self.stopping = True
 
     def step(self):
+        if self.backlog:
+            self._wait_host()
+            return
         if self.speed is None and self.conn is not None and self.pending is None and self._spin():
             self._io(0.0)
             return
@@ -133,7 +141,7 @@ class Sim:
         conn = self.conn
         served = 0
         deadline = time.perf_counter() + budget_s
-        while served < burst:
+        while served < burst and not self.backlog:
             try:
                 data = conn.recv(REQ.size, socket.MSG_DONTWAIT | socket.MSG_PEEK)
             except BlockingIOError:
@@ -151,11 +159,23 @@ class Sim:
             deadline = time.perf_counter() + budget_s
         return True
 
+    def _wait_host(self):
+        """The world holds still until the host has read the board's output (or gone)."""
+        try:
+            r, w, _ = select.select([self.master, self.listener], [self.master], [], HOST_WAIT_S / 4)
+        except InterruptedError:
+            return
+        self._flush_backlog()
+        if self.master in r:
+            self._from_host()
+        if self.listener in r:
+            self._accept()
+
     def _io(self, timeout):
         rl = [self.master, self.listener]
         if self.board is not None:
             rl.append(self.board.stdout)
-        if self.conn is not None and self.pending is None:
+        if self.conn is not None and self.pending is None and not self.backlog:
             rl.append(self.conn)
         if timeout is None:
             timeout = 0.2
@@ -251,15 +271,47 @@ class Sim:
             return
         if not data:
             return
+        self._to_host(data)
+
+    def _write_master(self, data):
         try:
-            n = os.write(self.master, data)
+            return os.write(self.master, data)
         except BlockingIOError:
-            n = 0
+            return 0
         except OSError as e:
             if e.errno != errno.EIO:
                 raise
-            n = 0
-        self.dropped_bytes += len(data) - n
+            return 0
+
+    def _to_host(self, data):
+        """Relay the board's output. While a host reads, nothing is lost: the world waits
+        for it (virtual time stops until the pty drains; the firmware is only waiting for
+        its next sample). When nobody reads for HOST_WAIT_S, output is dropped, as USB CDC
+        drops it, and the fixture runs on; a write that goes through ends that."""
+        if self.dropping:
+            n = self._write_master(data)
+            if n == len(data):
+                self.dropping = False
+            self.dropped_bytes += len(data) - n
+            return
+        self.backlog += data
+        self._flush_backlog()
+
+    def _flush_backlog(self):
+        if not self.backlog:
+            return
+        n = self._write_master(bytes(self.backlog[:65536]))
+        del self.backlog[:n]
+        now = time.monotonic()
+        if not self.backlog:
+            self.backlog_since = None
+        elif self.backlog_since is None:
+            self.backlog_since = now
+        elif now - self.backlog_since > HOST_WAIT_S or len(self.backlog) > BACKLOG_MAX:
+            self.dropped_bytes += len(self.backlog)
+            self.backlog.clear()
+            self.backlog_since = None
+            self.dropping = True
 
     def _from_host(self):
         try:
