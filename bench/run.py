@@ -131,7 +131,33 @@ def cycling_window_s():
     return REST_S, REST_S + cyc["cycles"] * 2 * 3600.0 / cyc["c_rate"]
 
 
-def run_hold(kind, mpa, seed, outdir):
+def run_tempco(seed, outdir, step_at_s=600, settle_s=6000):
+    """The virtual climate chamber: the unloaded fixture, the room 10 degC warmer at
+    step_at_s; the load cell's zero drift per kelvin of the frame thermistor, measured as a
+    lab would measure it, for the firmware's `load_cell_zero_n_per_k`."""
+    sets = ["scenario.cycling.rest_before_s=1000000000",
+            'scenario.events=[{"at_s": %d, "ambient_temperature_c": 35.0}]' % step_at_s]
+    fx = Fixture(outdir, "tempco", seed, sets)
+    try:
+        with Link(fx.port, timeout_s=10) as link:
+            link.hello()
+            rec = Recorder(link, outdir / "tempco.csv", {"bench": "load-cell zero tempco, unloaded, +10 degC"})
+            follow(link, rec, (step_at_s + settle_s) * 1000, "tempco")
+            rec.log.close()
+    finally:
+        virt, wall, dropped = fx.stop()
+
+    def mean(key, t0, t1):
+        vals = [r[key] for r in rec.tel if t0 * 1000 <= r["device_ms"] < t1 * 1000]
+        return sum(vals) / len(vals)
+    t_a, t_b = step_at_s - 300, step_at_s - 10
+    t_c, t_d = step_at_s + settle_s - 300, step_at_s + settle_s
+    dT = mean("temperature_c", t_c, t_d) - mean("temperature_c", t_a, t_b)
+    dF = mean("force_n", t_c, t_d) - mean("force_n", t_a, t_b)
+    return {"zero_n_per_k": dF / dT, "delta_t_k": dT, "delta_f_n": dF}
+
+
+def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
     name = "%s_%g" % (kind, mpa)
     sets = ["scenario.cycling.rest_before_s=%d" % REST_S]
     if kind == "gap":
@@ -141,6 +167,7 @@ def run_hold(kind, mpa, seed, outdir):
     try:
         with Link(fx.port, timeout_s=10) as link:
             link.hello()
+            link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
             tune = Tuner(link).run(mpa)
             wait_settled(link, mpa)
             if kind != "active":
@@ -159,13 +186,14 @@ def run_hold(kind, mpa, seed, outdir):
             "truth": str(fx.truth_path), "window_s": (t_start, t_end), "name": name}
 
 
-def run_step(seed, outdir):
+def run_step(seed, outdir, zero_n_per_k=0.0):
     lo, hi = SETPOINTS_MPA[0], SETPOINTS_MPA[-1]
     sets = ["scenario.cycling.rest_before_s=1000000"]  # the cell rests: the step alone
     fx = Fixture(outdir, "step", seed, sets)
     try:
         with Link(fx.port, timeout_s=10) as link:
             link.hello()
+            link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
             Tuner(link).run(lo)
             wait_settled(link, lo)
             rec = Recorder(link, outdir / "step.csv", {"bench": "step %g -> %g -> %g MPa" % (lo, hi, lo)})
@@ -178,6 +206,10 @@ def run_step(seed, outdir):
             rec.log.close()
     finally:
         virt, wall, dropped = fx.stop()
+    # The step starts when the firmware took the command (its mode event), not when the
+    # host sent it: at full speed a millisecond of host latency is a second of device time.
+    starts = [e["device_ms"] / 1000 for e in rec.events if e.get("kind") == "mode" and e.get("state") == "ramp"]
+    marks = [(next((t for t in starts if t >= t_sent), t_sent), target) for t_sent, target in marks]
     return {"kind": "step", "tel": rec.tel, "marks": marks, "heap": rec.heap, "gaps": rec.log.gaps,
             "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped, "truth": str(fx.truth_path)}
 
@@ -340,9 +372,13 @@ def main(argv=None):
     jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS]
     log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
     runs = {}
+    tc = run_tempco(a.seed + 200, outdir)
+    zc = tc["zero_n_per_k"]
+    log("load cell zero drift: %+.3f N over %+.2f K: %.4f N/K (entered as load_cell_zero_n_per_k)"
+        % (tc["delta_f_n"], tc["delta_t_k"], zc))
     with concurrent.futures.ProcessPoolExecutor(max_workers=a.jobs) as ex:
-        futs = {ex.submit(run_hold, k, sp, a.seed + i, outdir): (k, sp) for i, (k, sp) in enumerate(jobs)}
-        fstep = ex.submit(run_step, a.seed + 100, outdir)
+        futs = {ex.submit(run_hold, k, sp, a.seed + i, outdir, zc): (k, sp) for i, (k, sp) in enumerate(jobs)}
+        fstep = ex.submit(run_step, a.seed + 100, outdir, zc)
         for n, fut in enumerate(concurrent.futures.as_completed(list(futs) + [fstep]), 1):
             r = fut.result()
             if r["kind"] == "step":
@@ -395,6 +431,7 @@ def main(argv=None):
         "gap_over_active_max_err": None,
         "step_down_undershoot_pct": round(st["step_down_undershoot_pct"], 4),
         "heap_size_bytes": 192 * 1024,
+        "load_cell_zero_n_per_k_measured": round(zc, 4),
         "heap_lock_ok": probe["heap_lock_ok"],
         "log_gaps": sum(r["gaps"] for r in all_runs),
         "dropped_bytes": sum(r["dropped_bytes"] for r in all_runs),

@@ -26,6 +26,7 @@ from stackpress.store import Store
 SETTLE_SAMPLES = 4
 POSITION_SAVE_MS = 60000
 THICKNESS_SETTLE_MS = 5000
+TEMPERATURE_PERIOD_MS = 1000
 
 
 class App:
@@ -47,6 +48,8 @@ class App:
         self.net_max = 0
         self.n_since_tel = 0
         self.dil = Dilatometer()
+        self.zero_offset = 0  # counts: the load cell's zero drift with temperature, taken out
+        self._last_temp = None
         self._hold_since = None
         self.setpoint_mpa = 0.0
         self.mode_before_fault = IDLE
@@ -116,6 +119,7 @@ class App:
         self.safety.configure(min(c["max_pressure_mpa"] * area, c["load_cell_capacity_n"]) * span,
                               c["travel_limit_um"] / c["um_per_step"])
         self.ctrl.target = self.cell.counts(self.setpoint_mpa * area)
+        self.update_zero_offset()
 
     # --- units at the edges (allocate: never called from the control iteration) ---
     def pressure_mpa(self, net):
@@ -169,7 +173,7 @@ class App:
     def control(self, raw):
         """The control iteration. Allocation-free (tests run it under heap_lock)."""
         self.raw = raw
-        net = raw - self.cell.tare_counts
+        net = raw - self.cell.tare_counts - self.zero_offset
         self.net = net
         if self.n_since_tel:
             if net < self.net_min:
@@ -197,6 +201,9 @@ class App:
         self.stepper.stop()
 
     def housekeeping(self, now):
+        if self._last_temp is None or self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
+            self._last_temp = now
+            self.update_zero_offset()
         if self.resume is not None and self.samples >= SETTLE_SAMPLES:
             self._resume()
         self._dilatometry(now)
@@ -244,6 +251,16 @@ class App:
                 self.dil.reference(self.stepper.position, self.cell.force_n(self.net), self.board.temperature_c(),
                                    self.setpoint_mpa)
                 self.save_state()
+
+    def update_zero_offset(self):
+        """Outside the control iteration (floats): the counts the zero has drifted by."""
+        k = self.cfg["load_cell_zero_n_per_k"]
+        t = self.board.temperature_c() if k else None
+        if t is None:
+            self.zero_offset = 0
+        else:
+            t0 = self.calib.get("tare_temperature_c", 25.0)
+            self.zero_offset = int(k * (t - t0) * self.cell.span_counts_per_n)
 
     def force_filtered_n(self):
         return (self.ctrl.f_q4 >> 4) / self.cell.span_counts_per_n

@@ -165,12 +165,15 @@ def tare(app, obj):
     if app.samples < 4:
         raise CommandError("state", "no force reading yet: wait for the load cell")
     cal = dict(app.calib)
-    cal["tare_counts"] = app.cell.tare_counts + (app.ctrl.f_q4 >> 4)
+    cal["tare_counts"] = app.cell.tare_counts + app.zero_offset + (app.ctrl.f_q4 >> 4)
     cal["span_counts_per_n"] = app.cell.span_counts_per_n
+    t = app.board.temperature_c()
+    if t is not None:
+        cal["tare_temperature_c"] = round(t, 3)  # the zero drift is counted from here
     app.store.save("calib", cal)
     app.calib = cal
     app.cell.tare_counts = cal["tare_counts"]
-    app.apply_config()
+    app.apply_config()  # also recomputes the zero drift offset from the new reference
     return {"tare_counts": cal["tare_counts"]}
 
 

@@ -21,6 +21,9 @@ SCHEMA = {
     "release_backoff_um": (50.0, 0.0, 5000.0, "um", False, "retraction after a release"),
     "telemetry_period_ms": (1000, 10, 60000, "ms", True,
                             "time between telemetry records (each carries the min and max between them)"),
+    "load_cell_zero_n_per_k": (0.0, -50.0, 50.0, "N/K", False,
+                               "load cell's zero drift per K at the frame thermistor, taken out of every "
+                               "reading (0: none; measure it, as make bench does)"),
     "frame_um_per_k": (0.097, -10.0, 10.0, "um/K", False,
                        "fixture's thermal growth against the frame, taken out of thickness_um"),
     "sample_timeout_ms": (1000, 100, 8000, "ms", True, "silence from the ADC that raises a fault"),

@@ -25,6 +25,9 @@ def _panel(info, last, hist_p, hist_e, hist_x, events):
                                                                     last.get("setpoint_mpa", 0), err))
     t.add_row("force", "%.2f N" % last.get("force_n", 0))
     t.add_row("position", "%.4f um" % last.get("position_um", 0))
+    thk, temp = last.get("thickness_um"), last.get("temperature_c")
+    t.add_row("cell", "thickness %s   frame %s" % ("-" if thk is None else "%+.3f um" % thk,
+                                                  "-" if temp is None else "%.2f degC" % temp))
     alarms = last.get("alarms", [])
     t.add_row("alarms", Text(", ".join(alarms).upper() + "  (stackpress ack)", style="bold white on red")
               if alarms else Text("none", style="green"))
@@ -71,9 +74,10 @@ def monitor(link, duration_s=None, out=None):
                 live.update(_panel(info, last, hist_p, hist_e, hist_x, events), refresh=True)
             else:
                 print("%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
-                      "alarms=%s" % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
-                                     rec["setpoint_mpa"], rec["force_n"], rec["position_um"],
-                                     "|".join(rec["alarms"]) or "-"), file=out, flush=True)
+                      "thickness_um=%s temperature_c=%s alarms=%s"
+                      % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
+                         rec["setpoint_mpa"], rec["force_n"], rec["position_um"], rec.get("thickness_um"),
+                         rec.get("temperature_c"), "|".join(rec["alarms"]) or "-"), file=out, flush=True)
     except (KeyboardInterrupt, BrokenPipeError):
         pass
     except OSError:  # the terminal went away (SSH dropped): stop quietly

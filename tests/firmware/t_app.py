@@ -211,3 +211,25 @@ def test_jog_moves_only_in_idle_or_gap_and_within_range():
         r = _command(app, board, "jog", um=um)
         assert not r["ok"] and r["err"] == code, r
     assert app.stepper.position == pos + 64
+
+
+def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
+    app, board = _app()
+    run_app(app, 30)
+    f0 = app.cell.force_n(app.net)
+    board.temp_c = 35.0
+    board.plant.extra_n = 5.0     # the load cell's zero drifts 0.5 N/K: +5 N at +10 K
+    run_app(app, 40)
+    assert abs(app.cell.force_n(app.net) - f0 - 5.0) < 0.1  # uncompensated (the default)
+    r = _command(app, board, "set", key="load_cell_zero_n_per_k", value=0.5)
+    assert r["ok"], r
+    run_app(app, 200)
+    assert abs(app.cell.force_n(app.net) - f0) < 0.1, app.cell.force_n(app.net) - f0
+    r = _command(app, board, "tare")  # a tare at 35 degC becomes the new reference
+    assert r["ok"], r
+    run_app(app, 40)
+    assert app.calib["tare_temperature_c"] == 35.0 and abs(app.cell.force_n(app.net)) < 0.1
+    board.temp_c = 25.0
+    board.plant.extra_n = 0.0
+    run_app(app, 40)
+    assert abs(app.cell.force_n(app.net)) < 0.1, app.cell.force_n(app.net)

@@ -47,6 +47,7 @@ def micropython_bin():
 
 def factory_calibration(model):
     return {"tare_counts": model.zero_counts(), "span_counts_per_n": round(model.counts_per_n(), 4),
+            "tare_temperature_c": model.cal_temp_c,
             "reference": "virtual fixture: load-cell datasheet sensitivity and zero balance",
             "date": "factory"}
 
