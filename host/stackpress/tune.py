@@ -16,8 +16,6 @@ springs, a coarser screw). The probe measures it where it matters:
 import statistics
 import time
 
-from .link import DeviceError
-
 CAUTIOUS_GAIN = 0.05
 CAUTIOUS_RAMP_MPA_S = 0.25  # small feed-forward: no overshoot on a fixture 4x stiffer than configured
 CYCLE_STEPS = 64  # one electrical cycle at 1/16 microstepping
@@ -130,9 +128,3 @@ class Tuner:
             "setpoint_mpa": mpa,
         }
 
-
-def tune(link, mpa, progress=None):
-    try:
-        return Tuner(link, progress).run(mpa)
-    except DeviceError:
-        raise

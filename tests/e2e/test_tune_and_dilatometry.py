@@ -54,5 +54,5 @@ def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
             true[round(float(v[0]), 1)] = float(v[th.index("cell_thickness_um")])
     pairs = [(float(r[col["thickness_um"]]), true[round(int(r[col["device_ms"]]) / 1000, 1)]) for r in rows]
     (f0, m0), (f1, m1) = pairs[0], pairs[-1]
-    assert abs((m1 - m0)) > 0.5, (m0, m1)  # the cell did swell meanwhile (it is charging)
+    assert abs(m1 - m0) > 0.5 and abs(f1 - f0) > 0.5, pairs[-1]  # the cell swelled meanwhile, and it was seen
     assert max(abs((f - f0) - (m - m0)) for f, m in pairs) < 0.3
