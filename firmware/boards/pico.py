@@ -29,7 +29,10 @@ PIO_FREQ = 1_000_000  # 1 us per PIO cycle
 
 @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
 def _step_program():
-    # x = pulses - 1, y reloaded from the ISR-free OSR copy for each half period
+    # TX FIFO: pulses - 1, then y. A pulse is high y + 3 cycles, low y + 4: a period of
+    # 2y + 7 cycles (a `jmp y--` loop runs y + 1 times). One word back in the RX FIFO when
+    # the move is done: one event per move, none per step. Verified in rp2040-pio-emulator
+    # (tests/pio/test_pio_step.py).
     pull(block)
     mov(x, osr)
     pull(block)
@@ -43,10 +46,17 @@ def _step_program():
     label("low")
     jmp(y_dec, "low")
     jmp(x_dec, "pulse")
+    push(noblock)
+
+
+def step_delay(rate_hz, pio_freq=PIO_FREQ):
+    """y for a step rate: the period 2y + 7 cycles, rounded so it is never faster."""
+    return max(0, (pio_freq // rate_hz - 6) // 2)
 
 
 class StepPulses:
-    """Pulses from PIO; remaining() is derived from elapsed time at the set rate."""
+    """Pulses from PIO. The program reports the end of a move in the RX FIFO; while it
+    runs, the pulses left are estimated from the elapsed time (for a stop mid-move)."""
 
     def __init__(self, step_pin):
         self._sm = rp2.StateMachine(0, _step_program, freq=PIO_FREQ, set_base=step_pin)
@@ -55,23 +65,27 @@ class StepPulses:
         self._t0 = 0
 
     def start(self, n, rate_hz):
-        half = max(2, PIO_FREQ // (2 * rate_hz) - 3)
+        y = step_delay(rate_hz)
+        self._sm.active(0)
         self._sm.restart()
-        self._sm.active(1)
+        while self._sm.rx_fifo():
+            self._sm.get()
         self._sm.put(n - 1)
-        self._sm.put(half)
+        self._sm.put(y)
+        self._sm.active(1)
         self._n = n
-        self._rate = rate_hz
+        self._rate = PIO_FREQ // (2 * y + 7)
         self._t0 = time.ticks_us()
 
     def remaining(self):
         if not self._n:
             return 0
-        done = time.ticks_diff(time.ticks_us(), self._t0) * self._rate // 1000000
-        if done >= self._n:
+        if self._sm.rx_fifo():
+            self._sm.get()
             self._n = 0
             return 0
-        return self._n - done
+        done = time.ticks_diff(time.ticks_us(), self._t0) * self._rate // 1000000
+        return max(1, self._n - done)
 
     def stop(self):
         left = self.remaining()

@@ -12,6 +12,10 @@ from . import PROTOCOL_VERSION
 from .protocol import FrameError, frame, parse
 
 
+# Commands that do the same when done twice: resent when a reply never came.
+RESEND_ON_SILENCE = ("hello", "status", "config", "hold", "gap", "idle", "release", "ack", "set")
+
+
 class LinkError(Exception):
     """The fixture could not be reached or did not answer (exit code 3)."""
 
@@ -92,8 +96,8 @@ class Link:
 
     def command(self, cmd, retries=2, **args):
         """Send a command and return its reply's data. A command whose frame arrived garbled
-        (the fixture says so and did nothing) is sent again; one with no reply is not, since
-        the fixture may have acted on it (a `jog` must not move twice)."""
+        (the fixture says so and did nothing) is sent again; one with no reply is sent again
+        only if doing it twice is harmless (a `jog` must not move twice)."""
         for attempt in range(retries + 1):
             self._id += 1
             cid = self._id
@@ -114,7 +118,7 @@ class Link:
                         break  # our frame arrived garbled: send it again
                 elif self.on_record is not None:
                     self.on_record(obj)
-            if not garbled:
+            if not garbled and cmd not in RESEND_ON_SILENCE:
                 break
         raise LinkError("no reply from %s to '%s': is it a stackpress fixture running its firmware? "
                         "(a board at its REPL does not answer; 'stackpress reset' restarts it)"

@@ -182,10 +182,15 @@ class Sim:
             timeout = 0.2
             if self.pending is not None:
                 timeout = max(0.0, self.pending[1] - time.monotonic())
+        # While dropping (nobody read for a while), a pty with room again means a host is
+        # reading: from then on nothing is lost.
+        wl = [self.master] if self.dropping else []
         try:
-            r, _, _ = select.select(rl, [], [], timeout)
+            r, w, _ = select.select(rl, wl, [], timeout)
         except InterruptedError:
             return
+        if w:
+            self.dropping = False
         if self.pending is not None and time.monotonic() >= self.pending[1]:
             self._send(self.pending[0])
             self.pending = None
