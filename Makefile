@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 PORT ?=
 
-.PHONY: setup demo test test-firmware test-host test-e2e bench clean
+.PHONY: setup demo test test-firmware test-host test-e2e bench wiring clean
 
 setup: $(STAMP)
 
@@ -28,6 +28,10 @@ test: setup
 # part of `make test`): a table, bench/out/bench.png, and one JSON line last.
 bench: setup
 	$(BIN)/python bench/run.py --jobs 1
+
+# hardware/wiring.svg from the pin map in firmware/boards/pico.py (make test checks they agree)
+wiring: setup
+	$(BIN)/python hardware/wiring.py
 
 test-firmware: setup
 	$(BIN)/python -m pytest -q tests/firmware
