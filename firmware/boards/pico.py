@@ -12,6 +12,11 @@ import machine
 import rp2
 import select
 
+try:  # for type checkers only: the names of the PIO assembler (not a module on a board)
+    from rp2.asm_pio import *  # noqa: F401,F403
+except ImportError:
+    pass
+
 PINS = {
     "hx_sck": 2,     # HX711 PD_SCK
     "hx_dout": 3,    # HX711 DOUT
@@ -62,7 +67,7 @@ class StepPulses:
         self._sm = rp2.StateMachine(0, _step_program, freq=PIO_FREQ, set_base=step_pin)
         self._n = 0
         self._rate = 1
-        self._t0 = 0
+        self._t0 = time.ticks_us()
 
     def start(self, n, rate_hz):
         y = step_delay(rate_hz)

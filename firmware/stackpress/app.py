@@ -81,7 +81,7 @@ class App:
         st, err = self.store.load("state")
         if err:
             self.notes.append(err)
-        self.resume = st if isinstance(st, dict) else {}
+        self.resume = st if isinstance(st, dict) else {}  # type: dict | None
         self.stepper.position = int(self.resume.get("position_steps", 0))
         self._saved_position = self.stepper.position
         self.safety.trip(int(self.resume.get("alarms", 0)) & ~CONFIG_RESET)
@@ -138,7 +138,7 @@ class App:
         micropython.kbd_intr(-1)  # a stray Ctrl-C on the serial line is just a byte
         try:
             self.event("boot", firmware=commands.FIRMWARE_VERSION, board=self.board.name,
-                       resume=self.resume.get("mode", "idle"), notes=self.notes)
+                       resume=(self.resume or {}).get("mode", "idle"), notes=self.notes)
             while not self.handover:
                 self.loop_once()
         except BaseException as e:
@@ -225,7 +225,7 @@ class App:
 
     def _resume(self):
         """Take over what was running before the reset, from the force read now."""
-        st = self.resume
+        st = self.resume or {}
         self.resume = None
         mode = st.get("mode", "idle")
         sp = st.get("setpoint_mpa", 0.0)
