@@ -65,6 +65,9 @@ class StepPulses:
 
     def __init__(self, step_pin):
         self._sm = rp2.StateMachine(0, _step_program, freq=PIO_FREQ, set_base=step_pin)
+        # A soft reset leaves a running state machine running (micropython#9316): stop it
+        # before anything else, whatever the previous firmware was doing.
+        self._sm.active(0)
         self._n = 0
         self._rate = 1
         self._t0 = time.ticks_us()
