@@ -17,9 +17,11 @@ the logs, and prints one JSON object as its last line.
 import argparse
 import concurrent.futures
 import csv
+import gzip
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -346,6 +348,15 @@ def plot(runs, step, path):
 
 
 # --- main -------------------------------------------------------------------------
+def compress(paths):
+    """Keep the truth files (one row per sample, ~25 MB a run) gzip'd once analysed."""
+    for path in paths:
+        with open(path, "rb") as src, gzip.open(path + ".gz", "wb", compresslevel=3) as dst:
+            shutil.copyfileobj(src, dst)
+        os.unlink(path)
+
+
+
 def alloc_probe():
     p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=192k", str(ROOT / "bench" / "alloc_probe.py"),
                         str(ROOT / "firmware")], capture_output=True, text=True, timeout=300)
@@ -366,7 +377,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     outdir = Path(a.out)
     outdir.mkdir(parents=True, exist_ok=True)
-    for f in outdir.glob("*.csv"):
+    for f in list(outdir.glob("*.csv")) + list(outdir.glob("*.csv.gz")):
         f.unlink()
     t_wall = time.monotonic()
     jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS]
@@ -442,7 +453,8 @@ def main(argv=None):
     summary["spring_over_active_max_err"] = round(summary["spring"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
     summary["gap_over_active_max_err"] = round(summary["gap"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
     (outdir / "summary.json").write_text(json.dumps(summary, indent=1))
-    print("plot: %s; logs and truth files: %s" % (summary["plot"], outdir))
+    compress(r["truth"] for r in all_runs)
+    print("plot: %s; logs and the model's truth files (gzip): %s" % (summary["plot"], outdir))
     print(json.dumps(summary))
     return 0
 
