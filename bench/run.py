@@ -359,7 +359,8 @@ def compress(paths):
 
 def alloc_probe():
     p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=192k", str(ROOT / "bench" / "alloc_probe.py"),
-                        str(ROOT / "firmware")], capture_output=True, text=True, timeout=300)
+                        str(ROOT / "firmware"), str(ROOT / "tests" / "firmware")],
+                       capture_output=True, text=True, timeout=300)
     if p.returncode:
         raise RuntimeError("alloc probe failed: " + p.stdout + p.stderr)
     return json.loads(p.stdout.strip().splitlines()[-1])

@@ -145,6 +145,11 @@ def _u32(b, i):
     return b[i] | (b[i + 1] << 8) | (b[i + 2] << 16) | (b[i + 3] << 24)
 
 
+def _i32(b, i):
+    v = _u32(b, i)
+    return v - 0x100000000 if v & 0x80000000 else v
+
+
 class Board:
     name = "virtual"
     root = "/"
@@ -192,11 +197,9 @@ class Board:
             n = self._readinto(rep)
         if n != 20:
             sys.exit(3)  # the fixture went away: a board without a world stops
-        self._temp_mc = _u32(rep, 16)
+        self._temp_mc = _i32(rep, 16)
         self._ticks_now = _u32(rep, 4) & _TICKS_MASK
-        counts = _u32(rep, 8)
-        if counts & 0x80000000:
-            counts -= 0x100000000
+        counts = _i32(rep, 8)
         if _u32(rep, 12) & READY:
             self.chip.load(counts)
         return counts
@@ -209,10 +212,7 @@ class Board:
 
     def temperature_c(self):
         """The frame thermistor, degC (None on a board without one). Allocates a float."""
-        t = self._temp_mc
-        if t & 0x80000000:
-            t -= 0x100000000
-        return t / 1000
+        return self._temp_mc / 1000
 
     def idle(self):
         """Wait for the next conversion: one period of virtual time."""

@@ -49,7 +49,6 @@ class App:
         self.n_since_tel = 0
         self.dil = Dilatometer()
         self.zero_offset = 0  # counts: the load cell's zero drift with temperature, taken out
-        self._last_temp = None
         self._hold_since = None
         self.setpoint_mpa = 0.0
         self.mode_before_fault = IDLE
@@ -59,6 +58,7 @@ class App:
         now = board.ticks_ms()
         self._last_sample = now
         self._last_tel = now
+        self._last_temp = now
         self._last_save = now
         self._saved_position = 0
         self._reported_mode = -1
@@ -201,7 +201,7 @@ class App:
         self.stepper.stop()
 
     def housekeeping(self, now):
-        if self._last_temp is None or self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
+        if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
             self.update_zero_offset()
         if self.resume is not None and self.samples >= SETTLE_SAMPLES:
