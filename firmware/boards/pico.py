@@ -30,6 +30,7 @@ NTC_R25_OHM = 10000
 NTC_BETA_K = 3950
 NTC_PULLUP_OHM = 10000
 PIO_FREQ = 1_000_000  # 1 us per PIO cycle
+CDC_PACKET = 64  # bytes of one full-speed USB bulk packet
 
 
 @rp2.asm_pio(set_init=rp2.PIO.OUT_LOW)
@@ -103,6 +104,7 @@ class StepPulses:
 
 
 class Board:
+    history_records = 720  # telemetry records kept for a replay (60 B each)
     name = "pico"
     root = "/"
     sample_rate_sps = HX711_RATE_SPS
@@ -120,6 +122,11 @@ class Board:
         self._ipoll = self._poll.ipoll
         self._stdin_into = sys.stdin.buffer.readinto
         self._stdout_write = sys.stdout.buffer.write
+        self._opoll = select.poll()
+        self._opoll.register(sys.stdout, select.POLLOUT)
+        self._oipoll = self._opoll.ipoll
+        self._wdt = None  # type: machine.WDT | None
+        self._wdt_timer = None  # type: machine.Timer | None
 
         self._ntc = machine.ADC(PINS["ntc"])
 
@@ -146,7 +153,30 @@ class Board:
         return 0
 
     def serial_write(self, b):
-        self._stdout_write(b)
+        """Write what USB CDC takes now, never waiting on a host that does not read:
+        only when the port polls writable, and one 64-byte USB packet at a time."""
+        for _ in self._oipoll(0):
+            return self._stdout_write(b[:CDC_PACKET]) or 0
+        return 0
+
+    def reset_cause(self):
+        c = machine.reset_cause()
+        return "watchdog" if c == machine.WDT_RESET else "power_on" if c == machine.PWRON_RESET else "soft"
+
+    def watchdog_start(self, timeout_ms):
+        # Once started, rp2's watchdog can't be stopped; it runs on through a soft reset.
+        self._wdt = machine.WDT(timeout=min(timeout_ms, 8388))
+
+    def watchdog_feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    def watchdog_park(self):
+        """At the REPL (mpremote flashing) nothing runs the loop: a timer feeds the
+        watchdog until the next reset (a soft reset stops timers; main.py takes over)."""
+        wdt = self._wdt
+        if wdt is not None:
+            self._wdt_timer = machine.Timer(-1, period=1000, callback=lambda t: wdt.feed())
 
     def serial_flush(self):
         time.sleep_ms(20)

@@ -8,7 +8,10 @@ advances virtual time by that period and answers with the next conversion, which
 this module's pin-level HX711 then shifts out to the unmodified driver.
 
 Link frames (little-endian; 16 bytes board -> model, 20 bytes back):
-  board -> model: u32 seq, i32 steps (signed microsteps), u32 flags, u32 0
+  board -> model: u32 seq, i32 steps (signed microsteps), u32 flags (bit 0: the
+                  watchdog was fed since the last frame), u32 watchdog timeout in ms
+                  (0: not armed). The sim keeps the watchdog: a board that stops
+                  feeding it, or stops talking (hung), is reset as a Pico's would be.
   model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts, u32 flags,
                   i32 frame thermistor reading in milli-degC
   flags from model: bit 0 a conversion is ready; seq 0 (hello) puts the conversion
@@ -151,6 +154,7 @@ def _i32(b, i):
 
 
 class Board:
+    history_records = 720  # telemetry records kept for a replay (60 B each)
     name = "virtual"
     root = "/"
 
@@ -163,6 +167,8 @@ class Board:
         self._rep = bytearray(20)
         self._temp_mc = 25000
         self._seq = 0
+        self._wdt_ms = 0
+        self._fed = 0
         wire(self)
         self._readinto = s.readinto
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
@@ -182,7 +188,8 @@ class Board:
 
     def _exchange(self, steps):
         req = self._req
-        struct.pack_into("<IiII", req, 0, self._seq, steps, 0, 0)
+        struct.pack_into("<IiII", req, 0, self._seq, steps, self._fed, self._wdt_ms)
+        self._fed = 0
         self._seq = (self._seq + 1) & 0x3FFFFFFF
         self._sock.write(req)
         rep = self._rep
@@ -224,7 +231,26 @@ class Board:
         return 0
 
     def serial_write(self, b):
-        self._stdout_write(b)
+        # The sim drains this pipe at once and does the buffering (and dropping) of
+        # USB CDC, so this never waits for the host.
+        return self._stdout_write(b)
+
+    def reset_cause(self):
+        """'power_on', 'watchdog' or 'soft', as the sim says it started this board."""
+        return os.getenv("STACKPRESS_RESET_CAUSE") or "power_on"
+
+    def watchdog_start(self, timeout_ms):
+        self._wdt_ms = timeout_ms
+        self._fed = 1
+
+    def watchdog_feed(self):
+        self._fed = 1
+
+    def watchdog_park(self):
+        # At the REPL (mpremote) a timer feeds the watchdog on the Pico; here the sim is
+        # told it is no longer watched.
+        self._wdt_ms = 0
+        self.idle()
 
     def serial_flush(self):
         pass

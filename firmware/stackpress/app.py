@@ -15,16 +15,22 @@ from stackpress import config as cfgmod
 from stackpress.clock import Clock
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, Controller
 from stackpress.dilatometer import Dilatometer
+from stackpress.history import (ALARMS, FORCE_MN, MS_MODE, NONE, N, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM, RAW,
+                                REF_10PA, S, SEQ, SP_100PA, TEMP_MC, THK_01NM, History)
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
+from stackpress.outbox import Outbox
 from stackpress.protocol import FrameError, LineReader, encode, parse
-from stackpress.safety import CONFIG_RESET, SENSOR_TIMEOUT, Safety
+from stackpress.safety import (CONFIG_RESET, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH, WATCHDOG_RESET,
+                               Safety)
 from stackpress.stepper import Stepper
 from stackpress.store import Store
 
-# Samples read before a resumed mode takes over: force is known before any move.
-SETTLE_SAMPLES = 4
 POSITION_SAVE_MS = 60000
+# rp2's longest watchdog timeout is 8388 ms; a pass of the loop takes milliseconds.
+WATCHDOG_MS = 8000
+REPLAY_PER_PASS = 4
+REPLAY_ROOM = 700  # bytes free in the outbox before a replayed record is queued
 THICKNESS_SETTLE_MS = 5000
 TEMPERATURE_PERIOD_MS = 1000
 
@@ -40,7 +46,12 @@ class App:
         self.stepper = Stepper(board.step_pulses, board.dir_pin, 20000)
         self.lines = LineReader()
         self._byte = bytearray(1)
+        self.out = Outbox(board.serial_write)
+        self.hist = History(board.history_records)
         self.seq = 0
+        self.boot = 0
+        self.locked = False
+        self.reset_cause = board.reset_cause()
         self.raw = 0
         self.net = 0
         self.samples = 0
@@ -84,11 +95,24 @@ class App:
         self.resume = st if isinstance(st, dict) else {}  # type: dict | None
         self.stepper.position = int(self.resume.get("position_steps", 0))
         self._saved_position = self.stepper.position
-        self.safety.trip(int(self.resume.get("alarms", 0)) & ~CONFIG_RESET)
+        self.safety.trip(int(self.resume.get("alarms", 0)) & ~(CONFIG_RESET | WATCHDOG_RESET))
+        if self.reset_cause == "watchdog":
+            self.safety.trip(WATCHDOG_RESET)
         self.dil.restore(self.resume.get("thickness_ref"))
+        self.locked = self.resume.get("locked") is True
+        b = self.resume.get("boot", 0)
+        self.boot = (b if isinstance(b, int) else 0) + 1
         self.apply_config()
+        self.save_state()  # the boot count, before anything is said under it
 
     def save_state(self):
+        if self.resume is not None:
+            # Not taken over yet: keep what is to be resumed, with this boot's count.
+            doc = dict(self.resume)
+            doc["boot"] = self.boot
+            doc["locked"] = self.locked
+            self.store.save("state", doc)
+            return
         mode = self.ctrl.mode
         self.store.save("state", {
             "mode": MODE_NAMES[mode],
@@ -97,6 +121,8 @@ class App:
             "position_steps": self.stepper.position,
             "alarms": self.safety.latched,
             "thickness_ref": self.dil.as_list(),
+            "locked": self.locked,
+            "boot": self.boot,
         })
         self._saved_position = self.stepper.position
 
@@ -116,8 +142,10 @@ class App:
             c["release_backoff_um"] / c["um_per_step"],
         )
         self.stepper.rate_hz = c["max_step_rate_hz"]
-        self.safety.configure(min(c["max_pressure_mpa"] * area, c["load_cell_capacity_n"]) * span,
-                              c["travel_limit_um"] / c["um_per_step"])
+        self.safety.configure(c["max_pressure_mpa"] * area * span, c["load_cell_capacity_n"] * span,
+                              c["travel_limit_um"] / c["um_per_step"], c["max_jump_n"] * span,
+                              c["stuck_samples"], sps, c["stall_force_n"] * span,
+                              c["stiffness_n_per_um"] * c["um_per_step"] * span)
         self.ctrl.target = self.cell.counts(self.setpoint_mpa * area)
         self.update_zero_offset()
 
@@ -138,9 +166,12 @@ class App:
         micropython.kbd_intr(-1)  # a stray Ctrl-C on the serial line is just a byte
         try:
             self.event("boot", firmware=commands.FIRMWARE_VERSION, board=self.board.name,
-                       resume=(self.resume or {}).get("mode", "idle"), notes=self.notes)
+                       reset_cause=self.reset_cause, resume=(self.resume or {}).get("mode", "idle"),
+                       setpoint_mpa=(self.resume or {}).get("setpoint_mpa", 0.0), notes=self.notes)
+            self.board.watchdog_start(WATCHDOG_MS)
             while not self.handover:
                 self.loop_once()
+            self.board.watchdog_park()  # the REPL is not the control loop: fed by a timer there
         except BaseException as e:
             self.stepper.stop()
             try:
@@ -153,6 +184,7 @@ class App:
 
     def loop_once(self):
         now = self.clock.update()
+        self.board.watchdog_feed()
         if self.hx.ready():
             self.control(self.hx.read())
             self._last_sample = now
@@ -161,7 +193,7 @@ class App:
         else:
             if self.board.ticks_diff(now, self._last_sample) > self.cfg["sample_timeout_ms"]:
                 if not self.safety.latched & SENSOR_TIMEOUT:
-                    self.safety.trip(SENSOR_TIMEOUT)
+                    self.safety.no_data()
                     self.fault()
                     self.housekeeping(now)
             self.board.idle()
@@ -169,11 +201,19 @@ class App:
             self._last_tel = now
             self.telemetry()
         self.poll_serial()
+        self.out.pump()
+        if self.hist.replaying():
+            self.pump_replay()
 
     def control(self, raw):
         """The control iteration. Allocation-free (tests run it under heap_lock)."""
         self.raw = raw
         net = raw - self.cell.tare_counts - self.zero_offset
+        sf = self.safety
+        a = sf.check_sample(raw, net)
+        if a & SENSOR_BAD:
+            self.fault()  # no trusted force: hold position, never move blind
+            return
         self.net = net
         if self.n_since_tel:
             if net < self.net_min:
@@ -184,14 +224,23 @@ class App:
             self.net_min = net
             self.net_max = net
         self.n_since_tel += 1
-        if self.safety.check_sample(raw, net):
-            self.fault()
         steps = self.ctrl.update(net)
+        m = self.ctrl.mode
+        if a & TOO_MUCH or (m == FAULT and sf.latched & TOO_MUCH and net > sf.backoff_net):
+            # Too much force, and a reading to trust: back off now, within this sample.
+            self.fault()
+            self.stepper.move(self.ctrl.backoff(net, sf.backoff_net))
+            return
         if steps:
-            if self.safety.check_move(self.stepper.position, steps):
+            if sf.check_move(self.stepper.position, steps):
                 self.fault()
-            else:
-                self.stepper.move(steps)
+                return
+            steps = self.stepper.move(steps)
+        if m != FAULT and m != IDLE and m != GAP and net > self.ctrl.contact:
+            if sf.check_stall(steps, net):
+                self.fault()
+        else:
+            sf.stall_reset(net)
 
     def fault(self):
         m = self.ctrl.mode
@@ -204,8 +253,8 @@ class App:
         if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
             self.update_zero_offset()
-        if self.resume is not None and self.samples >= SETTLE_SAMPLES:
-            self._resume()
+        if self.resume is not None and self.safety.trusted():
+            self._resume()  # the force is known, and believed, before anything moves
         self._dilatometry(now)
         m = self.ctrl.mode
         a = self.safety.latched
@@ -218,6 +267,8 @@ class App:
             self._reported_alarms = a
             self.save_state()
             self._last_save = now
+            if a & MOTOR_STALL:
+                self.safety.stall_reset(self.net)
         elif (self.board.ticks_diff(now, self._last_save) >= POSITION_SAVE_MS
               and self.stepper.position != self._saved_position):
             self.save_state()
@@ -280,42 +331,81 @@ class App:
             self.dil.clear()  # a new setpoint re-compresses springs and frame: a new reference
         self.setpoint_mpa = mpa
         self.ctrl.hold(self.cell.counts(mpa * self.cfg["cell_area_mm2"]), self.net)
+        self.safety.stall_reset(self.net)
 
-    # --- output ---
+    # --- output: every record goes through the history, so a replay repeats it exactly ---
     def send(self, obj):
-        self.board.serial_write(encode(obj))
+        self.out.put(encode(obj))
 
     def event(self, kind, **fields):
         self.seq += 1
         fields["t"] = "evt"
+        fields["boot"] = self.boot
         fields["seq"] = self.seq
         fields["device_ms"] = self.clock.device_ms()
         fields["kind"] = kind
-        self.send(fields)
+        frame = encode(fields)
+        self.hist.add_event(self.seq, frame)
+        self.out.put(frame)
 
     def telemetry(self):
         self.seq += 1
-        span = self.cell.span_counts_per_n
         n = self.n_since_tel
         self.n_since_tel = 0
         thk = self.thickness_um()
         temp = self.board.temperature_c()
-        self.send({
-            "t": "tel", "seq": self.seq, "device_ms": self.clock.device_ms(),
-            "state": MODE_NAMES[self.ctrl.mode],
-            "pressure_mpa": round(self.pressure_mpa(self.net), 5),
-            "setpoint_mpa": round(self.setpoint_mpa, 4),
-            "ref_mpa": round(self.pressure_mpa(self.ctrl.ref_q4 >> 4), 5),
-            "force_n": round(self.net / span, 3),
-            "position_um": round(self.stepper.position * self.cfg["um_per_step"], 4),
-            "raw_counts": self.raw,
-            "p_min_mpa": round(self.pressure_mpa(self.net_min), 5) if n else None,
-            "p_max_mpa": round(self.pressure_mpa(self.net_max), 5) if n else None,
-            "n_samples": n,
-            "thickness_um": None if thk is None else round(thk, 4),
-            "temperature_c": None if temp is None else round(temp, 3),
-            "alarms": self.safety.names(),
-        })
+        p = self.pressure_mpa
+        h = self.hist.tel
+        o = self.hist.slot()
+        h[o + SEQ] = self.seq
+        h[o + S] = self.clock.s
+        h[o + MS_MODE] = self.clock.ms | (self.ctrl.mode << 10)
+        h[o + ALARMS] = self.safety.latched
+        h[o + P_10PA] = _fix(p(self.net), 1e5)
+        h[o + SP_100PA] = _fix(self.setpoint_mpa, 1e4)
+        h[o + REF_10PA] = _fix(p(self.ctrl.ref_q4 >> 4), 1e5)
+        h[o + FORCE_MN] = _fix(self.net / self.cell.span_counts_per_n, 1e3)
+        h[o + POS_01NM] = _fix(self.stepper.position * self.cfg["um_per_step"], 1e4)
+        h[o + RAW] = self.raw
+        h[o + PMIN_10PA] = _fix(p(self.net_min), 1e5) if n else NONE
+        h[o + PMAX_10PA] = _fix(p(self.net_max), 1e5) if n else NONE
+        h[o + N] = n
+        h[o + THK_01NM] = NONE if thk is None else _fix(thk, 1e4)
+        h[o + TEMP_MC] = NONE if temp is None else _fix(temp, 1e3)
+        self.hist.commit()
+        self.out.put(encode(self.tel_record(o)))
+
+    def tel_record(self, o):
+        """The telemetry record of history entry `o` (live and replayed alike)."""
+        h = self.hist.tel
+        mm = h[o + MS_MODE]
+        return {
+            "t": "tel", "boot": self.boot, "seq": h[o + SEQ], "device_ms": h[o + S] * 1000 + (mm & 1023),
+            "state": MODE_NAMES[mm >> 10],
+            "pressure_mpa": h[o + P_10PA] / 1e5,
+            "setpoint_mpa": h[o + SP_100PA] / 1e4,
+            "ref_mpa": h[o + REF_10PA] / 1e5,
+            "force_n": h[o + FORCE_MN] / 1e3,
+            "position_um": h[o + POS_01NM] / 1e4,
+            "raw_counts": h[o + RAW],
+            "p_min_mpa": _unfix(h[o + PMIN_10PA], 1e5),
+            "p_max_mpa": _unfix(h[o + PMAX_10PA], 1e5),
+            "n_samples": h[o + N],
+            "thickness_um": _unfix(h[o + THK_01NM], 1e4),
+            "temperature_c": _unfix(h[o + TEMP_MC], 1e3),
+            "alarms": self.safety.names(h[o + ALARMS]),
+        }
+
+    def pump_replay(self):
+        out = self.out
+        for _ in range(REPLAY_PER_PASS):
+            if out.room() < REPLAY_ROOM:
+                return
+            r = self.hist.next()
+            if r is None:
+                return
+            o, frame = r
+            out.put(frame if o is None else encode(self.tel_record(o)))
 
     # --- input ---
     def poll_serial(self):
@@ -347,5 +437,20 @@ class App:
         except Exception as e:  # a bug in one command must not stop control
             self.send({"t": "rep", "id": cid, "ok": False, "err": "internal", "msg": repr(e)})
         if self.reset_requested:
-            self.board.serial_flush()
+            for _ in range(200):  # the reply first, if the line takes it
+                self.out.pump()
+                if not self.out.n:
+                    break
+                self.board.serial_flush()
             self.board.reset()
+
+
+def _fix(x, scale):
+    """A value as an integer in units of 1/scale (a small int on the RP2040 for every
+    value the fixture reports: pressure to 10 Pa, force to 1 mN, position to 0.1 nm)."""
+    v = x * scale
+    return int(v + 0.5) if v >= 0 else -int(0.5 - v)
+
+
+def _unfix(v, scale):
+    return None if v == NONE else v / scale

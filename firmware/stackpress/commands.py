@@ -7,6 +7,7 @@ import gc
 
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
+from stackpress.safety import SENSOR_BAD
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 
@@ -34,6 +35,12 @@ def _not_in_fault(app):
                            % ", ".join(app.safety.names()))
 
 
+def _not_locked(app, obj):
+    if app.locked:
+        raise CommandError("locked", "the fixture is locked (a test is running): '%s' changes pressure; "
+                           "'unlock' first" % obj["cmd"])
+
+
 def hello(app, obj):
     return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
             "board": app.board.name, "runtime": app.runtime()}
@@ -59,7 +66,14 @@ def status(app, obj):
         "uptime_s": app.clock.s + app.clock.ms / 1000,
         "sample_rate_sps": app.board.sample_rate_sps,
         "samples": app.samples,
+        "boot": app.boot,
         "seq": app.seq,
+        "oldest_seq": app.hist.oldest_seq(),
+        "history_records": app.hist.cap,
+        "locked": app.locked,
+        "reset_cause": app.reset_cause,
+        "sensor_trusted": app.safety.trusted(),
+        "frames_dropped": app.out.dropped,
         "calibration": app.calib,
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),
@@ -69,12 +83,14 @@ def status(app, obj):
 
 def hold(app, obj):
     mpa = _number(obj, "mpa", 0.1, app.max_setpoint_mpa(), "MPa")
+    _not_locked(app, obj)
     _not_in_fault(app)
     app.start_hold(mpa)
     return {"setpoint_mpa": mpa, "state": MODE_NAMES[app.ctrl.mode]}
 
 
 def gap(app, obj):
+    _not_locked(app, obj)
     _not_in_fault(app)
     app.stepper.stop()
     app.ctrl.set_mode(GAP)
@@ -87,6 +103,7 @@ JOG_MAX_UM = 100.0
 def jog(app, obj):
     """Move the motor by `um` (+ = more compression) while idle or in gap: probing, set-up."""
     um = _number(obj, "um", -JOG_MAX_UM, JOG_MAX_UM, "um")
+    _not_locked(app, obj)
     _not_in_fault(app)
     if app.ctrl.mode not in (IDLE, GAP):
         raise CommandError("state", "jog moves the motor by hand: only in idle or gap (now %s)"
@@ -103,6 +120,7 @@ def jog(app, obj):
 
 
 def idle(app, obj):
+    _not_locked(app, obj)
     _not_in_fault(app)
     app.stepper.stop()
     app.ctrl.set_mode(IDLE)
@@ -111,6 +129,7 @@ def idle(app, obj):
 
 
 def release(app, obj):
+    _not_locked(app, obj)
     _not_in_fault(app)
     app.setpoint_mpa = 0.0
     app.ctrl.release(app.net)
@@ -119,6 +138,11 @@ def release(app, obj):
 
 
 def ack(app, obj):
+    sf = app.safety
+    if sf.latched & SENSOR_BAD and not sf.trusted():
+        why = sf.names(sf.bad) or ["no conversions yet"]
+        raise CommandError("sensor", "the load cell is not trusted yet (%s): control can't resume on it; "
+                           "check its wiring and the ADC, then ack again" % ", ".join(why))
     cleared = app.safety.names()
     app.safety.ack()
     if app.ctrl.mode == FAULT:
@@ -139,6 +163,7 @@ def config_get(app, obj):
 
 
 def config_set(app, obj):
+    _not_locked(app, obj)
     key = obj.get("key")
     try:
         value = cfgmod.check(key, obj.get("value"))
@@ -159,6 +184,7 @@ def config_set(app, obj):
 
 
 def tare(app, obj):
+    _not_locked(app, obj)
     if app.ctrl.mode != IDLE:
         raise CommandError("state", "tare needs the fixture unloaded and idle (now %s): 'release' first"
                            % MODE_NAMES[app.ctrl.mode])
@@ -179,6 +205,7 @@ def tare(app, obj):
 
 def repl(app, obj):
     """Park and hand the serial line to the MicroPython REPL (for mpremote)."""
+    _not_locked(app, obj)
     app.stepper.stop()
     app.save_state()  # a reset then resumes what was running
     app.handover = True
@@ -192,10 +219,41 @@ def reset(app, obj):
     return {"resume": MODE_NAMES[app.ctrl.mode]}
 
 
+def lock(app, obj):
+    """Protect a running test: commands that change pressure are refused until unlock."""
+    app.locked = True
+    app.save_state()
+    return {"locked": True, "state": MODE_NAMES[app.ctrl.mode]}
+
+
+def unlock(app, obj):
+    app.locked = False
+    app.save_state()
+    return {"locked": False}
+
+
+def replay(app, obj):
+    """Send again the records of this boot from `from_seq` on (telemetry and events, in
+    sequence order, after this reply); records older than `oldest_seq` are gone."""
+    if "from_seq" not in obj:
+        raise CommandError("missing", "'from_seq' (a sequence number of this boot) is required")
+    a = obj["from_seq"]
+    if isinstance(a, bool) or not isinstance(a, int) or a < 1:
+        raise CommandError("type", "'from_seq' must be a whole number >= 1, got %r" % (a,))
+    if "boot" in obj and obj["boot"] != app.boot:
+        raise CommandError("boot", "records of boot %r are gone: the fixture has restarted since "
+                           "(this is boot %d)" % (obj["boot"], app.boot))
+    oldest = app.hist.oldest_seq()
+    first = max(a, oldest)
+    app.hist.start(first, app.seq)
+    return {"boot": app.boot, "from_seq": first, "to_seq": app.seq, "oldest_seq": oldest,
+            "lost": max(0, min(oldest, app.seq + 1) - a)}
+
+
 HANDLERS = {
     "hello": hello, "status": status, "hold": hold, "gap": gap, "idle": idle,
     "release": release, "ack": ack, "jog": jog, "config": config_get, "set": config_set,
-    "tare": tare, "repl": repl, "reset": reset,
+    "tare": tare, "repl": repl, "reset": reset, "lock": lock, "unlock": unlock, "replay": replay,
 }
 
 

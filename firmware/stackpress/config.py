@@ -27,6 +27,13 @@ SCHEMA = {
     "frame_um_per_k": (0.097, -10.0, 10.0, "um/K", False,
                        "fixture's thermal growth against the frame, taken out of thickness_um"),
     "sample_timeout_ms": (1000, 100, 8000, "ms", True, "silence from the ADC that raises a fault"),
+    "max_jump_n": (250.0, 1.0, 100000.0, "N", False,
+                   "largest change between two conversions that is believed (more: implausible_jump)"),
+    "stuck_samples": (20, 3, 10000, "samples", True,
+                      "identical conversions in a row that mean a stuck reading (the ADC's noise never repeats so)"),
+    "stall_force_n": (20.0, 1.0, 10000.0, "N", False,
+                      "force change that one second of steps in contact must make, by the configured "
+                      "stiffness, before a stall is judged (at least 1/8 of it must show)"),
 }
 
 # Changing these re-interprets the measured force, so they are refused mid-test.

@@ -59,6 +59,9 @@ class Controller:
         # first touch then overshoots the contact force by no more than itself.
         self.approach_steps = max(1, min(self.max_steps, int(contact_counts / counts_per_step)))
         self.backoff_steps = int(backoff_steps)
+        # Over-pressure back-off: all of the excess in one move (Q16 steps per count).
+        self.inv_cps_q16 = max(1, int(65536 / counts_per_step))
+        self.x_lim = max(1, _SMALL // self.inv_cps_q16)
         # The reference never leads the measurement by more than a few samples of
         # ramp, so a slow approach cannot wind up into an overshoot.
         self.lead_q4 = 8 * self.up_q4 + (self.contact << 4)
@@ -83,6 +86,17 @@ class Controller:
     def set_mode(self, mode):
         self.mode = mode
         self._frac = 0
+
+    def backoff(self, net, to_net):
+        """Steps (<= 0) that take the force from net down to to_net by the configured
+        stiffness, plus one, limited to what the motor does in a sample. Allocation-free."""
+        x = net - to_net
+        if x <= 0:
+            return 0
+        if x > self.x_lim:
+            x = self.x_lim
+        steps = ((x * self.inv_cps_q16) >> 16) + 1
+        return -(steps if steps < self.max_steps else self.max_steps)
 
     # --- the control iteration: allocation-free ---
     def update(self, net):

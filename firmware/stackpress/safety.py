@@ -1,12 +1,20 @@
-"""Safety: conditions checked on every sample, each latched as an alarm.
+"""Safety: conditions checked on every sample, each latched as an alarm until `ack`.
 
-Conditions -> action (see PROTOCOL.md for the table as the host sees it):
-  sensor_timeout  no conversion for sample_timeout_ms   -> fault, motor stops
-  adc_saturated   conversion at the ADC's full scale     -> fault, motor stops
-  over_pressure   force above max_pressure or capacity   -> fault, motor stops
-  travel_limit    position beyond travel_limit_um         -> fault, motor stops
-A fault never moves the motor blind: with no trusted force the position is held
-(the self-locking worm and screw keep the load). Alarms stay set until acknowledged.
+Condition          trips when                                    action
+sensor_timeout     no conversion for sample_timeout_ms           fault: hold position
+adc_saturated      a conversion at the ADC's full scale           fault: hold position
+stuck_reading      stuck_samples identical conversions in a row   fault: hold position
+implausible_jump   a conversion max_jump_n away from the last     fault: hold position
+over_pressure      force above max_pressure_mpa x cell area       fault: back off at once
+overload           force above the load cell's rated capacity     fault: back off at once
+motor_stall        steps in contact that do not change the force  fault: stop, hold position
+travel_limit       a move beyond travel_limit_um                  fault: stop, hold position
+watchdog_reset     the board was reset by its watchdog            reported at boot, resumes
+config_reset       stored settings unreadable: defaults in use    reported at boot
+A fault never moves the motor blind: with no trusted force reading the position is
+held (the self-locking worm and screw keep the load); backing off from over-pressure
+needs a trusted reading. `ack` is refused until the load cell is trusted again
+(TRUST_SAMPLES good conversions in a row). The same table is in PROTOCOL.md.
 """
 from stackpress.hx711 import FULL_SCALE, MIN_SCALE
 
@@ -15,29 +23,99 @@ ADC_SATURATED = 2
 OVER_PRESSURE = 4
 TRAVEL_LIMIT = 8
 CONFIG_RESET = 16
-ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset")
-
+STUCK_READING = 32
+IMPLAUSIBLE_JUMP = 64
+OVERLOAD = 128
+MOTOR_STALL = 256
+WATCHDOG_RESET = 512
+ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset",
+               "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset")
+SENSOR_BAD = SENSOR_TIMEOUT | ADC_SATURATED | STUCK_READING | IMPLAUSIBLE_JUMP
+TOO_MUCH = OVER_PRESSURE | OVERLOAD
+TRUST_SAMPLES = 8
+_BIG = 1 << 29
 
 
 class Safety:
     def __init__(self):
         self.latched = 0
-        self.max_net = 1 << 29
-        self.max_steps = 1 << 29
+        self.max_net = _BIG
+        self.overload_net = _BIG
+        self.backoff_net = _BIG
+        self.max_steps = _BIG
+        self.max_jump = _BIG
+        self.stuck_samples = 1 << 20
+        self._prev = None
+        self._same = 0
+        self.good_run = 0
+        self.bad = 0  # why the last conversion was not trusted (alarm bits), 0 if it was
+        # stall watch: signed steps and the force at the start of a window
+        self.stall_window = 10
+        self.stall_counts = _BIG
+        self.cps_q4 = 16
+        self._sw_n = 0
+        self._sw_steps = 0
+        self._sw_net0 = 0
+        self._sw_strikes = 0
 
-    def configure(self, max_net_counts, travel_limit_steps):
+    def configure(self, max_net_counts, overload_counts, travel_limit_steps, max_jump_counts, stuck_samples,
+                  stall_window_samples, stall_counts, counts_per_step):
         self.max_net = int(max_net_counts)
+        self.overload_net = int(overload_counts)
+        # Back off to 90 % of the lower limit: below every accepted setpoint (<= 95 %).
+        self.backoff_net = int(0.9 * min(max_net_counts, overload_counts))
         self.max_steps = int(travel_limit_steps)
+        self.max_jump = max(1, int(max_jump_counts))
+        self.stuck_samples = int(stuck_samples)
+        self.stall_window = max(1, int(stall_window_samples))
+        self.stall_counts = max(1, int(stall_counts))
+        self.cps_q4 = max(1, int(counts_per_step * 16))
+        self.stall_reset(0)
+
+    def trusted(self):
+        return self.good_run >= TRUST_SAMPLES
 
     def check_sample(self, raw, net):
-        """Return the alarm bits this sample trips (0 if none). Allocation-free."""
+        """The alarm bits this conversion trips (0 if none). Allocation-free.
+
+        A conversion with any of SENSOR_BAD is not to be used for control."""
         a = 0
         if raw >= FULL_SCALE or raw <= MIN_SCALE:
             a = ADC_SATURATED
-        elif net > self.max_net:
-            a = OVER_PRESSURE
+        else:
+            p = self._prev
+            if p is not None:
+                if raw == p:
+                    self._same += 1
+                    if self._same >= self.stuck_samples:
+                        a = STUCK_READING
+                else:
+                    self._same = 1
+                    d = raw - p
+                    if d > self.max_jump or d < -self.max_jump:
+                        a = IMPLAUSIBLE_JUMP
+            if not a:
+                if net > self.overload_net:
+                    a = OVERLOAD
+                elif net > self.max_net:
+                    a = OVER_PRESSURE
+        self._prev = raw
+        if a & SENSOR_BAD:
+            self.good_run = 0
+            self.bad = a
+        else:
+            if self.good_run < TRUST_SAMPLES:
+                self.good_run += 1
+            self.bad = 0
         self.latched |= a
         return a
+
+    def no_data(self):
+        """The ADC went silent: nothing it said before counts any more."""
+        self.good_run = 0
+        self.bad = SENSOR_TIMEOUT
+        self._prev = None
+        self.latched |= SENSOR_TIMEOUT
 
     def check_move(self, position, steps):
         """Trip travel_limit for a move that would leave the allowed travel.
@@ -50,11 +128,45 @@ class Safety:
             return TRAVEL_LIMIT
         return 0
 
+    def stall_reset(self, net):
+        self._sw_n = 0
+        self._sw_steps = 0
+        self._sw_net0 = net
+
+    def check_stall(self, steps, net):
+        """Call once per sample while in contact and controlling. Over each window the
+        steps moved must change the force by at least 1/8 of what the configured
+        stiffness says (a fixture 8x softer than configured still passes); two windows
+        in a row that don't trip motor_stall. Allocation-free."""
+        self._sw_steps += steps
+        self._sw_n += 1
+        if self._sw_n < self.stall_window:
+            return 0
+        s = self._sw_steps
+        if s < -_BIG // self.cps_q4 or s > _BIG // self.cps_q4:
+            s = _BIG // self.cps_q4 if s > 0 else -(_BIG // self.cps_q4)
+        expect = (s * self.cps_q4) >> 4
+        seen = net - self._sw_net0
+        if expect < 0:
+            expect = -expect
+            seen = -seen
+        self.stall_reset(net)
+        if expect >= self.stall_counts and seen < (expect >> 3):
+            self._sw_strikes += 1
+            if self._sw_strikes >= 2:
+                self._sw_strikes = 0
+                self.latched |= MOTOR_STALL
+                return MOTOR_STALL
+        elif expect >= self.stall_counts:
+            self._sw_strikes = 0
+        return 0
+
     def trip(self, bits):
         self.latched |= bits
 
     def ack(self):
         self.latched = 0
+        self._sw_strikes = 0
 
     def names(self, bits=None):
         bits = self.latched if bits is None else bits

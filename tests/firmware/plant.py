@@ -16,19 +16,28 @@ class Plant:
         self.k = k_n_per_step
         self.gap = gap_steps
         self.extra_n = 0.0
+        self.blocked = False  # a seized screw or a disabled driver: steps go nowhere
+        self.noise_counts = 12  # an HX711 never repeats itself: +-12 counts, uniform
+        self._lcg = 12345
+
+    def noise(self):
+        self._lcg = (self._lcg * 1103515245 + 12345) & 0x3FFFFFFF
+        n = self.noise_counts
+        return (self._lcg >> 8) % (2 * n + 1) - n if n else 0
 
     def force_n(self):
         c = self.steps - self.gap
         return (c * self.k if c > 0 else 0.0) + self.extra_n
 
     def counts(self):
-        return TARE + int(self.force_n() * SPAN)
+        return TARE + int(self.force_n() * SPAN) + self.noise()
 
 
 class FakeBoard:
     name = "fake"
     root = "/flash"
     sample_rate_sps = 10
+    history_records = 64
 
     def __init__(self, plant=None, period_ms=100):
         self.plant = plant or Plant()
@@ -38,8 +47,13 @@ class FakeBoard:
         self.rx = bytearray()
         self.tx = []  # the last frames written, bounded like a host's input buffer
         self.sensor_ok = True
+        self.stuck_at = None  # counts the ADC repeats, when stuck
         self.resets = 0
         self.temp_c = 25.0
+        self.line_takes = None  # bytes the serial line takes per write (None: all)
+        self.cause = "power_on"
+        self.wdt_ms = 0
+        self.feeds = 0
 
     def ticks_ms(self):
         return self.t
@@ -50,10 +64,13 @@ class FakeBoard:
         return self.temp_c
 
     def idle(self):
-        self.plant.steps += self.step_pulses.advance(self.period_ms * 1000)
+        moved = self.step_pulses.advance(self.period_ms * 1000)
+        if not self.plant.blocked:
+            self.plant.steps += moved
         self.t = (self.t + self.period_ms) & ((1 << 30) - 1)
         if self.sensor_ok:
-            self.chip.load(self.plant.counts())
+            c = self.plant.counts() if self.stuck_at is None else self.stuck_at
+            self.chip.load(c)
 
     def serial_read(self, buf):
         if not self.rx:
@@ -63,9 +80,28 @@ class FakeBoard:
         return 1
 
     def serial_write(self, b):
-        self.tx.append(b)
-        if len(self.tx) > 24:  # decoded at once by frames(): keep a Pico-sized heap
-            self.tx.pop(0)
+        n = len(b) if self.line_takes is None else min(len(b), self.line_takes)
+        if n:
+            self._partial = getattr(self, "_partial", b"") + bytes(b[:n])
+            while b"\n" in self._partial:
+                i = self._partial.index(b"\n") + 1
+                self.tx.append(self._partial[:i])
+                self._partial = self._partial[i:]
+                if len(self.tx) > 24:  # decoded at once by frames(): keep a Pico-sized heap
+                    self.tx.pop(0)
+        return n
+
+    def reset_cause(self):
+        return self.cause
+
+    def watchdog_start(self, ms):
+        self.wdt_ms = ms
+
+    def watchdog_feed(self):
+        self.feeds += 1
+
+    def watchdog_park(self):
+        self.wdt_ms = 0
 
     def serial_flush(self):
         pass

@@ -1,0 +1,105 @@
+"""What the fixture said, kept in RAM so a host that was away can ask for it again.
+
+Telemetry records are kept as fixed-point integers in one preallocated array (60 bytes
+a record; 720 records: 43 KB, an hour at a 5 s telemetry period, 12 min at 1 s); the
+record a host reads, live or replayed, is always formatted from these integers, so a
+replayed record is byte for byte the one sent live. Events are rare and kept as the
+frames that were sent. Both share the sequence numbers of one boot; a reset empties
+the history (the records of a boot that the host never read are then lost, and the
+host is told where).
+"""
+import uctypes
+
+TEL_RECORDS = 720
+EVT_RECORDS = 32
+# Fields of a telemetry entry (integers; NONE where a value is absent).
+(SEQ, S, MS_MODE, ALARMS, P_10PA, SP_100PA, REF_10PA, FORCE_MN, POS_01NM, RAW, PMIN_10PA, PMAX_10PA, N,
+ THK_01NM, TEMP_MC) = range(15)
+WIDTH = 15
+NONE = -0x40000000  # a small int on every port (RP2040: 31-bit)
+
+
+class History:
+    def __init__(self, tel_records=TEL_RECORDS, evt_records=EVT_RECORDS):
+        self.cap = tel_records
+        # One buffer seen as int32s: an array would need a second buffer as big to fill.
+        self._buf = bytearray(4 * WIDTH * tel_records)
+        self.tel = uctypes.struct(uctypes.addressof(self._buf),
+                                  {"v": (uctypes.ARRAY | 0, uctypes.INT32 | WIDTH * tel_records)}).v
+        self.n = 0      # entries held
+        self.head = 0   # index of the next entry to write
+        self.evt_cap = evt_records
+        self.evts = []  # (seq, frame), oldest first
+        self.gone = 0   # the newest sequence number no longer held (overwritten)
+        self._ti = 0    # replay cursor: telemetry entries left to go, next event index, last seq
+        self._tleft = 0
+        self._ei = 0
+        self._to = 0
+
+    def slot(self):
+        """Offset of the entry to fill next (the oldest, when full: it is gone from here)."""
+        o = self.head * WIDTH
+        if self.n == self.cap and self.tel[o + SEQ] > self.gone:
+            self.gone = self.tel[o + SEQ]
+        return o
+
+    def commit(self):
+        self.head = (self.head + 1) % self.cap
+        if self.n < self.cap:
+            self.n += 1
+
+    def add_event(self, seq, frame):
+        self.evts.append((seq, frame))
+        if len(self.evts) > self.evt_cap:
+            s = self.evts.pop(0)[0]
+            if s > self.gone:
+                self.gone = s
+
+    def _first(self):
+        return (self.head - self.n) % self.cap
+
+    def oldest_seq(self):
+        """From this sequence number on, every record is still held."""
+        return self.gone + 1
+
+    # --- replay ---
+    def start(self, from_seq, to_seq):
+        """Set the cursor on the records with from_seq <= seq <= to_seq."""
+        i = self._first()
+        left = self.n
+        while left and self.tel[i * WIDTH + SEQ] < from_seq:
+            i = (i + 1) % self.cap
+            left -= 1
+        self._ti = i
+        self._tleft = left
+        self._ei = 0
+        while self._ei < len(self.evts) and self.evts[self._ei][0] < from_seq:
+            self._ei += 1
+        self._to = to_seq
+
+    def replaying(self):
+        return self._to > 0
+
+    def next(self):
+        """The next record of the replay in sequence order: (entry offset, None) for a
+        telemetry entry, (None, frame) for an event, or None at the end."""
+        t_seq = self.tel[self._ti * WIDTH + SEQ] if self._tleft else None
+        # Events may have been dropped from the front since start(): re-find by seq.
+        e_seq = self.evts[self._ei][0] if self._ei < len(self.evts) else None
+        if t_seq is not None and t_seq > self._to:
+            t_seq = None
+        if e_seq is not None and e_seq > self._to:
+            e_seq = None
+        if t_seq is None and e_seq is None:
+            self._to = 0
+            return None
+        if e_seq is None or (t_seq is not None and t_seq < e_seq):
+            off = self._ti * WIDTH
+            self._ti = (self._ti + 1) % self.cap
+            self._tleft -= 1
+            return off, None
+        self._ei += 1
+        return None, self.evts[self._ei - 1][1]
+
+    def stop(self):
+        self._to = 0
