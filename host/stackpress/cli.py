@@ -60,6 +60,9 @@ def build_parser():
     s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
     s.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
+    s.add_argument("--link", help="keep a symlink to the port at this path (it survives a USB unplug, "
+                                  "as /dev/serial/by-id/... does)")
+    s.add_argument("--status", help="rewrite this JSON file with the virtual time, boots and resets")
 
     s = add("status", "show the fixture's state")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -113,9 +116,9 @@ def cmd_sim(a):
         print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
         return 2
     sim = Sim(speed=a.speed, seed=a.seed, fixture=fixture, scenario=scenario, flash=a.flash, heap=a.heap,
-              truth=a.truth, truth_every=a.truth_every)
+              truth=a.truth, truth_every=a.truth_every, link=a.link, status=a.status)
     port = sim.start()
-    print("port: %s" % port, flush=True)
+    print("port: %s" % (a.link or port), flush=True)
     sim.run(a.duration)
     return 0
 

@@ -19,6 +19,10 @@ import random
 from . import params
 
 
+# Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...}
+FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "cell_expansion", "motor_blocked")
+
+
 class FixtureModel:
     def __init__(self, fixture=None, scenario=None, seed=0):
         if fixture is None or scenario is None:
@@ -97,6 +101,10 @@ class FixtureModel:
         self.ambient_c = self.temp0_c
         self.temp_c = self.temp0_c
         self._next_event = 0
+        self.faults = {}         # active faults: name -> (end time s, event)
+        self.expansions = []     # (start s, duration s, um): sudden cell swelling, kept
+        self.board_events = []   # due events for the board (power cuts, hangs, unplugs): the sim's
+        self.last_counts = 0
         self.sensed_n = self.sensed_force_n()
 
     # --- calibration a lab would have on file for this load cell ---
@@ -119,9 +127,14 @@ class FixtureModel:
         soc = r / half if r < half else 2 - r / half
         return self.breath_um * soc + self.grow_um * (n_done + min(r / half, 1.0))
 
+    def expansion_um(self, t_s):
+        """Sudden swelling from fault events (a gassing or shorting cell), each a fast ramp."""
+        return sum(um * min(1.0, max(0.0, (t_s - t0) / max(d, 1e-9))) for t0, d, um in self.expansions)
+
     def cell_thickness_um(self):
         """True change of the cell's thickness under load since assembly: what dilatometry measures."""
-        return (self.cell_growth_um(self.t_us / 1e6) - self.cell_creep_um - self.force_n / self.k_cell
+        return (self.cell_growth_um(self.t_us / 1e6) + self.expansion_um(self.t_us / 1e6) - self.cell_creep_um
+                - self.force_n / self.k_cell
                 + self.cell_um_per_k * (self.temp_c - self.temp0_c))
 
     # --- mechanics ---
@@ -186,7 +199,8 @@ class FixtureModel:
             self.load_um = min(max(self.load_um, self.drive_um - self.backlash_um), self.drive_um)
 
     def compression_um(self):
-        return (self.load_um - self.gap_um + self.cell_growth_um(self.t_us / 1e6) - self.cell_creep_um
+        t_s = self.t_us / 1e6
+        return (self.load_um - self.gap_um + self.cell_growth_um(t_s) + self.expansion_um(t_s) - self.cell_creep_um
                 + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c))
 
     def sensed_force_n(self):
@@ -201,24 +215,51 @@ class FixtureModel:
             self._next_event += 1
             if "ambient_temperature_c" in ev:
                 self.ambient_c = ev["ambient_temperature_c"]
+            if "fault" in ev:
+                name = ev["fault"]
+                if name not in FAULTS:
+                    raise ValueError("unknown fault %r; known: %s" % (name, ", ".join(FAULTS)))
+                if name == "cell_expansion":
+                    self.expansions.append((t_s, ev.get("duration_s", 1.0), ev["expansion_um"]))
+                else:
+                    self.faults[name] = (t_s + ev.get("duration_s", float("inf")), ev)
+            if "board" in ev:
+                self.board_events.append(ev)
+        for name in [n for n, (end, _) in self.faults.items() if t_s >= end]:
+            del self.faults[name]
         self.temp_c += (self.ambient_c - self.temp_c) * self.thermal_alpha
         p = self.force_n / self.area_mm2
         self.cell_creep_um += (self.creep_um_per_mpa * p - self.cell_creep_um) * self.creep_alpha
         self.lc_creep_n += (self.lc_creep_gain * self.force_n - self.lc_creep_n) * self.lc_creep_alpha
 
     def advance(self, steps):
-        """Advance one ADC period with `steps` microsteps emitted; return the conversion."""
+        """Advance one ADC period with `steps` microsteps emitted; return the conversion
+        (None when the ADC gives none: disconnected)."""
         s0 = self.sensed_n
         self.t_us += self.period_us
         self._environment()
+        fl = self.faults
+        if "motor_blocked" in fl:
+            steps = 0  # a seized screw, or a driver without enable: the pulses go nowhere
         self._apply_steps(steps)
         self.force_n = self._chain_force(self.compression_um())
         self.sensed_n = self.sensed_force_n()
         # The HX711 integrates over its conversion window: average of the period's ends.
         f = 0.5 * (s0 + self.sensed_n)
         v = self.zero_v + f * self.v_per_n + self.rng.gauss(0.0, self.noise_v)
-        counts = int(round(v * self.counts_per_v))
-        return max(-0x800000, min(0x7FFFFF, counts))
+        if fl:
+            if "noise_burst" in fl:  # a wire touching, EMI from a motor cable: hundreds of N
+                v += self.rng.gauss(0.0, fl["noise_burst"][1].get("noise_n", 300.0)) * self.v_per_n
+            if "adc_saturated" in fl:
+                v = 1.0
+        counts = max(-0x800000, min(0x7FFFFF, int(round(v * self.counts_per_v))))
+        if fl:
+            if "adc_stuck" in fl:
+                counts = self.last_counts
+            if "adc_disconnected" in fl:
+                return None
+        self.last_counts = counts
+        return counts
 
     def thermistor_mc(self):
         """The frame thermistor's reading, in milli-degC."""

@@ -10,8 +10,11 @@ class FileBlockDevice:
     """Block device over an image file; every write reaches the file at once, so a
     killed board process leaves the image as a power cut leaves flash."""
 
-    def __init__(self, path, block_size):
+    def __init__(self, path, block_size, cut_after_writes=0):
         self.f = open(path, "r+b")
+        # The sim's power cut during a flash write: the k-th program or erase gets half
+        # way, then the power goes (SIGKILL: nothing of the board runs after it).
+        self.cut = cut_after_writes
         self.bs = block_size
         self.f.seek(0, 2)
         self.count = self.f.tell() // block_size
@@ -20,7 +23,17 @@ class FileBlockDevice:
         self.f.seek(n * self.bs + off)
         self.f.readinto(buf)
 
+    def _count(self, at, data):
+        if self.cut:
+            self.cut -= 1
+            if not self.cut:
+                self.f.seek(at)
+                self.f.write(data[:len(data) // 2])
+                self.f.flush()
+                os.system("kill -9 $PPID")
+
     def writeblocks(self, n, buf, off=None):
+        self._count(n * self.bs + (off or 0), buf)
         self.f.seek(n * self.bs + (off or 0))
         self.f.write(buf)
         self.f.flush()
@@ -31,13 +44,14 @@ class FileBlockDevice:
         if op == 5:
             return self.bs
         if op == 6:
+            self._count(arg * self.bs, b"\xff" * self.bs)
             self.f.seek(arg * self.bs)
             self.f.write(b"\xff" * self.bs)
             self.f.flush()
         return 0
 
 
-_bdev = FileBlockDevice(os.getenv("STACKPRESS_FLASH"), 4096)
+_bdev = FileBlockDevice(os.getenv("STACKPRESS_FLASH"), 4096, int(os.getenv("STACKPRESS_CUT_AFTER_WRITES") or 0))
 vfs.umount("/")
 vfs.mount(vfs.VfsLfs2(_bdev, readsize=32, progsize=32, lookahead=32), "/")
 os.chdir("/")

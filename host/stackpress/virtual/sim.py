@@ -29,6 +29,7 @@ from .model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
 HOST_WAIT_S = 0.1        # a host that has not read for this long is not reading: drop
+HANG_WALL_S = 2.0        # at full speed, a board silent this long (wall) is hung: its watchdog fires
 BACKLOG_MAX = 1 << 20
 REQ = struct.Struct("<IiII")
 REP = struct.Struct("<IIiIi")
@@ -54,7 +55,8 @@ def factory_calibration(model):
 
 class Sim:
     def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
-                 firmware=image.FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None):
+                 firmware=image.FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None, link=None,
+                 status=None):
         self.speed = speed  # float, or None for as fast as possible
         self.model = FixtureModel(fixture, scenario, seed)
         self.flash_arg = flash
@@ -75,13 +77,53 @@ class Sim:
         self.backlog_since = None
         self.dropping = False
         self._down_since = time.monotonic()
+        self.link = link            # a stable path to the port (a symlink), as /dev/serial/by-id gives
+        self.status_path = status   # JSON status for scripts, rewritten a few times a second
+        self._status_at = 0.0
+        self.master = self.slave = None
+        self.replug_us = None
+        self.wdt_ms = 0
+        self.wdt_fed_us = 0
+        self.last_req = time.monotonic()
+        self.next_cause = "power_on"
+        self.next_env = {}
+        self.next_gap_s = None
+        self.resets = {"power_cut": 0, "watchdog": 0, "flash_write_cut": 0, "soft": 0}
+        self.unplugs = 0
 
     # --- set-up ---
-    def start(self):
+    def _plug(self):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
         self.port = os.ttyname(self.slave)
+        if self.link:
+            tmp = self.link + ".new"
+            if os.path.lexists(tmp):
+                os.unlink(tmp)
+            os.symlink(self.port, tmp)
+            os.replace(tmp, self.link)
+
+    def _unplug(self, for_s):
+        """USB unplugged: the port goes away (hosts get an I/O error), the board runs on
+        and what it writes is lost, as USB CDC drops it with no host."""
+        for fd in (self.master, self.slave):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.master = self.slave = None
+        if self.link and os.path.lexists(self.link):
+            os.unlink(self.link)
+        self.dropped_bytes += len(self.backlog)
+        self.backlog.clear()
+        self.backlog_since = None
+        self.replug_us = self.model.t_us + int(for_s * 1e6)
+        self.unplugs += 1
+        self.log("USB unplugged for %g s" % for_s)
+
+    def start(self):
+        self._plug()
         self.tmp = tempfile.mkdtemp(prefix="stackpress-sim-")
         if self.flash_arg and Path(self.flash_arg).exists():
             self.flash = str(self.flash_arg)
@@ -102,7 +144,10 @@ class Sim:
 
     def _spawn_board(self):
         env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
-                   STACKPRESS_FLASH=self.flash)
+                   STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause, **self.next_env)
+        self.next_cause = "power_on"
+        self.next_env = {}
+        self.wdt_ms = 0
         self.board = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=%s" % self.heap, "-i", str(ROM)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
@@ -126,6 +171,7 @@ class Sim:
         self.stopping = True
 
     def step(self):
+        self._watch()
         if self.backlog:
             self._wait_host()
             return
@@ -160,8 +206,73 @@ class Sim:
             deadline = time.perf_counter() + budget_s
         return True
 
+    def _watch(self):
+        """The board's watchdog, kept here: a hung board (no request at all) is reset when
+        its timeout would have run out in virtual time."""
+        now = time.monotonic()
+        if self.status_path and now - self._status_at > 0.25:
+            self._status_at = now
+            self.write_status()
+        if not self.wdt_ms or self.board is None:
+            return
+        silent_s = now - self.last_req
+        limit = HANG_WALL_S if self.speed is None else self.wdt_ms / 1000 / self.speed
+        if silent_s > limit:
+            left_us = self.wdt_fed_us + self.wdt_ms * 1000 - self.model.t_us
+            for _ in range(max(0, left_us) // self.model.period_us + 1):
+                self.model.advance(0)
+            self._reset_board("watchdog", "watchdog", gap_s=0.0)
+
+    def _reset_board(self, why, cause, gap_s=None, env=None):
+        """Take the board down now (SIGKILL: nothing runs after it, as at a power cut)."""
+        self.resets[why] += 1
+        self.next_cause = cause
+        self.next_env = env or {}
+        self.next_gap_s = gap_s
+        self.log("%s at t=%.1f s" % (why.replace("_", " "), self.model.t_us / 1e6))
+        if self.board is not None:
+            try:
+                os.killpg(self.board.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.board.wait()
+            self._board_exited()
+
+    def _board_events(self):
+        m = self.model
+        while m.board_events:
+            ev = m.board_events.pop(0)
+            kind = ev["board"]
+            if kind == "power_cut":
+                self._reset_board("power_cut", "power_on", gap_s=ev.get("off_s", 1.0))
+            elif kind == "flash_write_cut":
+                # Power fails during the k-th flash write of the next boot.
+                self._reset_board("power_cut", "power_on", gap_s=ev.get("off_s", 0.5),
+                                  env={"STACKPRESS_CUT_AFTER_WRITES": str(int(ev["after_writes"]))})
+            elif kind == "hang":
+                if self.board is not None:
+                    os.killpg(self.board.pid, signal.SIGSTOP)  # the loop stops; only the watchdog helps
+                    self.log("board hung at t=%.1f s" % (m.t_us / 1e6))
+            elif kind == "unplug":
+                if self.master is not None:
+                    self._unplug(ev.get("for_s", 5.0))
+            else:
+                raise ValueError("unknown board event %r" % kind)
+
+    def write_status(self):
+        doc = {"t_s": self.model.t_us / 1e6, "samples": self.samples, "boots": self.boots,
+               "resets": self.resets, "unplugs": self.unplugs, "dropped_bytes": self.dropped_bytes,
+               "port": self.port if self.master is not None else None, "wall_s": time.monotonic() - self.wall0}
+        tmp = self.status_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+        os.replace(tmp, self.status_path)
+
     def _wait_host(self):
         """The world holds still until the host has read the board's output (or gone)."""
+        if self.master is None:
+            self.backlog.clear()
+            return
         try:
             r, w, _ = select.select([self.master, self.listener], [self.master], [], HOST_WAIT_S / 4)
         except InterruptedError:
@@ -173,7 +284,7 @@ class Sim:
             self._accept()
 
     def _io(self, timeout):
-        rl = [self.master, self.listener]
+        rl = [self.listener] + ([self.master] if self.master is not None else [])
         if self.board is not None:
             rl.append(self.board.stdout)
         if self.conn is not None and self.pending is None and not self.backlog:
@@ -184,7 +295,7 @@ class Sim:
                 timeout = max(0.0, self.pending[1] - time.monotonic())
         # While dropping (nobody read for a while), a pty with room again means a host is
         # reading: from then on nothing is lost.
-        wl = [self.master] if self.dropping else []
+        wl = [self.master] if self.dropping and self.master is not None else []
         try:
             r, w, _ = select.select(rl, wl, [], timeout)
         except InterruptedError:
@@ -200,9 +311,12 @@ class Sim:
             self._serve()
         if self.board is not None and self.board.stdout in r:
             self._from_board()
-        if self.master in r:
+        if self.master is not None and self.master in r:
             self._from_host()
         if self.board is not None and self.board.poll() is not None:
+            if self.next_cause == "power_on" and not self.next_env:
+                self.resets["soft"] += 1
+                self.next_cause = "soft"  # it ended itself: a reset command or mpremote
             self._board_exited()
 
     def _accept(self):
@@ -229,8 +343,21 @@ class Sim:
             self.conn = None
             self._down_since = time.monotonic()
             return
-        seq, steps, _, _ = REQ.unpack(data)
+        seq, steps, flags, wdt_ms = REQ.unpack(data)
         m = self.model
+        self.last_req = time.monotonic()
+        if wdt_ms and not self.wdt_ms:
+            self.wdt_fed_us = m.t_us
+        self.wdt_ms = wdt_ms
+        if flags & 1:
+            self.wdt_fed_us = m.t_us
+        elif wdt_ms and m.t_us - self.wdt_fed_us > wdt_ms * 1000:
+            self._reset_board("watchdog", "watchdog", gap_s=0.0)  # running, but not feeding it
+            return
+        if self.replug_us is not None and m.t_us >= self.replug_us:
+            self.replug_us = None
+            self._plug()
+            self.log("USB plugged in again: %s" % self.port)
         if seq == 0:
             self._boot_gap()
             self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc()))
@@ -238,12 +365,18 @@ class Sim:
         limit = m.max_step_rate_hz * m.period_us // 1_000_000
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
         counts = m.advance(steps)
+        if m.board_events:
+            self._board_events()
+            if self.conn is None:
+                return
         self.samples += 1
         if self.truth and self.samples % self.truth_every == 0:
             self.truth.write("%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f\n" % (
                 m.t_us / 1e6, m.force_n, m.force_n / m.area_mm2, m.sensed_n, m.cell_thickness_um(), m.temp_c,
                 m.drive_um))
-        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts, 1, m.thermistor_mc())
+        ready = counts is not None
+        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts if ready else 0, 1 if ready else 0,
+                         m.thermistor_mc())
         if self.speed is None:
             self._send(reply)
             return
@@ -265,6 +398,8 @@ class Sim:
         if self.boots <= 1:
             return
         virt_s = self.boot_s if self.speed is None else down_s * self.speed
+        if self.next_gap_s is not None:
+            virt_s, self.next_gap_s = self.next_gap_s, None
         for _ in range(int(virt_s * 1e6 / self.model.period_us)):
             self.model.advance(0)
         if self.speed is not None:
@@ -280,6 +415,9 @@ class Sim:
         self._to_host(data)
 
     def _write_master(self, data):
+        if self.master is None:
+            self.dropped_bytes += len(data)  # no host: USB CDC drops it
+            return len(data)
         try:
             return os.write(self.master, data)
         except BlockingIOError:
@@ -320,6 +458,8 @@ class Sim:
             self.dropping = True
 
     def _from_host(self):
+        if self.master is None:
+            return
         try:
             data = os.read(self.master, 65536)
         except (BlockingIOError, OSError):
@@ -375,8 +515,12 @@ class Sim:
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
-            except OSError:
+            except (OSError, TypeError):
                 pass
+        if self.link and os.path.islink(self.link):
+            os.unlink(self.link)
+        if self.status_path:
+            self.write_status()
         shutil.rmtree(self.tmp, ignore_errors=True)
         wall = time.monotonic() - self.wall0
         self.log("stopped: %d samples, %.1f s virtual in %.1f s wall (x%.1f), %d boots, %d bytes dropped"
