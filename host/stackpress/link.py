@@ -13,7 +13,8 @@ from .protocol import FrameError, frame, parse
 
 
 # Commands that do the same when done twice: resent when a reply never came.
-RESEND_ON_SILENCE = ("hello", "status", "config", "hold", "gap", "idle", "release", "ack", "set")
+RESEND_ON_SILENCE = ("hello", "status", "config", "hold", "gap", "idle", "release", "ack", "set", "replay",
+                     "lock", "unlock")
 
 
 class LinkError(Exception):
@@ -70,7 +71,7 @@ class Link:
                 return
             try:
                 chunk = self.ser.read(max(1, self.ser.in_waiting))
-            except serial.SerialException as e:
+            except (serial.SerialException, OSError) as e:
                 raise LinkError("lost the fixture on %s: %s" % (self.port, e)) from None
             if chunk:
                 self._buf += chunk
@@ -101,7 +102,10 @@ class Link:
         for attempt in range(retries + 1):
             self._id += 1
             cid = self._id
-            self.ser.write(frame(dict(args, id=cid, cmd=cmd)))
+            try:
+                self.ser.write(frame(dict(args, id=cid, cmd=cmd)))
+            except (serial.SerialException, OSError) as e:
+                raise LinkError("lost the fixture on %s: %s" % (self.port, e)) from None
             deadline = time.monotonic() + self.timeout_s
             garbled = False
             for line in self._lines(deadline):

@@ -45,6 +45,7 @@ class FakeBoard:
         self.t = (1 << 30) - 5000  # start just before the ticks wrap
         self.period_ms = period_ms
         self.rx = bytearray()
+        self._rx_at = 0
         self.tx = []  # the last frames written, bounded like a host's input buffer
         self.sensor_ok = True
         self.stuck_at = None  # counts the ADC repeats, when stuck
@@ -73,10 +74,13 @@ class FakeBoard:
             self.chip.load(c)
 
     def serial_read(self, buf):
-        if not self.rx:
+        if self._rx_at >= len(self.rx):
+            if self.rx:
+                self.rx = bytearray()
+                self._rx_at = 0
             return 0
-        buf[0] = self.rx[0]
-        self.rx = self.rx[1:]
+        buf[0] = self.rx[self._rx_at]
+        self._rx_at += 1
         return 1
 
     def serial_write(self, b):
@@ -111,6 +115,9 @@ class FakeBoard:
 
     # --- helpers for tests ---
     def send(self, raw):
+        if not isinstance(self.rx, bytearray):
+            self.rx = bytearray(self.rx[self._rx_at:])
+            self._rx_at = 0
         self.rx.extend(raw)
 
     def command(self, cmd, **args):

@@ -17,9 +17,9 @@ def test_frame_round_trip_and_crc():
 def test_log_marks_gaps_and_reboots(tmp_path):
     log = CsvLog(str(tmp_path / "x.csv"), {"units": "MPa"})
     for seq in (1, 2, 5):
-        log.write({"t": "tel", "seq": seq, "device_ms": seq * 100, "state": "hold", "pressure_mpa": 40.0,
+        log.write({"t": "tel", "boot": 1, "seq": seq, "device_ms": seq * 100, "state": "hold", "pressure_mpa": 40.0,
                    "alarms": []})
-    log.write({"t": "evt", "seq": 1, "device_ms": 0, "kind": "boot", "resume": "hold"})
+    log.write({"t": "evt", "boot": 2, "seq": 1, "device_ms": 0, "kind": "boot", "resume": "hold"})
     log.close()
     text = (tmp_path / "x.csv").read_text()
     assert "# gap: records 3..4 not received" in text
