@@ -99,7 +99,8 @@ class Safety:
                     a = OVERLOAD
                 elif net > self.max_net:
                     a = OVER_PRESSURE
-        self._prev = raw
+        # A saturated conversion is no reference for the next one's jump check.
+        self._prev = None if a == ADC_SATURATED else raw
         if a & SENSOR_BAD:
             self.good_run = 0
             self.bad = a

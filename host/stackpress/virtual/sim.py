@@ -90,6 +90,7 @@ class Sim:
         self.next_gap_s = None
         self.resets = {"power_cut": 0, "watchdog": 0, "flash_write_cut": 0, "soft": 0}
         self.unplugs = 0
+        self.cut_armed = False
 
     # --- set-up ---
     def _plug(self):
@@ -145,6 +146,7 @@ class Sim:
     def _spawn_board(self):
         env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
                    STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause, **self.next_env)
+        self.cut_armed = "STACKPRESS_CUT_AFTER_WRITES" in self.next_env
         self.next_cause = "power_on"
         self.next_env = {}
         self.wdt_ms = 0
@@ -314,7 +316,10 @@ class Sim:
         if self.master is not None and self.master in r:
             self._from_host()
         if self.board is not None and self.board.poll() is not None:
-            if self.next_cause == "power_on" and not self.next_env:
+            if self.cut_armed and self.board.returncode == -signal.SIGKILL:
+                self.resets["flash_write_cut"] += 1  # the power went during a flash write
+                self.log("power cut during a flash write at t=%.1f s" % (self.model.t_us / 1e6))
+            elif self.next_cause == "power_on" and not self.next_env:
                 self.resets["soft"] += 1
                 self.next_cause = "soft"  # it ended itself: a reset command or mpremote
             self._board_exited()

@@ -1,0 +1,50 @@
+"""The soak's scenarios, short, in `make test`: each fault, reset and link event against
+the firmware in the virtual fixture (`make soak` runs them long: 100+ power cuts, a
+simulated hour away, 30 days, 10,000 fuzz inputs)."""
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "soak"))
+import run as soak  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _out(tmp_path, monkeypatch):
+    monkeypatch.setattr(soak, "OUT", tmp_path)
+
+
+def _check(result):
+    ok, detail, figures = result
+    assert ok, detail
+    return figures
+
+
+def test_sensor_faults_alarm_hold_position_and_resume_after_ack():
+    _check(soak.run_sensor_faults(3))
+
+
+def test_over_pressure_backs_off_within_a_sample():
+    f = _check(soak.run_over_pressure(3))
+    assert f["overpressure_max_pct"] < 2.0
+
+
+def test_stalled_motor_and_travel_limit_fault():
+    _check(soak.run_motor_faults(3))
+
+
+def test_a_hung_loop_is_reset_by_the_watchdog_and_resumes():
+    f = _check(soak.run_watchdog(3))
+    assert f["resume_max_excursion_pct"] <= 1.0
+
+
+def test_power_cuts_including_flash_writes_corrupt_nothing():
+    f = _check(soak.run_power_cuts(3, 6))
+    assert f["power_cuts"] >= 6 and f["resume_max_excursion_pct"] <= 1.0
+
+
+def test_unplug_host_away_and_killed_logger_lose_no_record():
+    f = _check(soak.run_link(3, away_s=900))
+    assert f["records_lost"] == 0 and f["records_duplicated"] == 0 and f["records_expected"] > 300
