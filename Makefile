@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 PORT ?=
 
-.PHONY: setup demo test test-firmware test-host test-e2e bench wiring clean
+.PHONY: setup demo test test-firmware test-host test-e2e bench soak wiring clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ test: setup
 bench: setup
 	$(BIN)/python bench/run.py --jobs 1
 
+# Faults, power cuts, a 30-day run, the link and a fuzzed serial line in the virtual fixture
+# (about an hour; not part of `make test`): a table, soak/out/, and one JSON line last.
+soak: setup
+	$(BIN)/python soak/run.py
+
 # hardware/wiring.svg from the pin map in firmware/boards/pico.py (make test checks they agree)
 wiring: setup
 	$(BIN)/python hardware/wiring.py
@@ -43,4 +48,4 @@ test-e2e: setup
 	$(BIN)/python -m pytest -q tests/e2e
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench/out
+	rm -rf $(VENV) .pytest_cache bench/out soak/out
