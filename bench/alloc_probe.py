@@ -23,15 +23,11 @@ N = 4000
 
 
 class NoisyPlant(Plant):
-    """16 N/um at 12.5 nm per microstep, with +-16 counts of ADC noise (an LCG)."""
+    """16 N/um at 12.5 nm per microstep, with +-16 counts of ADC noise (the plant's LCG)."""
 
     def __init__(self):
         super().__init__(k_n_per_step=0.2, gap_steps=16000)
-        self.noise = 0
-
-    def counts(self):
-        self.noise = (self.noise * 1103515245 + 12345) & 0x7FFFFFFF
-        return super().counts() + (self.noise >> 26) - 16
+        self.noise_counts = 16
 
 
 samples = array.array("i", bytes(4 * N))  # before the app, while the heap is in one piece
