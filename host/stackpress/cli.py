@@ -16,6 +16,8 @@ EXAMPLES = {
     "gap": "stackpress gap",
     "idle": "stackpress idle",
     "ack": "stackpress ack",
+    "lock": "stackpress lock     # a test runs: hold/release/set/... refused until unlock",
+    "unlock": "stackpress unlock",
     "tare": "stackpress tare",
     "config": "stackpress config ramp_rate_mpa_s 0.5",
     "log": "stackpress log --out run1.csv --duration 3600",
@@ -75,6 +77,8 @@ def build_parser():
     add("idle", "stop moving (the self-locking drive keeps the load)")
     add("ack", "acknowledge latched alarms; a fault resumes what it interrupted")
     add("tare", "zero the load cell (fixture unloaded and idle)")
+    add("lock", "protect a running test: commands that change pressure are refused until 'unlock'")
+    add("unlock", "end the protection of 'lock'")
     s = add("tune", "measure the fixture's stiffness with a small probing move and set the loop's gain")
     s.add_argument("--mpa", type=float, required=True, help="working pressure to probe at (MPa); it holds there after")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -244,7 +248,8 @@ def cmd_demo(a):
 
 
 LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
-          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
+          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"),
+          "lock": _simple("lock"), "unlock": _simple("unlock"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
           "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl}
 
 

@@ -224,6 +224,13 @@ def record(link, out, duration_s, port=None):
     log = CsvLog(out, metadata(link, status), resume=True)
     seq = Sequencer(log)
     link.on_record = seq.offer
+    if log.last is None:
+        # A new log starts with the oldest record the fixture still holds: its history
+        # comes first, and nothing before it is called lost.
+        seq.boot = status.get("boot")
+        seq.last = max(0, status.get("oldest_seq", 1) - 1)
+        log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
+                 % (seq.boot, seq.last + 1))
     seq.catch_up(status)
     end = None if duration_s is None else time.monotonic() + duration_s
     shown = time.monotonic()

@@ -82,6 +82,32 @@ def test_refusals_are_exit_code_4_with_the_allowed_range(sim):
     assert r.returncode == 4 and "can't change while" in r.stderr, r.stderr
 
 
+def test_lock_refuses_what_changes_pressure_until_unlock(sim):
+    assert stackpress(sim.port, "lock").returncode == 0
+    r = stackpress(sim.port, "hold", "30")
+    assert r.returncode == 4 and "locked" in r.stderr and "unlock" in r.stderr, r.stderr
+    r = stackpress(sim.port, "release")
+    assert r.returncode == 4 and "locked" in r.stderr
+    assert _status(sim.port)["setpoint_mpa"] == 40.0 and _status(sim.port)["locked"] is True
+    assert stackpress(sim.port, "unlock").returncode == 0
+    assert _status(sim.port)["locked"] is False
+
+
+def test_log_on_an_existing_file_resumes_it_without_a_hole_or_a_duplicate(sim, tmp_path):
+    out = tmp_path / "run.csv"
+    for _ in range(2):
+        r = stackpress(sim.port, "log", "--out", str(out), "--duration", "1.5")
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)  # records the logger misses meanwhile come back by replay
+    text = out.read_text()
+    assert "# resumed" in text and "# lost" not in text
+    keys = [tuple(map(int, l.split(",")[:2])) for l in text.splitlines()
+            if l and not l.startswith("#") and not l.startswith("boot,")]
+    assert len(keys) > 50 and len(set(keys)) == len(keys)
+    seqs = [s for _, s in keys]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+
+
 def test_no_port_is_exit_code_3_with_a_hint():
     r = subprocess.run([str(BIN / "stackpress"), "status"], capture_output=True, text=True)
     assert r.returncode == 3 and "--port" in r.stderr
