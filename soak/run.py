@@ -105,6 +105,7 @@ class Host:
         self.records = []
         self.seen = set()
         self.expect = {}  # boot -> next seq expected
+        self.cont = {}    # boot -> every seq up to this one has been seen
         self.link = None
         self._asked = 0.0
         self._open()
@@ -120,16 +121,17 @@ class Host:
         b, s = key
         if isinstance(s, int):
             self.expect[b] = max(self.expect.get(b, 1), s + 1)
+            c = self.cont.get(b, 0)
+            while (b, c + 1) in self.seen:
+                c += 1
+            self.cont[b] = c
 
     def _holes(self):
         if not self.expect:
             return None
         b = max(self.expect, key=lambda k: k or 0)
-        have = {s for bb, s in self.seen if bb == b}
-        for s in range(1, self.expect[b]):
-            if s not in have:
-                return b, s
-        return None
+        c = self.cont.get(b, 0)
+        return (b, c + 1) if c + 1 < self.expect[b] else None
 
     def _open(self):
         for _ in range(200):
