@@ -12,6 +12,7 @@ again when it drops (USB unplug, reset): the logger waits for the fixture and ca
 import datetime
 import json
 import os
+import signal
 import sys
 import time
 
@@ -217,9 +218,14 @@ def _say(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def record(link, out, duration_s, port=None):
-    """Log until duration_s (None: until Ctrl-C), across unplugs and resets."""
+    """Log until duration_s (None: until Ctrl-C or SIGTERM), across unplugs and resets."""
     port = port or link.port
+    signal.signal(signal.SIGTERM, _stop)  # systemd's stop, kill: end cleanly, file closed
     status = link.command("status")
     log = CsvLog(out, metadata(link, status), resume=True)
     seq = Sequencer(log)

@@ -109,7 +109,8 @@ def test_hostile_input_never_stops_control_or_changes_state(tmp_path, inputs):
     crashes = sum(1 for r in results if r["crash"])
     if COUNTER:
         with open(COUNTER, "a") as f:
-            f.write("%d %d\n" % (len(inputs), crashes))
+            f.write("%d %d %s\n" % (len(inputs), crashes,
+                                     json.dumps([r["crash"] for r in results if r["crash"]][:1])))
     for data, r in zip(inputs, results):
         assert r["crash"] is None, (data, r)
         assert r["controlling"], (data, r)  # control never interrupted, pressure held
