@@ -5,7 +5,7 @@ import gc
 
 import micropython
 
-from plant import SPAN, TARE, FakeBoard, mount_ram_flash, replies, run_app
+from plant import FakeBoard, mount_ram_flash, replies, run_app
 from stackpress.app import App
 
 AREA = 78.54
