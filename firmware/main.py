@@ -16,8 +16,13 @@ def _board_module():
 
 
 def run():
+    board = _board_module()
+    # The largest buffer first (the telemetry history, 43 KB): after the firmware's
+    # modules are loaded the heap has free room enough but no single block that big.
+    from stackpress.history import History
+    hist = History(board.Board.history_records)
     from stackpress.app import App
-    app = App(_board_module().Board())
+    app = App(board.Board(), hist)
     # Returns only when the host asked for the REPL; any crash propagates to the
     # REPL after the app has parked the motor.
     app.run()

@@ -20,7 +20,7 @@ from stackpress.history import (ALARMS, FORCE_MN, MS_MODE, NONE, N, P_10PA, PMAX
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.outbox import Outbox
-from stackpress.protocol import FrameError, LineReader, encode, parse
+from stackpress.protocol import FrameError, LineReader, encode, parse, write_frame
 from stackpress.safety import (CONFIG_RESET, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH, WATCHDOG_RESET,
                                Safety)
 from stackpress.stepper import Stepper
@@ -32,11 +32,14 @@ WATCHDOG_MS = 8000
 REPLAY_PER_PASS = 4
 REPLAY_ROOM = 700  # bytes free in the outbox before a replayed record is queued
 THICKNESS_SETTLE_MS = 5000
+# Sent when even an error reply finds no memory; built at import, when there is.
+NO_MEMORY = encode({"t": "rep", "id": None, "ok": False, "err": "memory",
+                    "msg": "no memory left for this reply: ask again"})
 TEMPERATURE_PERIOD_MS = 1000
 
 
 class App:
-    def __init__(self, board):
+    def __init__(self, board, hist=None):
         self.board = board
         self.clock = Clock(board.ticks_ms, board.ticks_diff)
         self.store = Store(board.root)
@@ -47,7 +50,7 @@ class App:
         self.lines = LineReader()
         self._byte = bytearray(1)
         self.out = Outbox(board.serial_write)
-        self.hist = History(board.history_records)
+        self.hist = hist or History(board.history_records)
         self.seq = 0
         self.boot = 0
         self.locked = False
@@ -64,6 +67,7 @@ class App:
         self.setpoint_mpa = 0.0
         self.mode_before_fault = IDLE
         self.handover = False
+        self.memory_errors = 0
         self.reset_requested = False
         self.notes = []
         now = board.ticks_ms()
@@ -170,7 +174,13 @@ class App:
                        setpoint_mpa=(self.resume or {}).get("setpoint_mpa", 0.0), notes=self.notes)
             self.board.watchdog_start(WATCHDOG_MS)
             while not self.handover:
-                self.loop_once()
+                try:
+                    while not self.handover:
+                        self.loop_once()
+                except MemoryError:
+                    # Only the edges allocate (replies, telemetry text), never control():
+                    # a heap too fragmented for one of them costs that record, not control.
+                    self.memory_errors += 1
             self.board.watchdog_park()  # the REPL is not the control loop: fed by a timer there
         except BaseException as e:
             self.stepper.stop()
@@ -335,7 +345,7 @@ class App:
 
     # --- output: every record goes through the history, so a replay repeats it exactly ---
     def send(self, obj):
-        self.out.put(encode(obj))
+        write_frame(self.out, obj)
 
     def event(self, kind, **fields):
         self.seq += 1
@@ -373,7 +383,7 @@ class App:
         h[o + THK_01NM] = NONE if thk is None else _fix(thk, 1e4)
         h[o + TEMP_MC] = NONE if temp is None else _fix(temp, 1e3)
         self.hist.commit()
-        self.out.put(encode(self.tel_record(o)))
+        write_frame(self.out, self.tel_record(o))
 
     def tel_record(self, o):
         """The telemetry record of history entry `o` (live and replayed alike)."""
@@ -405,7 +415,10 @@ class App:
             if r is None:
                 return
             o, frame = r
-            out.put(frame if o is None else encode(self.tel_record(o)))
+            if o is None:
+                out.put(frame)
+            else:
+                write_frame(out, self.tel_record(o))
 
     # --- input ---
     def poll_serial(self):
@@ -435,7 +448,11 @@ class App:
         except (FrameError, commands.CommandError) as e:
             self.send({"t": "rep", "id": cid, "ok": False, "err": e.code, "msg": e.msg})
         except Exception as e:  # a bug in one command must not stop control
-            self.send({"t": "rep", "id": cid, "ok": False, "err": "internal", "msg": repr(e)})
+            try:
+                self.send({"t": "rep", "id": cid, "ok": False,
+                           "err": "memory" if isinstance(e, MemoryError) else "internal", "msg": repr(e)})
+            except MemoryError:
+                self.out.put(NO_MEMORY)
         if self.reset_requested:
             for _ in range(200):  # the reply first, if the line takes it
                 self.out.pump()

@@ -74,6 +74,7 @@ def status(app, obj):
         "reset_cause": app.reset_cause,
         "sensor_trusted": app.safety.trusted(),
         "frames_dropped": app.out.dropped,
+        "memory_errors": app.memory_errors,
         "calibration": app.calib,
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),

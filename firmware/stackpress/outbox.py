@@ -15,6 +15,7 @@ class Outbox:
         self._mv = memoryview(self.buf)
         self.n = 0
         self.dropped = 0
+        self._w = -1  # end of the frame being written in place (begin..commit), or -1
 
     def room(self):
         return len(self.buf) - self.n
@@ -27,6 +28,39 @@ class Outbox:
             return False
         self.buf[self.n:self.n + m] = frame
         self.n += m
+        self.pump()
+        return True
+
+    # A frame written in place, piece by piece: a reply of several KB then never needs
+    # a block of that size from a heap that weeks of running have fragmented.
+    def begin(self):
+        self._w = self.n
+
+    def add(self, b):
+        """Append bytes to the frame being written; past the end of the queue the frame
+        is marked dropped and the rest ignored."""
+        w = self._w
+        if w < 0:
+            return
+        m = len(b)
+        if m > len(self.buf) - w:
+            self._w = -1
+            return
+        self.buf[w:w + m] = b
+        self._w = w + m
+
+    def written(self):
+        """The frame so far (a view into the queue; valid until commit)."""
+        return self._mv[self.n:max(self._w, self.n)]
+
+    def commit(self):
+        """Queue the frame written since begin(), or count it dropped (returns False)."""
+        w = self._w
+        self._w = -1
+        if w < 0:
+            self.dropped += 1
+            return False
+        self.n = w
         self.pump()
         return True
 

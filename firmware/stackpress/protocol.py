@@ -85,3 +85,28 @@ class LineReader:
 
 def encode(obj):
     return frame(json.dumps(obj))
+
+
+def write_frame(out, obj):
+    """Write obj as one frame into the outbox `out`, the same bytes as encode(obj), built
+    one key and one value at a time in the outbox itself (so the largest allocation is one
+    value's text, not the whole reply). Returns False if the frame was dropped."""
+    out.begin()
+    _write_json(out.add, obj)
+    out.add(("*%08x\n" % crc32(out.written())).encode())
+    return out.commit()
+
+
+def _write_json(add, obj):
+    if isinstance(obj, dict):
+        add(b"{")
+        sep = b""
+        for k, v in obj.items():
+            add(sep)
+            sep = b", "
+            add(json.dumps(k).encode())
+            add(b": ")
+            _write_json(add, v)
+        add(b"}")
+    else:
+        add(json.dumps(obj).encode())

@@ -9,6 +9,11 @@ sys.path[:0] = [sys.argv[2], sys.argv[3]]  # firmware/, tests/firmware/
 from plant import FakeBoard, mount_ram_flash, replies, run_app  # noqa: E402
 from stackpress.app import App  # noqa: E402
 
+# Inputs: a 2-byte length, then the bytes. Read into one buffer allocated first, so the
+# harness does not fragment the heap the firmware lives in.
+buf = bytearray(8192)
+mv = memoryview(buf)
+hdr = bytearray(2)
 mount_ram_flash("/flash")
 board = FakeBoard()
 board.plant.noise_counts = 12
@@ -29,11 +34,6 @@ def snapshot():
 import gc
 gc.collect()
 print(json.dumps({"ready": app.ctrl.mode == 2, "heap_free": gc.mem_free()}))
-# Inputs: a 2-byte length, then the bytes. Read into one buffer allocated here, so the
-# harness does not fragment the heap the firmware lives in.
-buf = bytearray(8192)
-mv = memoryview(buf)
-hdr = bytearray(2)
 with open(sys.argv[1], "rb") as f:
     while f.readinto(hdr) == 2:
         n = hdr[0] | (hdr[1] << 8)
