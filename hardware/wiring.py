@@ -32,6 +32,8 @@ SIGNALS = {
     "dir": ("TMC2209", "DIR", "#ff7f0e"),
     "enable": ("TMC2209", "EN", "#8c564b"),
     "ntc": ("NTC divider", "ADC", "#2ca02c"),
+    "estop": ("E-stop (NC)", "C", "#e377c2"),
+    "end_stop": ("End stop (NC)", "C", "#9467bd"),
 }
 # module -> terminals (top to bottom) and fixed wires: terminal -> (Pico pin or None, note)
 MODULES = {
@@ -44,6 +46,10 @@ MODULES = {
                 {"VIO": ("3V3", "logic level"), "GND": ("GND", "shared with the motor supply's 0 V"),
                  "VM": (None, "12-24 V motor supply, 100 uF at the driver"),
                  "A1/A2": (None, "motor coil A"), "B1/B2": (None, "motor coil B")}),
+    "E-stop (NC)": (["C", "NC"],
+                    {"NC": ("GND", "mushroom switch, normally closed: pressed or a cut wire reads open")}),
+    "End stop (NC)": (["C", "NC"],
+                      {"NC": ("GND", "microswitch at the end of the screw's travel, normally closed")}),
     "NTC divider": (["3V3", "ADC", "AGND"],
                     {"3V3": ("3V3", "through 10 kOhm 1 %"),
                      "AGND": ("AGND", "through the 10 kOhm NTC (B 3950) glued to the frame")}),

@@ -295,6 +295,50 @@ def run_motor_faults(seed):
         limit, bool(stall), held), {}
 
 
+def run_switches(seed):
+    # The e-stop pressed while holding and the cell swelling meanwhile; the end stop
+    # opening while holding. Generous windows: at --speed max a host's reply is tens of s.
+    ev = [{"at_s": 400, "fault": "estop", "duration_s": 600},
+          {"at_s": 420, "fault": "cell_expansion", "duration_s": 20, "expansion_um": 20.0},
+          {"at_s": 2000, "fault": "end_stop", "duration_s": 300}]
+    sim = Sim("switches", scenario("switches", ev), seed)
+    host = Host(sim)
+    try:
+        settle(sim, host)
+        sim.wait_t(450, host)
+        try:
+            host.cmd("ack")
+            refused = False
+        except DeviceError as e:
+            refused = e.code == "estop"
+        driver_off = sim.status().get("driver_enabled") is False
+        sim.wait_t(1010, host)
+        host.cmd("ack")
+        resumed = _wait_state(sim, host, "hold", 1900)
+        sim.wait_t(2100, host)
+        end_fault = any("end_stop" in r["alarms"] and r["state"] == "fault" for r in host.tel())
+    finally:
+        host.close()
+        figures_time(sim)
+    with open(sim.truth) as f:
+        rows = [(float(r["t_s"]), float(r["drive_um"]), float(r["true_pressure_mpa"])) for r in csv.DictReader(f)]
+    still = {round(d, 4) for t, d, _ in rows if 401 <= t <= 1000}
+    swell = max(p for t, d, p in rows if 401 <= t <= 1000)
+    ok = refused and driver_off and len(still) == 1 and resumed and end_fault
+    return ok, ("e-stop at 400 s: driver off %s, drive still %s (cell swelled to %.2f MPa meanwhile), ack refused "
+                "while pressed %s, hold resumed after release and ack %s; end stop at 2000 s -> fault %s" % (
+                    driver_off, len(still) == 1, swell, refused, resumed, end_fault)), {}
+
+
+def _wait_state(sim, host, state, until_s):
+    while sim.t_s() < until_s:
+        host.pump(0.05)
+        t = host.tel()
+        if t and t[-1]["state"] == state:
+            return True
+    return False
+
+
 def run_watchdog(seed):
     ev = [{"at_s": 400, "board": "hang"}]
     sim = Sim("watchdog", scenario("watchdog", ev), seed)
@@ -500,6 +544,7 @@ def main():
         "sensor_faults": lambda: run_sensor_faults(a.seed),
         "over_pressure": lambda: run_over_pressure(a.seed),
         "motor_faults": lambda: run_motor_faults(a.seed),
+        "switches": lambda: run_switches(a.seed),
         "watchdog": lambda: run_watchdog(a.seed),
         "power_cuts": lambda: run_power_cuts(a.seed, a.cuts),
         "link": lambda: run_link(a.seed, a.away_s),

@@ -12,6 +12,8 @@ import machine
 import rp2
 import select
 
+from stackpress.hx711 import GAIN_PULSES, HX711, signed24
+
 try:  # for type checkers only: the names of the PIO assembler (not a module on a board)
     from rp2.asm_pio import *  # noqa: F401,F403
 except ImportError:
@@ -24,6 +26,8 @@ PINS = {
     "dir": 11,       # driver DIR
     "enable": 12,    # driver EN (active low)
     "ntc": 26,       # frame thermistor: 10 kOhm NTC (B 3950) to GND, 10 kOhm to 3V3 (ADC0)
+    "estop": 14,     # e-stop, normally closed to GND, internal pull-up: 1 = pressed or wire cut
+    "end_stop": 15,  # end-of-travel switch, normally closed to GND, internal pull-up: 1 = open
 }
 HX711_RATE_SPS = 10  # RATE pin tied low on the reference build: 50 nV rms noise
 NTC_R25_OHM = 10000
@@ -53,6 +57,32 @@ def _step_program():
     jmp(y_dec, "low")
     jmp(x_dec, "pulse")
     push(noblock)
+
+
+@rp2.asm_pio(sideset_init=rp2.PIO.OUT_LOW, in_shiftdir=rp2.PIO.SHIFT_LEFT)
+def _hx711_program():
+    # Side-set: PD_SCK; in_base: DOUT. TX FIFO once: the gain pulses after the 24 data
+    # bits, minus 1. Then, on its own for ever: wait for DOUT low (a conversion ready),
+    # clock 24 bits in MSB first and 1-3 more pulses (the next conversion's gain), push
+    # the 24-bit word. At 1 MHz PD_SCK is high 2 us per bit (datasheet: 0.2-50 us; over
+    # 60 us powers the chip down) and low >= 1 us (>= 0.2 us); DOUT is read 1 us after
+    # the rising edge (valid 0.1 us after it). Interrupts and the CPU's pace can't touch
+    # this timing. Verified in rp2040-pio-emulator (tests/pio/test_pio_hx711.py).
+    pull(block)             .side(0)
+    mov(y, osr)             .side(0)
+    label("conversion")
+    set(x, 23)              .side(0)
+    wait(0, pin, 0)         .side(0)
+    label("bit")
+    nop()                   .side(1)
+    in_(pins, 1)            .side(1)
+    jmp(x_dec, "bit")       .side(0)
+    mov(x, y)               .side(0)
+    label("gain")
+    nop()                   .side(1) [1]
+    jmp(x_dec, "gain")      .side(0) [1]
+    push(block)             .side(0)
+    jmp("conversion")       .side(0)
 
 
 def step_delay(rate_hz, pio_freq=PIO_FREQ):
@@ -103,6 +133,27 @@ class StepPulses:
         return left
 
 
+class PioHX711(HX711):
+    """The HX711 read by a PIO state machine: the firmware's HX711 driver with the
+    clocking done in hardware. A conversion waits in the RX FIFO (4 deep: a loop that
+    was busy for up to 4 conversion periods still gets every one, in order)."""
+
+    def __init__(self, sm_id, sck, dout, gain=128):
+        self._sm = rp2.StateMachine(sm_id, _hx711_program, freq=PIO_FREQ, sideset_base=sck, in_base=dout)
+        self._sm.active(0)  # a soft reset leaves it running (micropython#9316)
+        self._sm.restart()
+        while self._sm.rx_fifo():
+            self._sm.get()
+        self._sm.put(GAIN_PULSES[gain] - 1)
+        self._sm.active(1)
+
+    def ready(self):
+        return self._sm.rx_fifo() > 0
+
+    def read(self):
+        return signed24(self._sm.get())
+
+
 class Board:
     history_records = 720  # telemetry records kept for a replay (60 B each)
     name = "pico"
@@ -110,13 +161,11 @@ class Board:
     sample_rate_sps = HX711_RATE_SPS
 
     def __init__(self):
-        self.hx_sck = machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0)
-        self.hx_dout = machine.Pin(PINS["hx_dout"], machine.Pin.IN)
+        self.adc = PioHX711(1, machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0),
+                            machine.Pin(PINS["hx_dout"], machine.Pin.IN))
         self.dir_pin = machine.Pin(PINS["dir"], machine.Pin.OUT, value=0)
         self.enable_pin = machine.Pin(PINS["enable"], machine.Pin.OUT, value=0)
         self.step_pulses = StepPulses(machine.Pin(PINS["step"], machine.Pin.OUT, value=0))
-        self.irq_off = machine.disable_irq
-        self.irq_on = machine.enable_irq
         self._poll = select.poll()
         self._poll.register(sys.stdin, select.POLLIN)
         self._ipoll = self._poll.ipoll
@@ -129,6 +178,19 @@ class Board:
         self._wdt_timer = None  # type: machine.Timer | None
 
         self._ntc = machine.ADC(PINS["ntc"])
+        self._estop = machine.Pin(PINS["estop"], machine.Pin.IN, machine.Pin.PULL_UP).value
+        self._end_stop = machine.Pin(PINS["end_stop"], machine.Pin.IN, machine.Pin.PULL_UP).value
+        self._led = machine.Pin("LED", machine.Pin.OUT, value=0).value  # GP25 on a Pico, WL_GPIO0 on a Pico W
+
+    def inputs(self):
+        """Bit 0: the e-stop circuit is open; bit 1: the end-stop circuit is open."""
+        return self._estop() | (self._end_stop() << 1)
+
+    def driver_enable(self, on):
+        self.enable_pin.value(0 if on else 1)  # TMC2209 EN is active low
+
+    def led(self, on):
+        self._led(on)
 
     def temperature_c(self):
         """The frame thermistor, degC (Beta equation), averaged over 8 reads. Allocates."""

@@ -169,6 +169,8 @@ class Board:
         self._seq = 0
         self._wdt_ms = 0
         self._fed = 0
+        self._outputs = 0  # request flags: bit 1 driver disabled, bit 2 LED on
+        self._inputs = 0
         wire(self)
         self._readinto = s.readinto
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
@@ -188,7 +190,7 @@ class Board:
 
     def _exchange(self, steps):
         req = self._req
-        struct.pack_into("<IiII", req, 0, self._seq, steps, self._fed, self._wdt_ms)
+        struct.pack_into("<IiII", req, 0, self._seq, steps, self._fed | self._outputs, self._wdt_ms)
         self._fed = 0
         self._seq = (self._seq + 1) & 0x3FFFFFFF
         self._sock.write(req)
@@ -207,7 +209,9 @@ class Board:
         self._temp_mc = _i32(rep, 16)
         self._ticks_now = _u32(rep, 4) & _TICKS_MASK
         counts = _i32(rep, 8)
-        if _u32(rep, 12) & READY:
+        flags = _u32(rep, 12)
+        self._inputs = (flags >> 1) & 3
+        if flags & READY:
             self.chip.load(counts)
         return counts
 
@@ -220,6 +224,16 @@ class Board:
     def temperature_c(self):
         """The frame thermistor, degC (None on a board without one). Allocates a float."""
         return self._temp_mc / 1000
+
+    def inputs(self):
+        """Bit 0: the e-stop circuit is open; bit 1: the end-stop circuit is open (the model's)."""
+        return self._inputs
+
+    def driver_enable(self, on):
+        self._outputs = (self._outputs & ~2) | (0 if on else 2)
+
+    def led(self, on):
+        self._outputs = (self._outputs & ~4) | (4 if on else 0)
 
     def idle(self):
         """Wait for the next conversion: one period of virtual time."""

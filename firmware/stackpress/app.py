@@ -13,7 +13,7 @@ import micropython
 from stackpress import commands
 from stackpress import config as cfgmod
 from stackpress.clock import Clock
-from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, Controller
+from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
 from stackpress.dilatometer import Dilatometer
 from stackpress.history import (ALARMS, FORCE_MN, MS_MODE, NONE, N, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM, RAW,
                                 REF_10PA, S, SEQ, SP_100PA, TEMP_MC, THK_01NM, History)
@@ -21,8 +21,8 @@ from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.outbox import Outbox
 from stackpress.protocol import FrameError, LineReader, encode, parse, write_frame
-from stackpress.safety import (CONFIG_RESET, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH, WATCHDOG_RESET,
-                               Safety)
+from stackpress.safety import (CONFIG_RESET, ESTOP, IN_ESTOP, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH,
+                               WATCHDOG_RESET, Safety)
 from stackpress.stepper import Stepper
 from stackpress.store import Store
 
@@ -45,7 +45,10 @@ class App:
         self.store = Store(board.root)
         self.safety = Safety()
         self.ctrl = Controller()
-        self.hx = HX711(board.hx_sck, board.hx_dout, irq_off=board.irq_off, irq_on=board.irq_on)
+        # A board may read the ADC its own way (the Pico: PIO); otherwise this driver
+        # clocks it through the board's two pins.
+        self.hx = getattr(board, "adc", None) or HX711(board.hx_sck, board.hx_dout, irq_off=board.irq_off,
+                                                       irq_on=board.irq_on)
         self.stepper = Stepper(board.step_pulses, board.dir_pin, 20000)
         self.lines = LineReader()
         self._byte = bytearray(1)
@@ -68,6 +71,9 @@ class App:
         self.mode_before_fault = IDLE
         self.handover = False
         self.memory_errors = 0
+        self.driver_on = True
+        board.driver_enable(True)
+        self._led = -1
         self.reset_requested = False
         self.notes = []
         now = board.ticks_ms()
@@ -195,6 +201,9 @@ class App:
     def loop_once(self):
         now = self.clock.update()
         self.board.watchdog_feed()
+        ins = self.board.inputs()
+        if ins or self.safety.inputs:  # every pass, sample or not: a silent ADC can't hide an e-stop
+            self.check_inputs(ins)
         if self.hx.ready():
             self.control(self.hx.read())
             self._last_sample = now
@@ -234,6 +243,8 @@ class App:
             self.net_min = net
             self.net_max = net
         self.n_since_tel += 1
+        if sf.latched & ESTOP:
+            return  # the driver is off until ack: nothing moves, the force is still recorded
         steps = self.ctrl.update(net)
         m = self.ctrl.mode
         if a & TOO_MUCH or (m == FAULT and sf.latched & TOO_MUCH and net > sf.backoff_net):
@@ -252,6 +263,13 @@ class App:
         else:
             sf.stall_reset(net)
 
+    def check_inputs(self, ins):
+        if self.safety.check_inputs(ins, self.stepper.last_dir()):
+            self.fault()
+        if ins & IN_ESTOP and self.driver_on:
+            self.driver_on = False
+            self.board.driver_enable(False)  # unpowered: the self-locking worm holds the load
+
     def fault(self):
         m = self.ctrl.mode
         if m != FAULT:
@@ -259,7 +277,22 @@ class App:
             self.ctrl.set_mode(FAULT)
         self.stepper.stop()
 
+    def status_led(self, now):
+        """Steady while controlling pressure, a 4 Hz blink in fault, a blip every 2 s
+        otherwise (alive, idle). Allocation-free."""
+        m = self.ctrl.mode
+        if m == FAULT:
+            on = 1 if now & 128 else 0
+        elif m == RAMP or m == HOLD or m == RELEASE:
+            on = 1
+        else:
+            on = 1 if (now & 2047) < 100 else 0
+        if on != self._led:
+            self._led = on
+            self.board.led(on)
+
     def housekeeping(self, now):
+        self.status_led(now)
         if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
             self.update_zero_offset()

@@ -7,7 +7,7 @@ import gc
 
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
-from stackpress.safety import SENSOR_BAD
+from stackpress.safety import END_STOP, IN_END_STOP, IN_ESTOP, SENSOR_BAD
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 
@@ -75,6 +75,9 @@ def status(app, obj):
         "sensor_trusted": app.safety.trusted(),
         "frames_dropped": app.out.dropped,
         "memory_errors": app.memory_errors,
+        "estop_open": bool(app.safety.inputs & IN_ESTOP),
+        "end_stop_open": bool(app.safety.inputs & IN_END_STOP),
+        "driver_enabled": app.driver_on,
         "calibration": app.calib,
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),
@@ -112,7 +115,12 @@ def jog(app, obj):
     if app.stepper.moving():
         raise CommandError("busy", "the previous move is still running: try again when 'moving' is false")
     steps = int(um / app.cfg["um_per_step"] + (0.5 if um >= 0 else -0.5))
-    if app.safety.check_move(app.stepper.position, steps):
+    why = app.safety.check_move(app.stepper.position, steps)
+    if why == END_STOP:
+        app.fault()
+        raise CommandError("end_stop", "the end stop is open and a %.3f um move goes towards it (or which way "
+                           "reached it is unknown): fault latched; ack, then jog the other way" % um)
+    if why:
         app.fault()
         raise CommandError("travel_limit", "a %.3f um move would leave the travel limit of %g um: fault latched"
                            % (um, app.cfg["travel_limit_um"]))
@@ -144,8 +152,13 @@ def ack(app, obj):
         why = sf.names(sf.bad) or ["no conversions yet"]
         raise CommandError("sensor", "the load cell is not trusted yet (%s): control can't resume on it; "
                            "check its wiring and the ADC, then ack again" % ", ".join(why))
+    if sf.inputs & IN_ESTOP:
+        raise CommandError("estop", "the e-stop is pressed (or its circuit is open): release it, then ack")
     cleared = app.safety.names()
     app.safety.ack()
+    if not app.driver_on:
+        app.driver_on = True
+        app.board.driver_enable(True)
     if app.ctrl.mode == FAULT:
         m = app.mode_before_fault
         if m in (RAMP, HOLD) and app.setpoint_mpa > 0:

@@ -1,7 +1,8 @@
 """HX711 24-bit load-cell ADC, driven bit by bit through two injected pins.
 
-The same code runs on the Pico (real GPIO) and in the virtual fixture (a pin-level
-model of the chip), so what is tested is what is flashed. Datasheet rules kept here:
+This driver clocks the chip through two pins it is given: the virtual fixture's
+pin-level model of the chip, or GPIO on a board with no PIO to spare. The Pico reads
+it with PIO (boards/pico.py: the same rules, in hardware). Datasheet rules kept here:
 DOUT low means a conversion is ready; 24 clock pulses shift it out MSB first; 1, 2
 or 3 extra pulses select the next gain (128 ch A, 32 ch B, 64 ch A); PD_SCK high for
 more than 60 us powers the chip down, so interrupts are masked while clocking.
@@ -11,6 +12,11 @@ Reading allocates nothing: it may run inside the control iteration.
 GAIN_PULSES = {128: 1, 64: 3, 32: 2}
 FULL_SCALE = 0x7FFFFF
 MIN_SCALE = -0x800000
+
+
+def signed24(v):
+    """The chip's 24-bit two's complement word as signed counts."""
+    return v - 0x1000000 if v & 0x800000 else v
 
 
 class HX711:
@@ -41,9 +47,7 @@ class HX711:
             sck(0)
         if self._irq_on:
             self._irq_on(state)
-        if v & 0x800000:
-            v -= 0x1000000
-        return v
+        return signed24(v)
 
     @staticmethod
     def saturated(v):

@@ -11,6 +11,11 @@ motor_stall        steps in contact that do not change the force  fault: stop, h
 travel_limit       a move beyond travel_limit_um                  fault: stop, hold position
 watchdog_reset     the board was reset by its watchdog            reported at boot, resumes
 config_reset       stored settings unreadable: defaults in use    reported at boot
+estop              the e-stop input is open (pressed, or its      fault: stop, driver off (the
+                   wire cut: normally closed)                     worm holds the load); ack
+                                                                  refused until released
+end_stop           the end-stop input is open                     fault: stop; moves towards it
+                                                                  stay refused while it is open
 A fault never moves the motor blind: with no trusted force reading the position is
 held (the self-locking worm and screw keep the load); backing off from over-pressure
 needs a trusted reading. `ack` is refused until the load cell is trusted again
@@ -28,8 +33,14 @@ IMPLAUSIBLE_JUMP = 64
 OVERLOAD = 128
 MOTOR_STALL = 256
 WATCHDOG_RESET = 512
+ESTOP = 1024
+END_STOP = 2048
 ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset",
-               "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset")
+               "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset", "estop",
+               "end_stop")
+# The board's inputs() bits: 1 = that normally-closed circuit is open.
+IN_ESTOP = 1
+IN_END_STOP = 2
 SENSOR_BAD = SENSOR_TIMEOUT | ADC_SATURATED | STUCK_READING | IMPLAUSIBLE_JUMP
 TOO_MUCH = OVER_PRESSURE | OVERLOAD
 TRUST_SAMPLES = 8
@@ -57,6 +68,8 @@ class Safety:
         self._sw_steps = 0
         self._sw_net0 = 0
         self._sw_strikes = 0
+        self.inputs = 0
+        self.end_dir = 0  # the direction (+1/-1) that reached the open end stop; 0: unknown
 
     def configure(self, max_net_counts, overload_counts, travel_limit_steps, max_jump_counts, stuck_samples,
                   stall_window_samples, stall_counts, counts_per_step):
@@ -118,11 +131,35 @@ class Safety:
         self._prev = None
         self.latched |= SENSOR_TIMEOUT
 
+    def check_inputs(self, inputs, last_dir):
+        """The e-stop and end-stop inputs, read every sample: the alarm bits newly
+        tripped. `last_dir` is the direction of the last move (+1, -1, 0: none yet).
+        Allocation-free."""
+        new = 0
+        if inputs & IN_ESTOP and not self.latched & ESTOP:
+            new = ESTOP
+        if inputs & IN_END_STOP:
+            if not self.inputs & IN_END_STOP:
+                self.end_dir = last_dir
+                if not self.latched & END_STOP:
+                    new |= END_STOP
+        else:
+            self.end_dir = 0
+        self.inputs = inputs
+        self.latched |= new
+        return new
+
     def check_move(self, position, steps):
-        """Trip travel_limit for a move that would leave the allowed travel.
+        """Trip travel_limit for a move that would leave the allowed travel, end_stop for
+        one towards an open end stop (any move, if which way reached it is unknown).
 
         Only outward moves trip, so a fixture past its limit can still be released.
         """
+        if self.inputs & IN_END_STOP:
+            e = self.end_dir
+            if e == 0 or (steps > 0 and e > 0) or (steps < 0 and e < 0):
+                self.latched |= END_STOP
+                return END_STOP
         to = position + steps
         if (to > self.max_steps and steps > 0) or (to < -self.max_steps and steps < 0):
             self.latched |= TRAVEL_LIMIT

@@ -30,6 +30,10 @@ class Stepper:
         self._moving = steps
         return steps
 
+    def last_dir(self):
+        """+1 or -1: the direction of the last move; 0 before the first."""
+        return 0 if self._dir < 0 else (1 if self._dir else -1)
+
     def moving(self):
         return self._pulses.remaining() > 0
 

@@ -35,6 +35,10 @@ def test_stalled_motor_and_travel_limit_fault():
     _check(soak.run_motor_faults(3))
 
 
+def test_estop_and_end_stop_stop_the_motor_and_latch():
+    _check(soak.run_switches(3))
+
+
 def test_a_hung_loop_is_reset_by_the_watchdog_and_resumes():
     f = _check(soak.run_watchdog(3))
     assert f["resume_max_excursion_pct"] <= 1.0

@@ -56,6 +56,10 @@ class FakeBoard:
         self.wdt_ms = 0
         self.feeds = 0
         self.sink = None
+        self.switches = 0  # inputs(): bit 0 e-stop open, bit 1 end stop open
+        self.driver = True
+        self.led_on = 0
+        self.led_changes = 0
 
     def ticks_ms(self):
         return self.t
@@ -67,7 +71,7 @@ class FakeBoard:
 
     def idle(self):
         moved = self.step_pulses.advance(self.period_ms * 1000)
-        if not self.plant.blocked:
+        if not self.plant.blocked and self.driver:
             self.plant.steps += moved
         self.t = (self.t + self.period_ms) & ((1 << 30) - 1)
         if self.sensor_ok:
@@ -124,6 +128,16 @@ class FakeBoard:
 
     def reset_cause(self):
         return self.cause
+
+    def inputs(self):
+        return self.switches
+
+    def driver_enable(self, on):
+        self.driver = bool(on)
+
+    def led(self, on):
+        self.led_changes += on != self.led_on
+        self.led_on = on
 
     def watchdog_start(self, ms):
         self.wdt_ms = ms

@@ -29,4 +29,4 @@ def test_a_moved_pin_changes_the_drawing_and_an_undrawn_one_is_refused():
     moved = dict(pins, step=pins["step"] + 3)
     assert wiring.render(moved) != wiring.render(pins)
     with pytest.raises(SystemExit):
-        wiring.render(dict(pins, estop=20))
+        wiring.render(dict(pins, tmc_uart=20))

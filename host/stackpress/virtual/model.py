@@ -20,7 +20,8 @@ from . import params
 
 
 # Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...}
-FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "cell_expansion", "motor_blocked")
+FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "cell_expansion", "motor_blocked",
+          "estop", "end_stop")
 
 
 class FixtureModel:
@@ -232,14 +233,19 @@ class FixtureModel:
         self.cell_creep_um += (self.creep_um_per_mpa * p - self.cell_creep_um) * self.creep_alpha
         self.lc_creep_n += (self.lc_creep_gain * self.force_n - self.lc_creep_n) * self.lc_creep_alpha
 
-    def advance(self, steps):
+    def inputs(self):
+        """The board's switch inputs: bit 0 e-stop circuit open, bit 1 end-stop circuit open
+        (an `estop` or `end_stop` event, for its duration)."""
+        return (1 if "estop" in self.faults else 0) | (2 if "end_stop" in self.faults else 0)
+
+    def advance(self, steps, driver_on=True):
         """Advance one ADC period with `steps` microsteps emitted; return the conversion
         (None when the ADC gives none: disconnected)."""
         s0 = self.sensed_n
         self.t_us += self.period_us
         self._environment()
         fl = self.faults
-        if "motor_blocked" in fl:
+        if "motor_blocked" in fl or not driver_on:
             steps = 0  # a seized screw, or a driver without enable: the pulses go nowhere
         self._apply_steps(steps)
         self.force_n = self._chain_force(self.compression_um())

@@ -91,6 +91,8 @@ class Sim:
         self.next_gap_s = None
         self.resets = {"power_cut": 0, "watchdog": 0, "flash_write_cut": 0, "soft": 0}
         self.unplugs = 0
+        self.driver_on = True  # the board's outputs, as it last reported them
+        self.led = 0
         self.cut_armed = False
 
     # --- set-up ---
@@ -265,7 +267,8 @@ class Sim:
     def write_status(self):
         doc = {"t_s": self.model.t_us / 1e6, "samples": self.samples, "boots": self.boots,
                "resets": self.resets, "unplugs": self.unplugs, "dropped_bytes": self.dropped_bytes,
-               "port": self.port if self.master is not None else None, "wall_s": time.monotonic() - self.wall0}
+               "port": self.port if self.master is not None else None, "wall_s": time.monotonic() - self.wall0,
+               "driver_enabled": self.driver_on, "led": self.led, "inputs": self.model.inputs()}
         tmp = self.status_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f)
@@ -370,7 +373,9 @@ class Sim:
             return
         limit = m.max_step_rate_hz * m.period_us // 1_000_000
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
-        counts = m.advance(steps)
+        self.driver_on = not flags & 2
+        self.led = 1 if flags & 4 else 0
+        counts = m.advance(steps, self.driver_on)
         if m.board_events:
             self._board_events()
             if self.conn is None:
@@ -381,8 +386,8 @@ class Sim:
                 m.t_us / 1e6, m.force_n, m.force_n / m.area_mm2, m.sensed_n, m.cell_thickness_um(), m.temp_c,
                 m.drive_um))
         ready = counts is not None
-        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts if ready else 0, 1 if ready else 0,
-                         m.thermistor_mc())
+        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts if ready else 0,
+                         (1 if ready else 0) | (m.inputs() << 1), m.thermistor_mc())
         if self.speed is None:
             self._send(reply)
             return
