@@ -1,0 +1,35 @@
+# Run under `micropython -X heapsize=192k`: the firmware built in main.py's order (the
+# telemetry history first) on the tests' board double with the Pico's history size,
+# holding 40 MPa for simulated minutes with telemetry and commands going; then the heap.
+import gc
+import json
+import sys
+
+import micropython
+
+sys.path[:0] = [sys.argv[1], sys.argv[2]]  # firmware/, tests/firmware/
+sink = bytearray(8192)  # the board double's serial line, before the firmware (not on a Pico)
+from stackpress.history import History  # noqa: E402
+
+hist = History(720)
+from plant import FakeBoard, run_app  # noqa: E402
+from stackpress.app import App  # noqa: E402
+
+board = FakeBoard()
+board.root = sys.argv[3]  # a directory as the flash: on a Pico the filesystem is not in the heap either
+board.sink = sink
+board.sunk = 0
+app = App(board, hist)
+run_app(app, 10)
+gc.collect()
+boot_free = gc.mem_free()
+board.command("set", key="ramp_rate_mpa_s", value=10)
+board.command("hold", mpa=40.0)
+for i in range(60):
+    run_app(app, 200)  # 60 x 10 s
+    board.command(("status", "config", "hello")[i % 3])
+    board.sunk = 0  # the host read it (not decoded here: that is not the firmware's heap)
+gc.collect()
+print(json.dumps({"holding": app.ctrl.mode == 2, "boot_free": boot_free, "free": gc.mem_free(),
+                  "alloc": gc.mem_alloc(), "memory_errors": app.memory_errors}))
+micropython.mem_info()
