@@ -20,6 +20,7 @@ from stackpress.history import (ALARMS, FORCE_MN, MS_MODE, NONE, N, P_10PA, PMAX
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.outbox import Outbox
+from stackpress.profile import Profile
 from stackpress.protocol import FrameError, LineReader, encode, parse, write_frame
 from stackpress.safety import (CONFIG_RESET, ESTOP, IN_ESTOP, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH,
                                WATCHDOG_RESET, Safety)
@@ -84,6 +85,7 @@ class App:
         self._saved_position = 0
         self._reported_mode = -1
         self._reported_alarms = 0
+        self.profile = Profile()
         self._load()
 
     # --- persistence ---
@@ -110,6 +112,8 @@ class App:
             self.safety.trip(WATCHDOG_RESET)
         self.dil.restore(self.resume.get("thickness_ref"))
         self.locked = self.resume.get("locked") is True
+        lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
+        self.profile.restore(self.resume.get("profile"), self.max_setpoint_mpa(), lo, hi)
         b = self.resume.get("boot", 0)
         self.boot = (b if isinstance(b, int) else 0) + 1
         self.apply_config()
@@ -133,6 +137,7 @@ class App:
             "thickness_ref": self.dil.as_list(),
             "locked": self.locked,
             "boot": self.boot,
+            "profile": self.profile.state(),
         })
         self._saved_position = self.stepper.position
 
@@ -141,12 +146,15 @@ class App:
         span = self.cell.span_counts_per_n
         sps = self.board.sample_rate_sps
         area = c["cell_area_mm2"]
+        up, down = c["ramp_rate_mpa_s"], c["release_rate_mpa_s"]
+        if self.profile.running:
+            up = down = self.profile.step()[1]  # the running step's rate, both ways
         self.ctrl.configure(
             span,
             c["stiffness_n_per_um"] * c["um_per_step"] * span,
             c["loop_gain"],
-            c["ramp_rate_mpa_s"] * area * span / sps,
-            c["release_rate_mpa_s"] * area * span / sps,
+            up * area * span / sps,
+            down * area * span / sps,
             c["max_step_rate_hz"] / sps,
             c["contact_force_n"] * span,
             c["release_backoff_um"] / c["um_per_step"],
@@ -277,6 +285,25 @@ class App:
             self.ctrl.set_mode(FAULT)
         self.stepper.stop()
 
+    def profile_tick(self, now):
+        p = self.profile
+        if p.tick(self.ctrl.mode == HOLD, now, self.board.ticks_diff):
+            if p.next():
+                self.profile_step()
+            else:
+                self.apply_config()  # the configured ramp rates again
+                self.event("profile", done=True, setpoint_mpa=self.setpoint_mpa)
+                self.save_state()
+
+    def profile_step(self):
+        """Start the profile's current step: ramp at its rate to its pressure."""
+        p = self.profile
+        mpa, rate, hold = p.step()
+        self.apply_config()
+        self.start_hold(mpa)
+        self.event("profile", step=p.index + 1, steps=len(p.steps), mpa=mpa, rate_mpa_s=rate, hold_s=hold)
+        self.save_state()
+
     def status_led(self, now):
         """Steady while controlling pressure, a 4 Hz blink in fault, a blip every 2 s
         otherwise (alive, idle). Allocation-free."""
@@ -293,6 +320,8 @@ class App:
 
     def housekeeping(self, now):
         self.status_led(now)
+        if self.profile.running and self.resume is None:
+            self.profile_tick(now)
         if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
             self.update_zero_offset()
@@ -313,7 +342,7 @@ class App:
             if a & MOTOR_STALL:
                 self.safety.stall_reset(self.net)
         elif (self.board.ticks_diff(now, self._last_save) >= POSITION_SAVE_MS
-              and self.stepper.position != self._saved_position):
+              and (self.stepper.position != self._saved_position or self.profile.running)):
             self.save_state()
             self._last_save = now
 

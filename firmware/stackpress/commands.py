@@ -7,6 +7,7 @@ import gc
 
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
+from stackpress import profile as profmod
 from stackpress.safety import END_STOP, IN_END_STOP, IN_ESTOP, SENSOR_BAD
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
@@ -78,6 +79,8 @@ def status(app, obj):
         "estop_open": bool(app.safety.inputs & IN_ESTOP),
         "end_stop_open": bool(app.safety.inputs & IN_END_STOP),
         "driver_enabled": app.driver_on,
+        "profile_running": app.profile.running,
+        "profile_step": app.profile.index + 1 if app.profile.running else None,
         "calibration": app.calib,
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),
@@ -264,15 +267,66 @@ def replay(app, obj):
             "lost": max(0, min(oldest, app.seq + 1) - a)}
 
 
+def profile_set(app, obj):
+    """Store a schedule: `steps` [[mpa, rate_mpa_s, hold_s], ...] (hold -1: until stopped)."""
+    _not_locked(app, obj)
+    if app.profile.running:
+        raise CommandError("profile", "a profile is running: 'profile_stop' before storing another")
+    lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
+    try:
+        app.profile.steps = profmod.check(obj.get("steps"), app.max_setpoint_mpa(), lo, hi)
+    except profmod.ProfileError as e:
+        raise CommandError("range", e.msg)
+    app.save_state()
+    return profile_status(app, obj)
+
+
+def profile_run(app, obj):
+    _not_locked(app, obj)
+    _not_in_fault(app)
+    if not app.profile.steps:
+        raise CommandError("profile", "no profile stored: 'profile_set' first")
+    if app.profile.running:
+        raise CommandError("profile", "the profile is running already (step %d)" % (app.profile.index + 1))
+    app.profile.start()
+    app.profile_step()
+    return profile_status(app, obj)
+
+
+def profile_stop(app, obj):
+    """Stop the schedule where it is: the fixture goes on holding the setpoint it had."""
+    if app.profile.running:
+        app.profile.stop()
+        app.apply_config()
+        app.event("profile", stopped=True, step=app.profile.index + 1, setpoint_mpa=app.setpoint_mpa)
+        app.save_state()
+    return profile_status(app, obj)
+
+
+def profile_status(app, obj):
+    p = app.profile
+    return {"steps": p.steps, "running": p.running, "step": p.index + 1 if p.running else None,
+            "holding": p.holding if p.running else None, "held_s": p.held_s if p.running else None,
+            "remaining_s": p.remaining_s() if p.running else None, "setpoint_mpa": app.setpoint_mpa,
+            "state": MODE_NAMES[app.ctrl.mode]}
+
+
 HANDLERS = {
     "hello": hello, "status": status, "hold": hold, "gap": gap, "idle": idle,
     "release": release, "ack": ack, "jog": jog, "config": config_get, "set": config_set,
     "tare": tare, "repl": repl, "reset": reset, "lock": lock, "unlock": unlock, "replay": replay,
+    "profile_set": profile_set, "profile_run": profile_run, "profile_stop": profile_stop,
+    "profile": profile_status,
 }
+# While a profile runs it owns the setpoint: these would take it away.
+BLOCKED_BY_PROFILE = ("hold", "gap", "idle", "release", "jog", "tare")
 
 
 def handle(app, obj):
     h = HANDLERS.get(obj["cmd"])
     if h is None:
         raise CommandError("unknown", "unknown command %r; known: %s" % (obj["cmd"], ", ".join(sorted(HANDLERS))))
+    if app.profile.running and obj["cmd"] in BLOCKED_BY_PROFILE:
+        raise CommandError("profile", "a profile is running (step %d of %d): '%s' would take the setpoint from "
+                           "it; 'profile_stop' first" % (app.profile.index + 1, len(app.profile.steps), obj["cmd"]))
     return h(app, obj)

@@ -27,6 +27,7 @@ EXAMPLES = {
     "demo": "stackpress demo --speed 50",
     "tune": "stackpress tune --mpa 40",
     "jog": "stackpress jog -- -0.8",
+    "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
 }
 
 
@@ -93,6 +94,11 @@ def build_parser():
     s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
     s = add("monitor", "live view of the fixture")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    s = add("profile", "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE "
+                       "(no fixture needed)")
+    s.add_argument("action", choices=["run", "status", "stop", "check"])
+    s.add_argument("file", nargs="?", help="the schedule (TOML), for run and check")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
     add("reset", "restart the fixture's firmware (it resumes what it was doing)")
     s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
@@ -229,6 +235,60 @@ def cmd_monitor(a, link):
     return monitor(link, a.duration)
 
 
+def _profile_file(a):
+    from .profile import ProfileError, load
+    if not a.file:
+        raise SystemExit("stackpress profile %s: give the schedule's file (TOML)" % a.action)
+    try:
+        return load(a.file)
+    except ProfileError as e:
+        print("stackpress profile: %s" % e, file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_profile_check(a):
+    from .profile import describe
+    name, steps = _profile_file(a)
+    if a.json:
+        print(json.dumps({"name": name, "steps": steps}))
+    else:
+        print("%s: %d steps, valid here (the fixture checks the pressures against its limits)" % (name, len(steps)))
+        print("\n".join(describe(steps)))
+    return 0
+
+
+def cmd_profile(a, link):
+    from .profile import UNTIL_STOPPED, describe, duration
+    if a.action == "run":
+        name, steps = _profile_file(a)
+        link.command("profile_set", steps=steps)
+        r = link.command("profile_run")
+    elif a.action == "stop":
+        r = link.command("profile_stop")
+    else:
+        r = link.command("profile")
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    if a.action == "run":
+        print("running '%s' on the fixture (it goes on without this host, and after a reset):" % name)
+        print("\n".join(describe(steps)))
+    if not r["running"]:
+        print("no profile running; the fixture is in %s at %.3f MPa%s" % (
+            r["state"], r["setpoint_mpa"], " (stored: %d steps)" % len(r["steps"]) if r["steps"] else ""))
+        return 0
+    mpa, rate, hold = r["steps"][r["step"] - 1]
+    if not r["holding"]:
+        doing = "ramping to %.3f MPa at %g MPa/s" % (mpa, rate)
+    elif hold == UNTIL_STOPPED:
+        doing = "holding %.3f MPa until stopped (%s so far)" % (mpa, duration(r["held_s"]))
+    else:
+        doing = "holding %.3f MPa: %s of %s done, %s left" % (mpa, duration(r["held_s"]), duration(hold),
+                                                           duration(r["remaining_s"]))
+    print("step %d of %d: %s (state %s)" % (r["step"], len(r["steps"]), doing, r["state"]))
+    return 0
+
+
 def cmd_repl(a, link):
     r = link.command("repl")
     print("fixture parked (it resumes '%s' after a reset); the REPL is on %s:" % (r["resume_on_reset"], a.port))
@@ -250,7 +310,7 @@ def cmd_demo(a):
 LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
           "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"),
           "lock": _simple("lock"), "unlock": _simple("unlock"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
-          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl}
+          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile}
 
 
 def main(argv=None):
@@ -262,6 +322,8 @@ def main(argv=None):
             return cmd_reset(a)
         if a.cmd == "demo":
             return cmd_demo(a)
+        if a.cmd == "profile" and a.action == "check":
+            return cmd_profile_check(a)
         with Link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)

@@ -28,7 +28,7 @@ board.frames()
 
 def snapshot():
     return (app.ctrl.mode, app.setpoint_mpa, app.locked, json.dumps(app.cfg), json.dumps(app.calib),
-            app.safety.latched)
+            app.safety.latched, json.dumps(app.profile.state()))
 
 
 import gc

@@ -1,4 +1,4 @@
-"""The firmware fits a Pico's heap: built in main.py's order and run for a simulated
+"""The firmware fits a Pico's heap: loaded as .mpy, built in main.py's order, run for a simulated
 10 minutes of holding, with telemetry and commands going, under `micropython -X
 heapsize=192k` (the RP2040 port's heap is about 190 KB). The unix port is 64-bit, so
 every object that holds pointers is up to twice its size on the Pico: these figures
@@ -9,12 +9,21 @@ import subprocess
 
 from conftest import MICROPYTHON, ROOT
 
+from stackpress.virtual import image
+
 HERE = ROOT / "tests" / "firmware"
 
 
 def test_the_firmware_runs_in_a_192k_heap_with_room_to_spare(tmp_path):
-    p = subprocess.run([MICROPYTHON, "-X", "heapsize=192k", str(HERE / "heap_probe.py"), str(ROOT / "firmware"),
-                        str(HERE), str(tmp_path)], capture_output=True, text=True, timeout=300)
+    # As flashed (and as the virtual fixture's image holds it): modules as .mpy.
+    fw = tmp_path / "firmware"
+    for name, data in image.firmware_files().items():
+        (fw / name).parent.mkdir(parents=True, exist_ok=True)
+        (fw / name).write_bytes(data)
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    p = subprocess.run([MICROPYTHON, "-X", "heapsize=192k", str(HERE / "heap_probe.py"), str(fw), str(HERE),
+                        str(flash)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stdout + p.stderr
     fig = json.loads(p.stdout.splitlines()[0])
     block = int(re.search(r"max free sz: (\d+)", p.stdout).group(1)) * 16  # 16-byte GC blocks

@@ -15,7 +15,7 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import MICROPYTHON, ROOT
+from conftest import MICROPYTHON, firmware_dir
 
 HERE = os.path.dirname(__file__)
 BATCH = 50
@@ -23,8 +23,9 @@ EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 COUNTER = os.environ.get("FUZZ_COUNT_FILE")  # the soak's tally of inputs and crashes
 
 COMMANDS = ["hold", "hold", "hold", "set", "set", "gap", "idle", "release", "ack", "jog", "set", "tare", "replay", "lock", "unlock",
-            "status", "hello", "config", "bogus", "", "HOLD"]
-KEYS = ["mpa", "um", "key", "value", "from_seq", "boot", "id", "cmd"]
+            "status", "hello", "config", "bogus", "", "HOLD", "profile_set", "profile_set", "profile_run",
+            "profile_stop", "profile"]
+KEYS = ["mpa", "um", "key", "value", "from_seq", "boot", "id", "cmd", "steps"]
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=20),
@@ -45,7 +46,12 @@ def hostile_command(draw):
     if obj["cmd"] == "hold":  # always an mpa, always outside 0.1..76 MPa or not a number
         obj["mpa"] = draw(st.sampled_from([-1, 0, 0.09, 76.1, 1e9, 100.0, float("nan"), float("inf"), "40",
                                            None, True, [40]]))
-    if obj["cmd"] in ("gap", "idle", "release", "jog", "tare", "lock", "unlock", "ack"):
+    if obj["cmd"] == "profile_set":  # always a schedule the firmware must refuse
+        obj["steps"] = draw(st.sampled_from([
+            [], None, "x", [[40, 0.5]], [[76.1, 0.5, 10]], [[40, 0, 10]], [[40, 21, 10]], [[40, 0.5, -2]],
+            [[40, 0.5, 1.5]], [[40, 0.5, -1], [30, 0.5, 10]], [[40, 0.5, 10]] * 25, [[True, 0.5, 10]],
+            [[40, 0.5, 10], "x"], [[float("nan"), 0.5, 10]], [[40, 0.5, 1e12]]]))
+    if obj["cmd"] in ("gap", "idle", "release", "jog", "tare", "lock", "unlock", "ack", "profile_run"):
         obj["cmd"] = "x" + obj["cmd"]  # valid ones would change state: keep them unknown
     if obj["cmd"] == "set":
         obj.setdefault("key", draw(st.sampled_from(["loop_gain", "cell_area_mm2", "max_pressure_mpa", "nope"])))
@@ -87,7 +93,7 @@ def _run_batch(inputs, tmp_path):
     path = tmp_path / "inputs.bin"
     path.write_bytes(b"".join(len(b).to_bytes(2, "little") + b for b in inputs))
     p = subprocess.run([MICROPYTHON, "-X", "heapsize=192k", os.path.join(HERE, "fuzz_target.py"), str(path),
-                        str(ROOT / "firmware"), HERE], capture_output=True, text=True, timeout=600)
+                        str(firmware_dir()), HERE], capture_output=True, text=True, timeout=600)
     lines = [x for x in p.stdout.split("\n") if x]
     assert lines and json.loads(lines[0]).get("ready"), p.stdout[-2000:] + p.stderr[-2000:]
     results = []
