@@ -28,6 +28,7 @@ EXAMPLES = {
     "tune": "stackpress tune --mpa 40",
     "jog": "stackpress jog -- -0.8",
     "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
+    "report": "stackpress report run1.csv --cycler cycler_export.csv",
 }
 
 
@@ -99,6 +100,13 @@ def build_parser():
     s.add_argument("action", choices=["run", "status", "stop", "check"])
     s.add_argument("file", nargs="?", help="the schedule (TOML), for run and check")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("report", "plots (PNG) and a summary of a logged run, with a cycler's export on the same time axis")
+    s.add_argument("log", help="a CSV written by 'stackpress log'")
+    s.add_argument("--out", help="directory for report.png, summary.txt, summary.json (default: LOG_report/)")
+    s.add_argument("--cycler", help="a cycler's CSV export: a time column and voltage, current, cycle")
+    s.add_argument("--cycler-start", help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds "
+                                          "(default: the log's first record)")
+    s.add_argument("--json", action="store_true", help="the summary as one JSON object")
     add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
     add("reset", "restart the fixture's firmware (it resumes what it was doing)")
     s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
@@ -289,6 +297,16 @@ def cmd_profile(a, link):
     return 0
 
 
+def cmd_report(a):
+    from .report import ReportError, report
+    try:
+        return report(a.log, a.out, a.cycler, a.cycler_start, a.json)
+    except ReportError as e:
+        print(file=sys.stderr)
+        print("stackpress report: %s" % e, file=sys.stderr)
+        return 2
+
+
 def cmd_repl(a, link):
     r = link.command("repl")
     print("fixture parked (it resumes '%s' after a reset); the REPL is on %s:" % (r["resume_on_reset"], a.port))
@@ -324,6 +342,8 @@ def main(argv=None):
             return cmd_demo(a)
         if a.cmd == "profile" and a.action == "check":
             return cmd_profile_check(a)
+        if a.cmd == "report":
+            return cmd_report(a)
         with Link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)

@@ -1,0 +1,92 @@
+"""`stackpress report` on a log whose contents are known, with a cycler export."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stackpress.logger import COLUMNS
+from stackpress.report import ReportError, read_cycler, report
+
+BIN = Path(sys.executable).parent
+
+
+def _log(path, boots=((1, 5400), (2, 5400)), period_s=10):
+    """A virtual-fixture log: holding 40 MPa with a +-2 kPa sine error, the cell breathing
+    +-1.5 um once an hour; two boots; an alarm event and a lost-records note."""
+    lines = ["# stackpress log: test", "# board: virtual", "# firmware_version: 0.2.0", "# cell_area_mm2: 78.54",
+             ",".join(COLUMNS)]
+    t_run = 0.0
+    expect = []
+    for boot, dur in boots:
+        seq = 0
+        for k in range(int(dur / period_s)):
+            seq += 1
+            dev_ms = k * period_s * 1000
+            t = t_run + k * period_s
+            err = 0.002 * math.sin(2 * math.pi * t / 600.0)
+            p = 40 + err
+            thk = 1.5 * math.sin(2 * math.pi * t / 3600.0)
+            expect.append(err * 1000)
+            lines.append(",".join(str(v) for v in [
+                boot, seq, dev_ms, "2026-11-24T00:00:00+00:00", "hold", round(p, 6), 40.0, 40.0, round(p - 0.001, 6),
+                round(p + 0.001, 6), 10, 3141.6, 1000.0, round(thk, 4), 25.0, 1392000, "", ""]))
+            if boot == 1 and k == 100:
+                seq += 1
+                lines.append('1,%d,%d,2026-11-24T00:00:00+00:00,,,,,,,,,,,,,,"{""kind"": ""alarm"", ""alarms"": '
+                             '[""stuck_reading""]}"' % (seq, dev_ms))
+        t_run += dur
+    lines.insert(5, "# lost: records 3..4 of boot 1 (no longer held by the fixture)")
+    path.write_text("\n".join(lines) + "\n")
+    return expect
+
+
+def _cycler(path, hours=3):
+    rows = ["time_s,voltage_v,current_ma,cycle"]
+    for k in range(hours * 360):
+        t = k * 10.0
+        rows.append("%g,%.4f,%.3f,%d" % (t, 3.7 + 0.2 * math.sin(2 * math.pi * t / 3600), 1.0, int(t // 3600) + 1))
+    path.write_text("\n".join(rows) + "\n")
+
+
+def test_the_summary_and_the_plots_match_what_was_logged(tmp_path):
+    expect = _log(tmp_path / "run.csv")
+    _cycler(tmp_path / "cyc.csv")
+    assert report(tmp_path / "run.csv", tmp_path / "out", tmp_path / "cyc.csv", as_json=True) == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["boots"] == [1, 2] and s["records"] == len(expect)
+    assert abs(s["duration_h"] - 3.0) < 0.01  # two boots stitched end to end on the fixture's time
+    rms = math.sqrt(sum(e * e for e in expect[1:]) / len(expect[1:]))
+    assert abs(s["hold_error_kpa"]["rms"] - rms) < 0.05 * rms
+    assert abs(s["hold_error_kpa"]["max_abs"] - 2.0) < 0.05
+    assert abs(s["hold_error_kpa"]["max_abs_between_records"] - 3.0) < 0.05
+    assert s["alarms"] == ["stuck_reading"] and s["lost_notes"] and "records 3..4" in s["lost_notes"][0]
+    cyc = s["cycles"]
+    assert cyc["by"] == "cycle" and [c["cycle"] for c in cyc["rows"]] == [1, 2, 3]
+    for c in cyc["rows"]:
+        assert abs(c["thickness_swing_um"] - 3.0) < 0.05, c
+        assert abs(c["pressure_mean_mpa"] - 40.0) < 0.001
+    png = (tmp_path / "out" / "report.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000
+    assert "holding 40 MPa" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_without_a_cycler_the_statistics_go_by_hour(tmp_path):
+    _log(tmp_path / "run.csv")
+    r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "run.csv")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "per hour: 3 rows" in r.stdout and (tmp_path / "run_report" / "report.png").exists()
+
+
+def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
+    (tmp_path / "x.csv").write_text("a,b\n1,2\n")
+    r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "x.csv")], capture_output=True, text=True)
+    assert r.returncode == 2 and "not a stackpress log" in r.stderr
+    (tmp_path / "c.csv").write_text("volts,amps\n3.7,1\n")
+    with pytest.raises(ReportError, match="no time column"):
+        read_cycler(tmp_path / "c.csv", "2026-11-24T00:00:00+00:00")
+    r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "missing.csv")], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "can't read" in r.stderr
