@@ -1,16 +1,129 @@
-"""Live view of a fixture: pressure against setpoint, force, position, alarms.
+"""Live view of a fixture: pressure against setpoint, force, position, alarms, profile.
 
 Full-screen with rich on a terminal (works over SSH); on anything else (a pipe,
-CI) it prints one plain line per second, so it can be tested headless.
+CI) it prints one plain line per second, so it can be tested headless. Keys (typed at
+the terminal, or piped in): `a` acknowledges the alarms, `s` asks for a new setpoint
+(digits, Enter) and holds it only after `y`, `q` quits.
 """
 import collections
+import os
+import select
 import sys
 import time
 
 from .chart import line_chart
 
 
-def _panel(info, last, hist_p, hist_e, hist_x, events):
+class Keys:
+    """Keystrokes to actions, with the setpoint confirmed before anything is sent."""
+
+    def __init__(self):
+        self.mode = None
+        self.buf = ""
+        self.value = None
+        self.prompt = "keys: a ack alarms · s new setpoint · q quit"
+
+    def _idle(self, msg=None):
+        self.mode = None
+        self.prompt = msg or "keys: a ack alarms · s new setpoint · q quit"
+
+    def feed(self, ch):
+        """One character; returns an action ("ack",), ("hold", mpa), ("quit",) or None."""
+        if self.mode is None:
+            if ch == "a":
+                return ("ack",)
+            if ch == "q":
+                return ("quit",)
+            if ch == "s":
+                self.mode, self.buf = "number", ""
+                self.prompt = "new setpoint, MPa (Enter; Esc cancels): "
+            return None
+        if ch == "\x1b":
+            self._idle("setpoint change cancelled")
+        elif self.mode == "number":
+            if ch in "0123456789." and len(self.buf) < 8:
+                self.buf += ch
+                self.prompt = "new setpoint, MPa (Enter; Esc cancels): " + self.buf
+            elif ch in "\x7f\b":
+                self.buf = self.buf[:-1]
+                self.prompt = "new setpoint, MPa (Enter; Esc cancels): " + self.buf
+            elif ch in "\r\n":
+                try:
+                    self.value = float(self.buf)
+                except ValueError:
+                    self._idle("not a number: %r" % self.buf)
+                    return None
+                self.mode = "confirm"
+                self.prompt = "hold %.3f MPa? y to confirm, any other key cancels" % self.value
+        elif self.mode == "confirm":
+            if ch in "\r\n":
+                return None  # the Enter after the number, when piped
+            v = self.value
+            self._idle()
+            if ch in "yY":
+                return ("hold", v)
+            self.prompt = "setpoint change cancelled"
+        return None
+
+
+class KeyReader:
+    """Characters from stdin without waiting: cbreak mode on a terminal, or a pipe."""
+
+    def __init__(self, stream):
+        self.fd = None
+        self.saved = None
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            return
+        if os.isatty(fd):
+            import termios
+            import tty
+            self.saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)
+        self.fd = fd
+
+    def read(self):
+        if self.fd is None:
+            return ""
+        out = ""
+        while select.select([self.fd], [], [], 0)[0]:
+            b = os.read(self.fd, 64)
+            if not b:
+                self.fd = None  # end of the piped keys
+                break
+            out += b.decode(errors="replace")
+        return out
+
+    def close(self):
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            self.saved = None
+
+
+def _act(link, action, events):
+    try:
+        if action[0] == "ack":
+            r = link.command("ack")
+            events.append("ack: cleared %s, now %s" % (", ".join(r["cleared"]) or "nothing", r["state"]))
+        elif action[0] == "hold":
+            r = link.command("hold", mpa=action[1])
+            events.append("hold %.3f MPa: %s" % (r["setpoint_mpa"], r["state"]))
+    except Exception as e:  # a refusal is shown, not fatal: DeviceError says what is allowed
+        events.append("%s refused: %s" % (action[0], getattr(e, "msg", e)))
+
+
+def _profile_line(p):
+    if not p or not p.get("running"):
+        return "none running"
+    mpa, rate, hold = p["steps"][p["step"] - 1]
+    what = ("holding, %d s left" % p["remaining_s"] if p.get("remaining_s") is not None
+            else "holding until stopped" if p.get("holding") else "ramping at %g MPa/s" % rate)
+    return "step %d of %d: %.3f MPa, %s" % (p["step"], len(p["steps"]), mpa, what)
+
+
+def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -35,14 +148,21 @@ def _panel(info, last, hist_p, hist_e, hist_x, events):
     t.add_row("pressure\nMPa", "\n".join(line_chart(hist_p, height=5, ref=last.get("setpoint_mpa"), min_span=0.01)))
     t.add_row("error\nkPa", "\n".join(line_chart(hist_e, height=5, ref=0.0, min_span=2.0)))
     t.add_row("position\num\n(cell\nbreathing)", "\n".join(line_chart(hist_x, height=5, min_span=0.5)))
+    t.add_row("profile", _profile_line(profile))
     t.add_row("events", "\n".join(events) or "-")
+    t.add_row("", Text(prompt, style="bold"))
     title = "stackpress · %s · %s · firmware %s" % (info["port"], info["board"], info["firmware_version"])
-    return Panel(t, title=title, subtitle="seq %s · Ctrl-C to quit" % last.get("seq", "-"))
+    return Panel(t, title=title, subtitle="seq %s · a ack · s setpoint · q quit" % last.get("seq", "-"))
 
 
-def monitor(link, duration_s=None, out=None):
+def monitor(link, duration_s=None, out=None, keys_in=None):
     out = out or sys.stdout
     info = dict(link.command("status"), port=link.port)
+    keys = Keys()
+    reader = KeyReader(keys_in if keys_in is not None else sys.stdin)
+    profile = None
+    next_profile = 0.0
+    shown_prompt = None
     hist_p = collections.deque(maxlen=60)
     hist_e = collections.deque(maxlen=60)
     hist_x = collections.deque(maxlen=60)
@@ -58,6 +178,18 @@ def monitor(link, duration_s=None, out=None):
         live.start()
     try:
         for rec in link.records(duration_s):
+            quit_ = False
+            for ch in reader.read():
+                action = keys.feed(ch)
+                if action and action[0] == "quit":
+                    quit_ = True
+                elif action:
+                    _act(link, action, events)
+                if keys.prompt != shown_prompt and live is None:
+                    print(keys.prompt, file=out, flush=True)
+                shown_prompt = keys.prompt
+            if quit_:
+                break
             if rec["t"] == "evt":
                 events.append("#%s %s %s" % (rec["seq"], rec["kind"],
                                              rec.get("state") or ",".join(rec.get("alarms", []))))
@@ -67,22 +199,31 @@ def monitor(link, duration_s=None, out=None):
             if now < next_t:
                 continue
             next_t = now + bucket_s
+            if now >= next_profile:
+                next_profile = now + 5.0
+                try:
+                    profile = link.command("profile")
+                except Exception:  # an older firmware: no profiles
+                    profile = None
             hist_p.append(rec["pressure_mpa"])
             hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if rec["setpoint_mpa"] else 0.0)
             hist_x.append(rec["position_um"])
             if live is not None:
-                live.update(_panel(info, last, hist_p, hist_e, hist_x, events), refresh=True)
+                live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
             else:
                 print("%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
                       "thickness_um=%s temperature_c=%s alarms=%s"
                       % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
                          rec["setpoint_mpa"], rec["force_n"], rec["position_um"], rec.get("thickness_um"),
                          rec.get("temperature_c"), "|".join(rec["alarms"]) or "-"), file=out, flush=True)
+                while events:
+                    print("event: %s" % events.popleft(), file=out, flush=True)
     except (KeyboardInterrupt, BrokenPipeError):
         pass
     except OSError:  # the terminal went away (SSH dropped): stop quietly
         return 1
     finally:
+        reader.close()
         if live is not None:
             try:
                 live.stop()

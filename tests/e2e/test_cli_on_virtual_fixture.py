@@ -141,3 +141,22 @@ def test_monitor_runs_headless(sim):
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if "pressure_mpa=" in l]
     assert len(lines) >= 2 and "state=hold" in lines[-1]
+
+
+def test_monitor_keys_change_the_setpoint_only_when_confirmed(sim):
+    def monitor(keys):
+        return subprocess.run([str(BIN / "stackpress"), "--port", sim.port, "monitor", "--duration", "3"],
+                              input=keys, capture_output=True, text=True, timeout=60)
+    assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60").returncode == 0
+    r = monitor("s35\nn")  # asked, then not confirmed: nothing sent
+    assert r.returncode == 0, r.stderr
+    assert "hold 35.000 MPa? y to confirm" in r.stdout and "setpoint change cancelled" in r.stdout, r.stdout
+    assert _status(sim.port)["setpoint_mpa"] == 40.0
+    r = monitor("s35\ny")
+    assert "event: hold 35.000 MPa: ramp" in r.stdout, r.stdout
+    assert _status(sim.port)["setpoint_mpa"] == 35.0
+    r = monitor("s99\ny")  # out of range: the fixture's refusal is shown, the setpoint stays
+    assert "hold refused:" in r.stdout and "MPa" in r.stdout, r.stdout
+    r = monitor("a")
+    assert "event: ack: cleared nothing" in r.stdout, r.stdout
+    assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60").returncode == 0
