@@ -1,5 +1,6 @@
 """The `stackpress` command line. Exit codes: 0 ok, 2 usage, 3 fixture unreachable,
-4 the fixture refused (the message says why and what is allowed), 130 interrupted."""
+4 the fixture refused (the message says why and what is allowed), 5 flashing failed
+(the message says what to do), 130 interrupted."""
 import argparse
 import json
 import os
@@ -29,6 +30,7 @@ EXAMPLES = {
     "jog": "stackpress jog -- -0.8",
     "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
+    "flash": "stackpress --port /dev/ttyACM0 flash",
 }
 
 
@@ -99,6 +101,10 @@ def build_parser():
                        "(no fixture needed)")
     s.add_argument("action", choices=["run", "status", "stop", "check"])
     s.add_argument("file", nargs="?", help="the schedule (TOML), for run and check")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("flash", "put this firmware on the fixture: only changed files, verified by hash; it parks, "
+                     "then resumes after the reset")
+    s.add_argument("--firmware", help="firmware tree to flash (default: this checkout's firmware/)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("report", "plots (PNG) and a summary of a logged run, with a cycler's export on the same time axis")
     s.add_argument("log", help="a CSV written by 'stackpress log'")
@@ -297,6 +303,18 @@ def cmd_profile(a, link):
     return 0
 
 
+def cmd_flash(a):
+    from .flash import FlashError, flash
+    from .virtual import image
+    if not a.port:
+        raise LinkError("no port: give --port PATH or set STACKPRESS_PORT (a Pico is /dev/ttyACM0)")
+    try:
+        return flash(a.port, a.firmware or image.FIRMWARE, as_json=a.json)
+    except FlashError as e:
+        print("stackpress flash: %s" % e, file=sys.stderr)
+        return 5
+
+
 def cmd_report(a):
     from .report import ReportError, report
     try:
@@ -344,6 +362,8 @@ def main(argv=None):
             return cmd_profile_check(a)
         if a.cmd == "report":
             return cmd_report(a)
+        if a.cmd == "flash":
+            return cmd_flash(a)
         with Link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)
