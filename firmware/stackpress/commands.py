@@ -76,6 +76,7 @@ def status(app, obj):
         "sensor_trusted": app.safety.trusted(),
         "frames_dropped": app.out.dropped,
         "memory_errors": app.memory_errors,
+        "raw_counts": app.raw,
         "estop_open": bool(app.safety.inputs & IN_ESTOP),
         "end_stop_open": bool(app.safety.inputs & IN_END_STOP),
         "driver_enabled": app.driver_on,
@@ -220,6 +221,41 @@ def tare(app, obj):
     return {"tare_counts": cal["tare_counts"]}
 
 
+def _text(obj, key, n):
+    v = obj.get(key, "")
+    if not isinstance(v, str) or len(v) > n:
+        raise CommandError("type", "'%s' must be text of at most %d characters" % (key, n))
+    return v
+
+
+def set_calibration(app, obj):
+    """Store a calibration measured by the host (`stackpress calibrate`): tare, span, the
+    reference it was made against, its date, points and figures of merit."""
+    _not_locked(app, obj)
+    if app.ctrl.mode != IDLE:
+        raise CommandError("state", "a new calibration changes every force reading: only when idle (now %s)"
+                           % MODE_NAMES[app.ctrl.mode])
+    tare_c = _number(obj, "tare_counts", -0x800000, 0x7FFFFF, "counts")
+    span = _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N")
+    pts = obj.get("points", [])
+    if (not isinstance(pts, list) or len(pts) > 6 or not all(
+            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in p) for p in pts)):
+        raise CommandError("type", "'points' must be up to 6 pairs [force_n, counts]")
+    cal = {"tare_counts": int(tare_c), "span_counts_per_n": float(span), "reference": _text(obj, "reference", 60),
+           "date": _text(obj, "date", 32), "points": pts}
+    for k in ("residual_rms_n", "uncertainty_pct", "tare_temperature_c"):
+        if k in obj:
+            cal[k] = _number(obj, k, -1000.0, 1000.0, "N" if k == "residual_rms_n" else "%" if k[-3:] == "pct"
+                             else "degC")
+    app.store.save("calib", cal)
+    app.calib = cal
+    app.cell.tare_counts = cal["tare_counts"]
+    app.cell.span_counts_per_n = cal["span_counts_per_n"]
+    app.apply_config()
+    return {"calibration": cal}
+
+
 def repl(app, obj):
     """Park and hand the serial line to the MicroPython REPL (for mpremote)."""
     _not_locked(app, obj)
@@ -316,10 +352,10 @@ HANDLERS = {
     "release": release, "ack": ack, "jog": jog, "config": config_get, "set": config_set,
     "tare": tare, "repl": repl, "reset": reset, "lock": lock, "unlock": unlock, "replay": replay,
     "profile_set": profile_set, "profile_run": profile_run, "profile_stop": profile_stop,
-    "profile": profile_status,
+    "profile": profile_status, "set_calibration": set_calibration,
 }
 # While a profile runs it owns the setpoint: these would take it away.
-BLOCKED_BY_PROFILE = ("hold", "gap", "idle", "release", "jog", "tare")
+BLOCKED_BY_PROFILE = ("hold", "gap", "idle", "release", "jog", "tare", "set_calibration")
 
 
 def handle(app, obj):

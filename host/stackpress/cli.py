@@ -31,6 +31,7 @@ EXAMPLES = {
     "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
     "flash": "stackpress --port /dev/ttyACM0 flash",
+    "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
 }
 
 
@@ -102,6 +103,13 @@ def build_parser():
     s.add_argument("action", choices=["run", "status", "stop", "check"])
     s.add_argument("file", nargs="?", help="the schedule (TOML), for run and check")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("calibrate", "tare, then the span against a reference load cell at forces the fixture applies; "
+                         "stored on the fixture with its date and reference")
+    s.add_argument("--at", required=True, help="forces to calibrate at, N, comma-separated (e.g. 500,2000,4000)")
+    s.add_argument("--reference", required=True, help="what the reference is (model, serial, certificate), "
+                                                      "kept with the calibration (60 characters)")
+    s.add_argument("--yes", action="store_true", help="store without asking")
+    s.add_argument("--json", action="store_true", help="the result as one JSON object")
     s = add("flash", "put this firmware on the fixture: only changed files, verified by hash; it parks, "
                      "then resumes after the reset")
     s.add_argument("--firmware", help="firmware tree to flash (default: this checkout's firmware/)")
@@ -303,6 +311,24 @@ def cmd_profile(a, link):
     return 0
 
 
+def cmd_calibrate(a, link):
+    from .calibrate import CalibrationError, calibrate
+    try:
+        at = [float(x) for x in a.at.split(",") if x.strip()]
+    except ValueError:
+        print("stackpress calibrate: --at takes forces in N separated by commas, got %r" % a.at, file=sys.stderr)
+        return 2
+    if not at or len(at) > 6 or min(at) <= 0:
+        print("stackpress calibrate: --at takes 1 to 6 forces above 0 N", file=sys.stderr)
+        return 2
+    try:
+        return calibrate(link, at, a.reference, a.yes, a.json)
+    except CalibrationError as e:
+        print(file=sys.stderr)
+        print("stackpress calibrate: %s" % e, file=sys.stderr)
+        return 4
+
+
 def cmd_flash(a):
     from .flash import FlashError, flash
     from .virtual import image
@@ -346,7 +372,8 @@ def cmd_demo(a):
 LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
           "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"),
           "lock": _simple("lock"), "unlock": _simple("unlock"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
-          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile}
+          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile,
+          "calibrate": cmd_calibrate}
 
 
 def main(argv=None):

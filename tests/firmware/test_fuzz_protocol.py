@@ -24,7 +24,7 @@ COUNTER = os.environ.get("FUZZ_COUNT_FILE")  # the soak's tally of inputs and cr
 
 COMMANDS = ["hold", "hold", "hold", "set", "set", "gap", "idle", "release", "ack", "jog", "set", "tare", "replay", "lock", "unlock",
             "status", "hello", "config", "bogus", "", "HOLD", "profile_set", "profile_set", "profile_run",
-            "profile_stop", "profile"]
+            "profile_stop", "profile", "set_calibration"]
 KEYS = ["mpa", "um", "key", "value", "from_seq", "boot", "id", "cmd", "steps"]
 json_value = st.recursive(
     st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=True, allow_infinity=True)

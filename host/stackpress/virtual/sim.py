@@ -268,7 +268,9 @@ class Sim:
         doc = {"t_s": self.model.t_us / 1e6, "samples": self.samples, "boots": self.boots,
                "resets": self.resets, "unplugs": self.unplugs, "dropped_bytes": self.dropped_bytes,
                "port": self.port if self.master is not None else None, "wall_s": time.monotonic() - self.wall0,
-               "driver_enabled": self.driver_on, "led": self.led, "inputs": self.model.inputs()}
+               "driver_enabled": self.driver_on, "led": self.led, "inputs": self.model.inputs(),
+               # what a reference load cell in the stack would read (for `stackpress calibrate`)
+               "reference_force_n": round(self.model.force_n, 3)}
         tmp = self.status_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f)
