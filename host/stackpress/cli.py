@@ -20,7 +20,7 @@ EXAMPLES = {
     "lock": "stackpress lock     # a test runs: hold/release/set/... refused until unlock",
     "unlock": "stackpress unlock",
     "tare": "stackpress tare",
-    "config": "stackpress config ramp_rate_mpa_s 0.5",
+    "config": "stackpress config ramp_rate_mpa_s 0.5   (or: config pull fixture1.toml, config diff|push fixture1.toml)",
     "log": "stackpress log --out run1.csv --duration 3600",
     "monitor": "stackpress monitor",
     "repl": "stackpress repl   # then: mpremote connect PORT resume fs ls",
@@ -89,9 +89,10 @@ def build_parser():
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("jog", "move the motor by hand (idle or gap only), in um; + = more compression")
     s.add_argument("um", type=float)
-    s = add("config", "show the fixture's settings, or set one")
-    s.add_argument("key", nargs="?")
-    s.add_argument("value", nargs="?", type=float)
+    s = add("config", "show the fixture's settings, set one, or keep them in a TOML file: pull FILE writes "
+                      "it, diff FILE compares, push FILE sets what differs")
+    s.add_argument("key", nargs="?", help="a setting's name, or pull, push, diff")
+    s.add_argument("value", nargs="?", help="the new value (in the setting's unit), or the TOML file")
     s.add_argument("--json", action="store_true")
     s = add("log", "record every telemetry record and event to a CSV file")
     s.add_argument("--out", required=True, help="CSV file to write")
@@ -197,6 +198,16 @@ def _simple(name):
 
 
 def cmd_config(a, link):
+    if a.key in ("pull", "push", "diff"):
+        from .fixtureconfig import ConfigFileError, config_file
+        if not a.value:
+            print("stackpress config %s: give the TOML file" % a.key, file=sys.stderr)
+            return 2
+        try:
+            return config_file(link, a.key, a.value, a.json)
+        except ConfigFileError as e:
+            print("stackpress config: %s" % e, file=sys.stderr)
+            return 2
     if a.key is None:
         cfg = link.command("config")["config"]
         if a.json:
@@ -211,7 +222,12 @@ def cmd_config(a, link):
             raise DeviceError("unknown_key", "unknown setting %r" % a.key)
         print("%s = %g %s" % (a.key, d["value"], d["unit"]))
         return 0
-    r = link.command("set", key=a.key, value=a.value)
+    try:
+        value = float(a.value)
+    except ValueError:
+        print("stackpress config: %s takes a number, got %r" % (a.key, a.value), file=sys.stderr)
+        return 2
+    r = link.command("set", key=a.key, value=value)
     print("%s = %g %s" % (r["key"], r["value"], r["unit"]))
     return 0
 
