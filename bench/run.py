@@ -33,7 +33,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "host"))
 
 from stackpress.link import Link  # noqa: E402
-from stackpress.logger import CsvLog, metadata  # noqa: E402
+from stackpress.logfile import CsvLog  # noqa: E402
+from stackpress.logger import metadata  # noqa: E402
 from stackpress.tune import Tuner  # noqa: E402
 from stackpress.virtual.params import resolve  # noqa: E402
 

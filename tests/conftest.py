@@ -6,6 +6,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 MICROPYTHON = str(Path(sys.executable).parent / "micropython")
 os.environ.pop("STACKPRESS_PORT", None)
+# Virtual fixtures started by tests register here, not where 'log --all' on this machine looks.
+os.environ["STACKPRESS_RUNTIME_DIR"] = tempfile.mkdtemp(prefix="stackpress-test-run-")
 
 
 def compiled_firmware(into):

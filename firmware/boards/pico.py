@@ -192,6 +192,10 @@ class Board:
     def led(self, on):
         self._led(on)
 
+    def unique_id(self):
+        """The flash chip's 64-bit id: names this fixture in every log."""
+        return "%02x" * 8 % tuple(machine.unique_id())
+
     def temperature_c(self):
         """The frame thermistor, degC (Beta equation), averaged over 8 reads. Allocates."""
         acc = 0

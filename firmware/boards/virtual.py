@@ -249,6 +249,14 @@ class Board:
         # USB CDC, so this never waits for the host.
         return self._stdout_write(b)
 
+    def unique_id(self):
+        """The virtual flash chip's id (the sim derives it from the image file's path)."""
+        return os.getenv("STACKPRESS_CHIP_ID") or "0000000000000000"
+
+    def scenario(self):
+        """What the model simulates ("standard, seed 0"): in every log of a virtual fixture."""
+        return os.getenv("STACKPRESS_SCENARIO")
+
     def reset_cause(self):
         """'power_on', 'watchdog' or 'soft', as the sim says it started this board."""
         return os.getenv("STACKPRESS_RESET_CAUSE") or "power_on"

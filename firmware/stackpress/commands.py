@@ -44,7 +44,7 @@ def _not_locked(app, obj):
 
 def hello(app, obj):
     return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
-            "board": app.board.name, "runtime": app.runtime()}
+            "board": app.board.name, "runtime": app.runtime(), "fixture_id": app.board.unique_id()}
 
 
 def status(app, obj):
@@ -86,6 +86,8 @@ def status(app, obj):
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),
     })
+    if hasattr(app.board, "scenario"):
+        d["scenario"] = app.board.scenario()
     return d
 
 

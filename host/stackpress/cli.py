@@ -21,7 +21,7 @@ EXAMPLES = {
     "unlock": "stackpress unlock",
     "tare": "stackpress tare",
     "config": "stackpress config ramp_rate_mpa_s 0.5   (or: config pull fixture1.toml, config diff|push fixture1.toml)",
-    "log": "stackpress log --out run1.csv --duration 3600",
+    "log": "stackpress log --out run1.csv    (or: log --all --out /data/stackpress/ --rotate daily)",
     "monitor": "stackpress monitor",
     "repl": "stackpress repl   # then: mpremote connect PORT resume fs ls",
     "reset": "stackpress reset",
@@ -31,6 +31,7 @@ EXAMPLES = {
     "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
     "flash": "stackpress --port /dev/ttyACM0 flash",
+    "list": "stackpress list --json",
     "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
 }
 
@@ -94,9 +95,21 @@ def build_parser():
     s.add_argument("key", nargs="?", help="a setting's name, or pull, push, diff")
     s.add_argument("value", nargs="?", help="the new value (in the setting's unit), or the TOML file")
     s.add_argument("--json", action="store_true")
-    s = add("log", "record every telemetry record and event to a CSV file")
-    s.add_argument("--out", required=True, help="CSV file to write")
+    s = add("log", "record every telemetry record and event of one fixture or many, to CSV or SQLite; "
+                   "an existing file is resumed")
+    s.add_argument("--out", required=True, help="the file (.csv, or .sqlite for long runs), or a directory "
+                                                "ending in / for several fixtures (a file per fixture id)")
+    s.add_argument("--port", dest="ports", action="append", default=[], metavar="PORT",
+                   help="a fixture to log (repeatable; default: the global --port)")
+    s.add_argument("--all", action="store_true", help="every fixture found (Picos on USB, running "
+                                                      "'stackpress sim'), and any that turns up later")
+    s.add_argument("--format", choices=["csv", "sqlite"], help="for --out DIR/ (default csv; "
+                                                               "for a file, its extension decides)")
+    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE",
+                   help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
+                        "OUT-stem.START_UTC.ext (repeatable: daily and a size)")
     s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
     s = add("monitor", "live view of the fixture")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     s = add("profile", "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE "
@@ -116,12 +129,15 @@ def build_parser():
     s.add_argument("--firmware", help="firmware tree to flash (default: this checkout's firmware/)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("report", "plots (PNG) and a summary of a logged run, with a cycler's export on the same time axis")
-    s.add_argument("log", help="a CSV written by 'stackpress log'")
+    s.add_argument("log", nargs="+", help="a log written by 'stackpress log' (.csv or .sqlite), or all the "
+                                          "files of a rotating one (RUN.*.csv)")
     s.add_argument("--out", help="directory for report.png, summary.txt, summary.json (default: LOG_report/)")
     s.add_argument("--cycler", help="a cycler's CSV export: a time column and voltage, current, cycle")
     s.add_argument("--cycler-start", help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds "
                                           "(default: the log's first record)")
     s.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    s = add("list", "the fixtures attached to this computer (Picos on USB, running 'stackpress sim's)")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
     add("reset", "restart the fixture's firmware (it resumes what it was doing)")
     s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
@@ -149,11 +165,20 @@ def cmd_sim(a):
         print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
         return 2
     sim = Sim(speed=a.speed, seed=a.seed, fixture=fixture, scenario=scenario, flash=a.flash, heap=a.heap,
-              truth=a.truth, truth_every=a.truth_every, link=a.link, status=a.status)
+              truth=a.truth, truth_every=a.truth_every, link=a.link, status=a.status,
+              label=_scenario_label(a))
     port = sim.start()
     print("port: %s" % (a.link or port), flush=True)
     sim.run(a.duration)
     return 0
+
+
+def _scenario_label(a):
+    """'standard.json, seed 0, fixture.adc.rate_sps=80': enough to run the same model again."""
+    parts = [os.path.basename(a.scenario or "standard.json"), "seed %d" % a.seed]
+    if a.fixture:
+        parts.append("fixture " + os.path.basename(a.fixture))
+    return ", ".join(parts + list(a.set))
 
 
 def cmd_status(a, link):
@@ -263,9 +288,30 @@ def cmd_jog(a, link):
     return 0
 
 
-def cmd_log(a, link):
+def _size_bytes(text):
+    units = {"": 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+    t = text.strip().upper()
+    num = t.rstrip("KMGB")
+    try:
+        n = float(num) * units[t[len(num):]]
+    except (ValueError, KeyError):
+        raise SystemExit("stackpress log: --rotate takes 'daily' or a size such as 500KB, 100MB, 2GB; got %r" % text)
+    if n < 1000:
+        raise SystemExit("stackpress log: --rotate size must be at least 1KB; got %r" % text)
+    return int(n)
+
+
+def cmd_log(a):
+    from .logfile import format_of
     from .logger import record
-    return record(link, a.out, a.duration)
+    ports = a.ports or ([a.port] if a.port and not a.all else [])
+    if not ports and not a.all:
+        raise LinkError("no port given: use --port PATH (repeatable), --all, or set STACKPRESS_PORT")
+    daily = any(r.lower() == "daily" for r in a.rotate)
+    sizes = [_size_bytes(r) for r in a.rotate if r.lower() != "daily"]
+    fmt = a.format or format_of(a.out)
+    return record(ports, a.out, a.duration, scan=a.all, daily=daily, max_bytes=min(sizes) if sizes else None,
+                  fmt=fmt, as_json=a.json)
 
 
 def cmd_monitor(a, link):
@@ -357,6 +403,28 @@ def cmd_flash(a):
         return 5
 
 
+def cmd_list(a):
+    from . import discover
+    found, other = [], []
+    for port in discover.candidate_ports():
+        hello, why = discover.probe(port)
+        if hello:
+            found.append(dict(hello, port=port))
+        else:
+            other.append({"port": port, "why": why})
+    if a.json:
+        print(json.dumps({"fixtures": found, "not_answering": other}))
+        return 0
+    for f in found:
+        print("%-40s fixture %s  %s board, firmware %s" % (f["port"], f.get("fixture_id"), f["board"],
+                                                           f["firmware_version"]))
+    for o in other:
+        print("%-40s not answering as a fixture: %s" % (o["port"], o["why"]))
+    if not found and not other:
+        print("no fixture found (a Pico on USB, or 'stackpress sim' running)", file=sys.stderr)
+    return 0
+
+
 def cmd_report(a):
     from .report import ReportError, report
     try:
@@ -388,7 +456,7 @@ def cmd_demo(a):
 LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
           "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"),
           "lock": _simple("lock"), "unlock": _simple("unlock"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
-          "log": cmd_log, "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile,
+          "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile,
           "calibrate": cmd_calibrate}
 
 
@@ -407,6 +475,10 @@ def main(argv=None):
             return cmd_report(a)
         if a.cmd == "flash":
             return cmd_flash(a)
+        if a.cmd == "log":
+            return cmd_log(a)
+        if a.cmd == "list":
+            return cmd_list(a)
         with Link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)

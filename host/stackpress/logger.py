@@ -1,122 +1,26 @@
-"""Logging a fixture to CSV: every record the fixture sends, once, in order, written through.
+"""`stackpress log`: every record each fixture sends, once, in order, written through.
 
-Metadata lines start with '#'; then a header; then one row per telemetry record and
-one per event (its JSON in the `event` column), ordered by (boot, seq). Each row is
-one write() on a file opened for appending and the file is fsync'd every second, so a
-killed logger leaves at most a torn last line, which the next `log --out` on the same
-file cuts off before it resumes. A hole in the sequence is filled by asking the
-fixture to replay it (it keeps a history of its records); what it no longer holds is
-written down as lost where it happened, so a loss is never silent. The link is opened
-again when it drops (USB unplug, reset): the logger waits for the fixture and catches up.
+One fixture or many (several --port, or --all: every fixture found, and any that turns
+up later), each to its own file, in one process: a thread per fixture. A hole in a
+fixture's sequence is filled by asking it to replay (it keeps a history of its records);
+what it no longer holds is written down as lost where it happened, so a loss is never
+silent. The link is opened again when it drops (USB unplug, reset): the logger waits
+for the fixture and catches up. The files are in logfile.py.
 """
-import datetime
 import json
 import os
 import signal
 import sys
+import threading
 import time
 
+from . import discover
 from .link import DeviceError, Link, LinkError
+from .logfile import UNITS, open_log, utc
 
-TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
-              "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
-COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"] + TEL_FIELDS + ["alarms", "event"]
-UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
-         "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
-         "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
-         "boot: the fixture's boot count, seq: record number within that boot")
 REPLAY_RETRY_S = 3.0
-
-
-def _utc():
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
-
-
-class CsvLog:
-    """The CSV file. New: metadata and header. Existing (resume): its torn last line cut
-    off, and the last (boot, seq) written read back."""
-
-    def __init__(self, path, meta, resume=False):
-        exists = os.path.exists(path)
-        if exists and not resume:
-            raise FileExistsError(path)
-        self.path = path
-        self.last = None  # (boot, seq) of the last row
-        self.rows = 0
-        self.gaps = 0
-        if exists:
-            self._cut_torn_line()
-            self.last = _last_key(path)
-        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if not exists:
-            head = "".join("# %s: %s\n" % (k, v if isinstance(v, str) else json.dumps(v)) for k, v in meta.items())
-            self._put(head + ",".join(COLUMNS) + "\n")
-        else:
-            self.note("resumed %s by a new logger; last row was boot %s seq %s"
-                      % (_utc(), *(self.last or ("-", "-"))))
-        self._synced = time.monotonic()
-
-    def _cut_torn_line(self):
-        with open(self.path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
-
-    def _put(self, text):
-        b = text.encode()
-        n = os.write(self.fd, b)  # one write per row: appended whole
-        while n < len(b):
-            n += os.write(self.fd, b[n:])
-        if time.monotonic() - getattr(self, "_synced", 0) >= 1.0:
-            os.fsync(self.fd)
-            self._synced = time.monotonic()
-
-    def note(self, text):
-        self._put("# %s\n" % text)
-
-    def row(self, rec):
-        now = _utc()
-        key = [rec.get("boot"), rec.get("seq"), rec.get("device_ms"), now]
-        if rec.get("t") == "tel":
-            row = key + [rec.get(k) for k in TEL_FIELDS] + ["|".join(rec.get("alarms", [])), ""]
-        else:
-            ev = {k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")}
-            row = key + [""] * (len(TEL_FIELDS) + 1) + [json.dumps(ev)]
-        self._put(",".join(_cell(v) for v in row) + "\n")
-        self.rows += 1
-        self.last = (rec.get("boot"), rec.get("seq"))
-
-    def write(self, rec):
-        """Write a record as it comes, noting holes and reboots (no replay)."""
-        seq = rec.get("seq")
-        if self.last is not None and isinstance(seq, int) and seq != self.last[1] + 1:
-            if seq <= self.last[1] and rec.get("t") == "evt" and rec.get("kind") == "boot":
-                self.note("fixture rebooted: sequence restarts at %d" % seq)
-            else:
-                self.gaps += 1
-                self.note("gap: records %d..%d not received" % (self.last[1] + 1, seq - 1))
-        self.row(rec)
-
-    def close(self):
-        os.fsync(self.fd)
-        os.close(self.fd)
-
-
-def _last_key(path):
-    """(boot, seq) of the last data row of a log, or None."""
-    with open(path, "rb") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - 65536))
-        lines = f.read().decode(errors="replace").splitlines()
-    for line in reversed(lines):
-        if line and not line.startswith("#") and not line.startswith("boot,"):
-            parts = line.split(",", 2)
-            try:
-                return int(parts[0]), int(parts[1])
-            except (ValueError, IndexError):
-                continue
-    return None
+SCAN_EVERY_S = 5.0
+PROGRESS_EVERY_S = 5.0
 
 
 class Sequencer:
@@ -200,9 +104,10 @@ class Sequencer:
 
 
 def metadata(link, status):
-    return {
+    meta = {
         "stackpress log": "one row per telemetry record or event, in (boot, seq) order",
-        "started_utc": _utc(),
+        "started_utc": utc(),
+        "fixture_id": status.get("fixture_id"),
         "port": link.port,
         "firmware_version": status["firmware_version"],
         "protocol_version": status["protocol_version"],
@@ -212,91 +117,237 @@ def metadata(link, status):
         "calibration": status.get("calibration", {}),
         "units": UNITS,
     }
-
-
-def _say(msg):
-    print(msg, file=sys.stderr, flush=True)
+    if status.get("scenario"):
+        meta["scenario"] = status["scenario"]  # a virtual fixture: what its model simulated
+    return meta
 
 
 def _stop(signum, frame):
     raise KeyboardInterrupt
 
 
-def record(link, out, duration_s, port=None):
-    """Log until duration_s (None: until Ctrl-C or SIGTERM), across unplugs and resets."""
-    port = port or link.port
-    signal.signal(signal.SIGTERM, _stop)  # systemd's stop, kill: end cleanly, file closed
-    status = link.command("status")
-    log = CsvLog(out, metadata(link, status), resume=True)
-    seq = Sequencer(log)
-    link.on_record = seq.offer
-    if log.last is None:
-        # A new log starts with the oldest record the fixture still holds: its history
-        # comes first, and nothing before it is called lost.
-        seq.boot = status.get("boot")
-        seq.last = max(0, status.get("oldest_seq", 1) - 1)
-        log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
-                 % (seq.boot, seq.last + 1))
-    seq.catch_up(status)
-    end = None if duration_s is None else time.monotonic() + duration_s
-    shown = time.monotonic()
-    _say("logging %s to %s%s (Ctrl-C stops)" % (port, out, "" if duration_s is None else " for %g s" % duration_s))
-    try:
-        while end is None or time.monotonic() < end:
+def _say(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+class FixtureLogger:
+    """One fixture into one log (a file, or a rotating series), across unplugs and resets."""
+
+    def __init__(self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None):
+        self.port = port          # may be changed by the scanner when the fixture comes back elsewhere
+        self.out = out
+        self.daily, self.max_bytes = daily, max_bytes
+        self.link = link
+        self.fixture_id = fixture_id
+        self.connected = link is not None
+        self.log = None
+        self.seq = None
+        self.error = None
+
+    def open(self):
+        """Connect (if not given a link) and open the log; the first status names the fixture."""
+        if self.link is None:
+            self.link = Link(self.port)
+            self.link.hello()
+        self.connected = True
+        status = self.link.command("status")
+        self.fixture_id = status.get("fixture_id")
+        self.log = open_log(self.out, metadata(self.link, status), self.daily, self.max_bytes)
+        self.seq = Sequencer(self.log)
+        self.link.on_record = self.seq.offer
+        if self.log.last is None:
+            # A new log starts with the oldest record the fixture still holds: its history
+            # comes first, and nothing before it is called lost.
+            self.seq.boot = status.get("boot")
+            self.seq.last = max(0, status.get("oldest_seq", 1) - 1)
+            self.log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
+                          % (self.seq.boot, self.seq.last + 1))
+        self.seq.catch_up(status)
+        _say("logging %s (fixture %s) to %s" % (self.port, self.fixture_id, self.log.path))
+
+    def run(self, stop, end):
+        try:
+            while not stop.is_set() and (end is None or time.monotonic() < end):
+                self.step(stop, end)
+        except Exception as e:  # a thread must say why it ended; the file is closed below
+            self.error = "%s: %s" % (type(e).__name__, e)
+            _say("stackpress log: %s stopped: %s" % (self.port, self.error))
+        finally:
             try:
-                if link is None:
-                    link = _reconnect(port, end)
-                    if link is None:
-                        break
-                    link.on_record = seq.offer
-                    seq.catch_up(link.command("status"))
-                for rec in link.records(0.2):
-                    seq.offer(rec)
-                if seq.want is not None and (seq.asked_at is None
-                                             or time.monotonic() - seq.asked_at > REPLAY_RETRY_S):
-                    seq.asked_at = time.monotonic()
-                    try:
-                        seq.replayed(link.command("replay", from_seq=seq.want, boot=seq.boot))
-                    except DeviceError as e:
-                        if e.code != "boot":
-                            raise
-                        seq.catch_up(link.command("status"))
-            except LinkError as e:
-                _say("stackpress log: %s; waiting for the fixture to come back" % e)
+                self.close()
+            except Exception as e:
+                self.error = self.error or "closing the log: %s" % e
+
+    def step(self, stop, end):
+        seq = self.seq
+        try:
+            if self.link is None:
+                self.link = _reconnect(lambda: self.port, self.fixture_id, stop, end)
+                if self.link is None:
+                    return
+                self.connected = True
+                self.link.on_record = seq.offer
+                seq.catch_up(self.link.command("status"))
+            for rec in self.link.records(0.2):
+                seq.offer(rec)
+            if seq.want is not None and (seq.asked_at is None or time.monotonic() - seq.asked_at > REPLAY_RETRY_S):
+                seq.asked_at = time.monotonic()
                 try:
-                    link.close()
-                except Exception:
-                    pass
-                link = None
-            if time.monotonic() - shown >= 5:
-                shown = time.monotonic()
-                _say("  %d rows, boot %s seq %s, %d lost" % (log.rows, seq.boot, seq.last, seq.lost))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        log.close()
-        if link is not None:
-            link.close()
-    _say("wrote %d rows to %s (%d lost, %d duplicates dropped)" % (log.rows, out, seq.lost, seq.duplicates))
-    return 0
+                    seq.replayed(self.link.command("replay", from_seq=seq.want, boot=seq.boot))
+                except DeviceError as e:
+                    if e.code != "boot":
+                        raise
+                    seq.catch_up(self.link.command("status"))
+        except LinkError as e:
+            _say("stackpress log: %s; waiting for the fixture to come back" % e)
+            self._drop_link()
+        self.log.flush()
+
+    def _drop_link(self):
+        self.connected = False
+        if self.link is not None:
+            try:
+                self.link.close()
+            except Exception:
+                pass
+        self.link = None
+
+    def close(self):
+        if self.log is not None:
+            self.log.close()
+        self._drop_link()
+
+    def summary(self):
+        s = {"port": self.port, "fixture_id": self.fixture_id, "file": self.log.path if self.log else None,
+             "rows": self.log.rows if self.log else 0,
+             "lost": self.seq.lost if self.seq else 0, "duplicates_dropped": self.seq.duplicates if self.seq else 0}
+        if self.error:
+            s["error"] = self.error
+        return s
 
 
-def _reconnect(port, end):
-    while end is None or time.monotonic() < end:
+def _reconnect(port_of, fixture_id, stop, end):
+    """The fixture back, on its port (which the scanner may change). A port name can come
+    back on another fixture (/dev/ttyACM0 after an unplug, a recycled pty): its id must match."""
+    said = set()
+    while not stop.is_set() and (end is None or time.monotonic() < end):
+        port = port_of()
         try:
             link = Link(port)
-            link.hello()
-            _say("stackpress log: fixture back on %s" % port)
-            return link
+            try:
+                found = link.hello().get("fixture_id")
+            except (LinkError, DeviceError):
+                link.close()
+                raise LinkError(port)
+            if fixture_id is None or found == fixture_id:
+                _say("stackpress log: fixture %s back on %s" % (fixture_id, port))
+                return link
+            link.close()
+            if port not in said:
+                said.add(port)
+                _say("stackpress log: %s is now fixture %s, not %s: still waiting" % (port, found, fixture_id))
         except LinkError:
-            time.sleep(0.5)
+            pass
+        stop.wait(0.5)
     return None
 
 
-def _cell(v):
-    if v is None:
-        return ""
-    s = str(v)
-    if any(c in s for c in ',"\n'):
-        return '"' + s.replace('"', '""') + '"'
-    return s
+def out_path(out, fixture_id, fmt):
+    """--out DIR (one file per fixture, named by its id) or --out FILE (one fixture)."""
+    if out.endswith(os.sep) or os.path.isdir(out):
+        os.makedirs(out, exist_ok=True)
+        return os.path.join(out, "%s.%s" % (fixture_id, fmt))
+    return out
+
+
+def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None, fmt="csv", as_json=False):
+    """Log the fixtures on `ports` (and with scan, every fixture found, now and later) until
+    duration_s (None: until Ctrl-C or SIGTERM). Returns the exit code."""
+    signal.signal(signal.SIGTERM, _stop)  # systemd's stop, kill: end cleanly, files closed
+    stop = threading.Event()
+    end = None if duration_s is None else time.monotonic() + duration_s
+    loggers, threads = [], []
+    several = scan or len(ports) > 1
+    if several and not (out.endswith(os.sep) or os.path.isdir(out)):
+        _say("stackpress log: several fixtures need --out DIR/ (one file per fixture, named by its id)")
+        return 2
+
+    def start(port, link=None, fixture_id=None):
+        path = out_path(out, fixture_id or os.path.basename(port), fmt) if several else out
+        lg = FixtureLogger(port, path, daily, max_bytes, link=link, fixture_id=fixture_id)
+        try:
+            lg.open()
+        except BaseException:
+            lg.close()
+            raise
+        loggers.append(lg)
+        t = threading.Thread(target=lg.run, args=(stop, end), name="log %s" % port, daemon=True)
+        threads.append(t)
+        t.start()
+
+    def scan_now():
+        known = {lg.fixture_id: lg for lg in loggers}
+        busy = {lg.port for lg in loggers if lg.connected}
+        for port in discover.candidate_ports():
+            if port in busy:
+                continue
+            hello, why = discover.probe(port)
+            if hello is None:
+                continue
+            fid = hello.get("fixture_id")
+            if fid in known:
+                known[fid].port = port  # the same fixture back on another port
+                continue
+            try:
+                start(port, fixture_id=fid)
+            except (LinkError, DeviceError) as e:  # taken meanwhile, or gone: the next scan sees
+                _say("stackpress log: not yet logging %s: %s" % (port, e))
+
+    code = 0
+    try:
+        for port in ports:
+            if several:
+                with Link(port) as probe_link:
+                    fid = probe_link.hello().get("fixture_id")
+                start(port, fixture_id=fid)
+            else:
+                start(port)
+        if scan:
+            scan_now()
+            if not loggers:
+                _say("stackpress log: no fixture found yet (USB Picos and running 'stackpress sim'); "
+                     "still looking")
+        scanned = shown = time.monotonic()
+        while end is None or time.monotonic() < end:
+            time.sleep(0.2)
+            if scan and time.monotonic() - scanned >= SCAN_EVERY_S:
+                scan_now()
+                scanned = time.monotonic()
+            if time.monotonic() - shown >= PROGRESS_EVERY_S:
+                shown = time.monotonic()
+                for lg in loggers:
+                    if lg.seq is not None:
+                        _say("  %s: %d rows, boot %s seq %s, %d lost%s" % (
+                            lg.fixture_id, lg.log.rows, lg.seq.boot, lg.seq.last, lg.seq.lost,
+                            "" if lg.connected else ", waiting for the fixture"))
+            if not scan and loggers and not any(t.is_alive() for t in threads):
+                break
+    except KeyboardInterrupt:
+        pass
+    except (LinkError, DeviceError) as e:
+        _say("stackpress log: %s" % e)
+        code = 3 if isinstance(e, LinkError) else 4
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    summaries = [lg.summary() for lg in loggers]
+    for s in summaries:
+        _say("wrote %d rows to %s (%d lost, %d duplicates dropped)%s"
+             % (s["rows"], s["file"], s["lost"], s["duplicates_dropped"],
+                "; stopped early: " + s["error"] if "error" in s else ""))
+        if "error" in s and code == 0:
+            code = 1
+    if as_json:
+        print(json.dumps({"fixtures": summaries}))
+    return code

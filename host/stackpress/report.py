@@ -12,6 +12,7 @@ import csv
 import datetime
 import json
 import math
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -44,9 +45,8 @@ def _num(text):
         return None
 
 
-def read_log(path, progress=None):
-    """(metadata dict, telemetry rows, events, notes): rows carry floats and a time `t_s`."""
-    meta, rows, events, notes = {}, [], [], []
+def _csv_items(path):
+    """('meta', key, value), ('note', text) and ('row', dict of strings) from a CSV log."""
     try:
         f = open(path, newline="")
     except OSError as e:
@@ -58,16 +58,57 @@ def read_log(path, progress=None):
                 body = line[1:].strip()
                 k, sep, v = body.partition(": ")
                 if sep and k.replace("_", "").isalnum() and header is None:
-                    meta[k] = v
+                    yield "meta", k, v
                 else:
-                    notes.append(body)
+                    yield "note", body
                 continue
             if header is None:
                 header = next(csv.reader([line]))
                 if "pressure_mpa" not in header or "seq" not in header:
                     raise ReportError("%s is not a stackpress log (no pressure_mpa/seq header)" % path)
                 continue
-            r = dict(zip(header, next(csv.reader([line]))))
+            yield "row", dict(zip(header, next(csv.reader([line]))))
+
+
+def _sqlite_items(path):
+    """The same from an SQLite log; notes come where the CSV would have them."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        for k, v in db.execute("SELECT key, value FROM meta"):
+            yield "meta", k, v
+        notes = db.execute("SELECT coalesce(after_row, 0), text FROM notes ORDER BY rowid").fetchall()
+        cur = db.execute("SELECT rowid, * FROM records ORDER BY rowid")
+        names = [d[0] for d in cur.description][1:]
+    except sqlite3.Error as e:
+        raise ReportError("%s is not a stackpress log: %s" % (path, e)) from None
+    i = 0
+    for r in cur:
+        while i < len(notes) and notes[i][0] < r[0]:
+            yield "note", notes[i][1]
+            i += 1
+        yield "row", {k: "" if v is None else str(v) for k, v in zip(names, r[1:])}
+    for _, text in notes[i:]:
+        yield "note", text
+    db.close()
+
+
+def read_log(paths, progress=None):
+    """(metadata dict, telemetry rows, events, notes) of a log kept in one file or a series
+    of them (a rotating log, oldest first; the metadata is the first one's): rows carry
+    floats and a time `t_s`."""
+    meta, rows, events, notes = {}, [], [], []
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    for n, path in enumerate(paths):
+        items = _sqlite_items if str(path).lower().endswith((".sqlite", ".sqlite3", ".db")) else _csv_items
+        for item in items(str(path)):
+            if item[0] == "meta":
+                if n == 0:
+                    meta[item[1]] = item[2]
+                continue
+            if item[0] == "note":
+                notes.append(item[1])
+                continue
+            r = item[1]
             if r.get("event"):
                 try:
                     events.append(dict(json.loads(r["event"]), boot=int(r["boot"]), seq=int(r["seq"]),
@@ -82,7 +123,8 @@ def read_log(path, progress=None):
             if progress and len(rows) % 100000 == 0:
                 progress("read %d records" % len(rows))
     if not rows:
-        raise ReportError("%s has no telemetry records" % path)
+        raise ReportError("%s has no telemetry records" % ", ".join(str(p) for p in paths))
+    meta["files"] = len(paths)
     _time_axis(meta, rows, events)
     return meta, rows, events, notes
 
@@ -189,7 +231,8 @@ def summarize(meta, rows, events, notes, cycler=None):
     thk = _stats(r["thickness_um"] for r in rows)
     temp = _stats(r["temperature_c"] for r in rows)
     s = {
-        "log": meta.get("port", ""), "firmware_version": meta.get("firmware_version"), "board": meta.get("board"),
+        "log": meta.get("port", ""), "fixture_id": meta.get("fixture_id"), "scenario": meta.get("scenario"),
+        "files": meta.get("files", 1), "firmware_version": meta.get("firmware_version"), "board": meta.get("board"),
         "cell_area_mm2": _num(meta.get("cell_area_mm2", "")), "time_axis": meta["time_axis"],
         "start_utc": meta["t0_utc"], "duration_h": rows[-1]["t_s"] / 3600, "records": len(rows),
         "record_period_s": step_s, "boots": sorted({r["boot"] for r in rows}),
@@ -352,7 +395,10 @@ def text(summary):
     lines = ["run: %s UTC, %.2f h (%s), %d records every %.3g s, boots %s" % (
         s["start_utc"], s["duration_h"], s["time_axis"], s["records"], s["record_period_s"],
         ", ".join(str(b) for b in s["boots"])),
-        "fixture: %s board, firmware %s, cell area %s mm2" % (s["board"], s["firmware_version"], s["cell_area_mm2"]),
+        "fixture: %s (%s board), firmware %s, cell area %s mm2%s%s" % (
+            s["fixture_id"] or "id unknown", s["board"], s["firmware_version"], s["cell_area_mm2"],
+            ", simulating %s" % s["scenario"] if s["scenario"] else "",
+            ", %d files" % s["files"] if s["files"] > 1 else ""),
         "time in state: " + ", ".join("%s %.2f h" % kv for kv in s["time_in_state_h"].items()),
         "records lost: %s" % ("; ".join(n[len("lost: "):] if n.startswith("lost: ") else n
                                         for n in s["lost_notes"]) or "none")]
@@ -370,13 +416,14 @@ def text(summary):
     return "\n".join(lines)
 
 
-def report(log_path, out_dir=None, cycler_path=None, cycler_start=None, as_json=False):
+def report(log_paths, out_dir=None, cycler_path=None, cycler_start=None, as_json=False):
     def progress(msg):
         print("\rreport: %-50s" % msg, end="", file=sys.stderr, flush=True)
-    log_path = Path(log_path)
+    log_paths = sorted(Path(p) for p in ([log_paths] if isinstance(log_paths, (str, Path)) else log_paths))
+    log_path = log_paths[0]  # a rotating log's files sort in time order
     out_dir = Path(out_dir) if out_dir else log_path.with_name(log_path.stem + "_report")
-    progress("reading %s" % log_path.name)
-    meta, rows, events, notes = read_log(log_path, progress)
+    progress("reading %s" % (log_path.name if len(log_paths) == 1 else "%d files" % len(log_paths)))
+    meta, rows, events, notes = read_log(log_paths, progress)
     cycler = read_cycler(cycler_path, meta["t0_utc"], cycler_start) if cycler_path else None
     progress("summarising %d records" % len(rows))
     summary = summarize(meta, rows, events, notes, cycler)

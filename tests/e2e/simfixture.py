@@ -14,9 +14,9 @@ def stackpress(port, *args, timeout=120):
 
 
 class RunningSim:
-    def __init__(self, *args):
+    def __init__(self, *args, env=None):
         self.proc = subprocess.Popen([str(BIN / "stackpress"), "sim", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True)
+                                     stderr=subprocess.PIPE, text=True, env=env)
         first = self.proc.stdout.readline()
         assert first.startswith("port: "), first + self.proc.stderr.read()
         self.port = first.split(" ", 1)[1].strip()

@@ -126,6 +126,9 @@ class FakeBoard:
                     self.tx.pop(0)
         return n
 
+    def unique_id(self):
+        return "e66038b7137a2f2c"
+
     def reset_cause(self):
         return self.cause
 

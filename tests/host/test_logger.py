@@ -1,7 +1,8 @@
 """The logger's bookkeeping: every record once, in order, whatever order they come in."""
 import random
 
-from stackpress.logger import CsvLog, Sequencer
+from stackpress.logfile import CsvLog
+from stackpress.logger import Sequencer
 
 
 def _rec(boot, seq):

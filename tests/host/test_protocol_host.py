@@ -1,6 +1,6 @@
 import pytest
 
-from stackpress.logger import CsvLog
+from stackpress.logfile import CsvLog
 from stackpress.protocol import FrameError, frame, parse
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stackpress.logger import COLUMNS
+from stackpress.logfile import COLUMNS
 from stackpress.report import ReportError, read_cycler, report
 
 BIN = Path(sys.executable).parent

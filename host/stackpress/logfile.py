@@ -1,0 +1,302 @@
+"""The files a log is written to: CSV or SQLite, one file or a series of them.
+
+CSV: metadata lines start with '#'; then a header; then one row per telemetry record
+and one per event (its JSON in the `event` column). Each row is one write() on a file
+opened for appending and the file is fsync'd every second, so a killed logger leaves at
+most a torn last line, which the next logger on the same file cuts off before it resumes.
+
+SQLite (for long runs: indexed, no parsing): tables `meta` (key, value), `records` (the
+CSV's columns, typed) and `notes` (what the CSV writes as '#' lines). Rows are committed
+at least every loop of the logger (a fraction of a second); a killed logger loses only
+uncommitted rows, which the next one asks the fixture to replay, so nothing is lost.
+
+A rotating log is a series of such files, a fresh one each UTC day and/or when the
+current one reaches a size: <stem>.<start, UTC><ext>, so they sort in time order. Each
+has the whole metadata header and says which file it continues.
+"""
+import datetime
+import glob
+import json
+import os
+import sqlite3
+import time
+
+TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
+              "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
+COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"] + TEL_FIELDS + ["alarms", "event"]
+SQL_TYPES = {"boot": "INTEGER", "seq": "INTEGER", "device_ms": "INTEGER", "n_samples": "INTEGER",
+             "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT"}
+UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
+         "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
+         "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
+         "boot: the fixture's boot count, seq: record number within that boot")
+
+
+def utc():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def values(rec, now):
+    """A record as the values of COLUMNS."""
+    key = [rec.get("boot"), rec.get("seq"), rec.get("device_ms"), now]
+    if rec.get("t") == "tel":
+        return key + [rec.get(k) for k in TEL_FIELDS] + ["|".join(rec.get("alarms", [])), None]
+    ev = {k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")}
+    return key + [None] * (len(TEL_FIELDS) + 1) + [json.dumps(ev)]
+
+
+def meta_text(v):
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+class CsvLog:
+    """New: metadata and header. Existing (resume): its torn last line cut off, and the
+    last (boot, seq) written read back."""
+
+    def __init__(self, path, meta, resume=False):
+        exists = os.path.exists(path)
+        if exists and not resume:
+            raise FileExistsError(path)
+        self.path = path
+        self.last = None  # (boot, seq) of the last row
+        self.rows = 0
+        self.gaps = 0
+        if exists:
+            self._cut_torn_line()
+            self.last = _last_key(path)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._synced = time.monotonic()
+        if not exists:
+            head = "".join("# %s: %s\n" % (k, meta_text(v)) for k, v in meta.items())
+            self._put(head + ",".join(COLUMNS) + "\n")
+        else:
+            self.note("resumed %s by a new logger; last row was boot %s seq %s"
+                      % (utc(), *(self.last or ("-", "-"))))
+
+    def _cut_torn_line(self):
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+
+    def _put(self, text):
+        b = text.encode()
+        n = os.write(self.fd, b)  # one write per row: appended whole
+        while n < len(b):
+            n += os.write(self.fd, b[n:])
+
+    def flush(self):
+        if time.monotonic() - self._synced >= 1.0:
+            os.fsync(self.fd)
+            self._synced = time.monotonic()
+
+    def size_bytes(self):
+        return os.fstat(self.fd).st_size
+
+    def note(self, text):
+        self._put("# %s\n" % text)
+
+    def row(self, rec):
+        self._put(",".join(_cell(v) for v in values(rec, utc())) + "\n")
+        self.rows += 1
+        self.last = (rec.get("boot"), rec.get("seq"))
+        self.flush()
+
+    def write(self, rec):
+        """Write a record as it comes, noting holes and reboots (no replay)."""
+        seq = rec.get("seq")
+        if self.last is not None and isinstance(seq, int) and seq != self.last[1] + 1:
+            if seq <= self.last[1] and rec.get("t") == "evt" and rec.get("kind") == "boot":
+                self.note("fixture rebooted: sequence restarts at %d" % seq)
+            else:
+                self.gaps += 1
+                self.note("gap: records %d..%d not received" % (self.last[1] + 1, seq - 1))
+        self.row(rec)
+
+    def close(self):
+        os.fsync(self.fd)
+        os.close(self.fd)
+
+
+def _last_key(path):
+    """(boot, seq) of the last data row of a CSV log, or None."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 65536))
+        lines = f.read().decode(errors="replace").splitlines()
+    for line in reversed(lines):
+        if line and not line.startswith("#") and not line.startswith("boot,"):
+            parts = line.split(",", 2)
+            try:
+                return int(parts[0]), int(parts[1])
+            except (ValueError, IndexError):
+                continue
+    return None
+
+
+def last_key(path):
+    """(boot, seq) of the last row of a log file of either format, or None."""
+    if format_of(path) == "csv":
+        return _last_key(path)
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        r = db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
+    finally:
+        db.close()
+    return tuple(r) if r else None
+
+
+def _cell(v):
+    if v is None:
+        return ""
+    s = str(v)
+    if any(c in s for c in ',"\n'):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+class SqliteLog:
+    def __init__(self, path, meta, resume=False):
+        exists = os.path.exists(path)
+        if exists and not resume:
+            raise FileExistsError(path)
+        self.path = path
+        self.rows = 0
+        # Opened by the main thread, then written by the fixture's logger thread alone.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")  # a killed writer never leaves a torn database
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if exists and "records" not in tables:
+            self.db.close()
+            raise ValueError("%s is not a stackpress log (no records table)" % path)
+        self.db.execute("BEGIN")
+        if not exists or not tables:
+            cols = ", ".join("%s %s" % (c, SQL_TYPES.get(c, "REAL")) for c in COLUMNS)
+            self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
+            self.db.execute("CREATE TABLE records (%s)" % cols)
+            self.db.execute("CREATE INDEX records_by_key ON records (boot, seq)")
+            self.db.execute("CREATE TABLE notes (host_time_utc TEXT, after_row INTEGER, text TEXT)")
+            self.db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, meta_text(v)) for k, v in meta.items()])
+            self.last = None
+        else:
+            r = self.db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
+            self.last = tuple(r) if r else None
+            self.note("resumed %s by a new logger; last row was boot %s seq %s"
+                      % (utc(), *(self.last or ("-", "-"))))
+        self._insert = "INSERT INTO records VALUES (%s)" % ", ".join("?" * len(COLUMNS))
+        self.flush()
+
+    def note(self, text):
+        self.db.execute("INSERT INTO notes VALUES (?, (SELECT max(rowid) FROM records), ?)", (utc(), text))
+
+    def row(self, rec):
+        self.db.execute(self._insert, values(rec, utc()))
+        self.rows += 1
+        self.last = (rec.get("boot"), rec.get("seq"))
+
+    def flush(self):
+        self.db.execute("COMMIT")
+        self.db.execute("BEGIN")
+
+    def size_bytes(self):
+        return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
+
+    def close(self):
+        self.db.execute("COMMIT")
+        self.db.close()
+
+
+FORMATS = {"csv": CsvLog, "sqlite": SqliteLog}
+EXTENSIONS = {".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
+
+
+def format_of(path):
+    return EXTENSIONS.get(os.path.splitext(path)[1].lower(), "csv")
+
+
+def segments(base):
+    """The files of a rotating log named `base`, oldest first."""
+    stem, ext = os.path.splitext(base)
+    return sorted(glob.glob(glob.escape(stem) + ".[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*" + ext))
+
+
+class Rotating:
+    """A log kept as a series of files: a new one when the UTC day changes (daily) or the
+    current one has reached max_bytes. The same interface as one file."""
+
+    def __init__(self, base, meta, daily=False, max_bytes=None, resume=True):
+        self.base, self.meta, self.daily, self.max_bytes = base, meta, daily, max_bytes
+        self.cls = FORMATS[format_of(base)]
+        self.rows = 0
+        self.files = 0
+        old = segments(base)
+        if old and not resume:
+            raise FileExistsError(old[-1])
+        if old:
+            self.cur = self.cls(old[-1], meta, resume=True)
+            self.last = self.cur.last
+            for path in reversed(old[:-1]):  # the newest file may have no row yet
+                if self.last is not None:
+                    break
+                self.last = last_key(path)
+        else:
+            self.cur = self._open(None)
+            self.last = None
+        self.path = self.cur.path
+        self._day = self._day_of(self.path)
+
+    def _day_of(self, path):
+        """The UTC day a file of this log began, from its name."""
+        return os.path.basename(path)[len(os.path.basename(os.path.splitext(self.base)[0])) + 1:][:10]
+
+    def _open(self, previous):
+        stem, ext = os.path.splitext(self.base)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        path = "%s.%s%s" % (stem, now.strftime("%Y-%m-%dT%H%M%S.") + "%03dZ" % (now.microsecond // 1000), ext)
+        n = 1
+        while os.path.exists(path):
+            n += 1
+            path = "%s.%s_%d%s" % (stem, now.strftime("%Y-%m-%dT%H%M%S.") + "%03dZ" % (now.microsecond // 1000),
+                                   n, ext)
+        meta = dict(self.meta, rotation=self._policy(),
+                    continues=os.path.basename(previous) if previous else "nothing: the first file")
+        self.files += 1
+        return self.cls(path, meta)
+
+    def _policy(self):
+        parts = (["a new file each UTC day"] if self.daily else []) + (
+            ["a new file at %d bytes" % self.max_bytes] if self.max_bytes else [])
+        return " and ".join(parts)
+
+    def _due(self):
+        if self.daily and datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d") != self._day:
+            return True
+        return bool(self.max_bytes) and self.cur.size_bytes() >= self.max_bytes
+
+    def row(self, rec):
+        if self._due():
+            self.cur.note("continued in the next file (rotation)")
+            self.cur.close()
+            self.cur = self._open(self.cur.path)
+            self.path = self.cur.path
+            self._day = self._day_of(self.path)
+        self.cur.row(rec)
+        self.rows += 1
+        self.last = self.cur.last
+
+    def note(self, text):
+        self.cur.note(text)
+
+    def flush(self):
+        self.cur.flush()
+
+    def close(self):
+        self.cur.close()
+
+
+def open_log(path, meta, daily=False, max_bytes=None):
+    """The log at `path` (resumed if it exists), rotating if daily or max_bytes is set."""
+    if daily or max_bytes:
+        return Rotating(path, meta, daily, max_bytes)
+    return FORMATS[format_of(path)](path, meta, resume=True)

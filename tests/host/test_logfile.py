@@ -1,0 +1,152 @@
+"""The log's files: SQLite like CSV, a rotating series like one file, and a killed writer
+that leaves nothing torn and nothing the next one can't pick up from."""
+import datetime
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
+from stackpress.logger import Sequencer
+from stackpress.report import read_log
+
+
+def _rec(boot, seq):
+    return {"t": "tel", "boot": boot, "seq": seq, "device_ms": seq * 1000, "state": "hold",
+            "pressure_mpa": 40.0 + seq / 1000, "setpoint_mpa": 40.0, "p_min_mpa": 39.9, "p_max_mpa": 40.1,
+            "n_samples": 10, "force_n": 3141.6, "alarms": []}
+
+
+def _keys(db_path):
+    db = sqlite3.connect(db_path)
+    try:
+        return [tuple(r) for r in db.execute("SELECT boot, seq FROM records ORDER BY rowid")]
+    finally:
+        db.close()
+
+
+def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path):
+    meta = {"board": "pico", "fixture_id": "e66038b7137a2f2c", "cell_area_mm2": 78.54, "units": "MPa"}
+    logs = [CsvLog(str(tmp_path / "run.csv"), meta), SqliteLog(str(tmp_path / "run.sqlite"), meta)]
+    for log in logs:
+        seq = Sequencer(log)
+        for s in [1, 2, 5, 3, 4, 4, 6, 2] + list(range(7, 60)):
+            seq.offer(_rec(7, s))
+        seq.offer({"t": "evt", "boot": 7, "seq": 60, "device_ms": 60000, "kind": "alarm", "alarms": ["stall"]})
+        log.note("a note after row 60")
+        log.close()
+        assert seq.duplicates == 2
+    assert _keys(str(tmp_path / "run.sqlite")) == [(7, s) for s in range(1, 61)]
+    csv_read, sql_read = read_log(str(tmp_path / "run.csv")), read_log(str(tmp_path / "run.sqlite"))
+
+    def same(x):  # the two files were written a few ms apart: host times differ
+        if isinstance(x, dict):
+            return {k: same(v) for k, v in x.items() if k not in ("host_time_utc", "t0_utc", "t_s")}
+        return [same(v) for v in x] if isinstance(x, list) else x
+    for a, b in zip(csv_read, sql_read):
+        assert same(a) == same(b)
+    meta_back, rows, events, notes = sql_read
+    assert meta_back["fixture_id"] == "e66038b7137a2f2c" and len(rows) == 59 and rows[-1]["pressure_mpa"] == 40.059
+    assert events[0]["alarms"] == ["stall"] and notes == ["a note after row 60"]
+
+
+KILLED_WRITER = """
+import os, sys
+sys.path.insert(0, sys.argv[2])
+from stackpress.logfile import SqliteLog
+log = SqliteLog(sys.argv[1], {"board": "pico"}, resume=True)
+for s in range(1, 41):
+    log.row({"t": "tel", "boot": 1, "seq": s, "device_ms": s, "alarms": []})
+log.flush()  # the logger commits once a loop: 1..40 are in
+for s in range(41, 50):
+    log.row({"t": "tel", "boot": 1, "seq": s, "device_ms": s, "alarms": []})
+os.kill(os.getpid(), 9)  # SIGKILL before the next commit
+"""
+
+
+def test_a_killed_sqlite_writer_leaves_a_sound_file_ending_at_its_last_commit(tmp_path):
+    import stackpress
+    path = tmp_path / "run.sqlite"
+    p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path),
+                        str(__import__("pathlib").Path(stackpress.__file__).parent.parent)])
+    assert p.returncode == -9
+    assert last_key(str(path)) == (1, 40)
+    log = SqliteLog(str(path), {}, resume=True)
+    seq = Sequencer(log)
+    assert (seq.boot, seq.last) == (1, 40)
+    for s in range(30, 61):  # the fixture's replay overlaps what the file has
+        seq.offer(_rec(1, s))
+    log.close()
+    assert _keys(str(path)) == [(1, s) for s in range(1, 61)]
+    assert sqlite3.connect(str(path)).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_file_that_is_not_a_log_is_refused(tmp_path):
+    path = tmp_path / "other.sqlite"
+    db = sqlite3.connect(str(path))
+    db.execute("CREATE TABLE t (x)")
+    db.commit()
+    db.close()
+    with pytest.raises(ValueError, match="not a stackpress log"):
+        SqliteLog(str(path), {}, resume=True)
+
+
+@pytest.mark.parametrize("ext", [".csv", ".sqlite"])
+def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path, ext):
+    base = str(tmp_path / ("run" + ext))
+    log = open_log(base, {"board": "pico", "fixture_id": "f1"}, max_bytes=12000)
+    seq = Sequencer(log)
+    for s in range(1, 401):
+        seq.offer(_rec(2, s))
+    log.close()
+    files = segments(base)
+    assert len(files) >= 3 and log.files == len(files)
+    meta, rows, _, notes = read_log(files)
+    assert [(r["boot"], r["seq"]) for r in rows] == [(2, s) for s in range(1, 401)]
+    assert meta["files"] == len(files) and meta["fixture_id"] == "f1"
+    for prev, cur in zip(files, files[1:]):  # each file names the one it continues
+        assert read_log([cur])[0]["continues"] == prev.rsplit("/", 1)[1]
+    assert notes.count("continued in the next file (rotation)") == len(files) - 1
+
+    # A new logger on the same name resumes the newest file and carries on the sequence.
+    log2 = open_log(base, {"board": "pico"}, max_bytes=12000)
+    assert log2.last == (2, 400) and log2.path == files[-1]
+    seq2 = Sequencer(log2)
+    for s in range(390, 421):
+        seq2.offer(_rec(2, s))
+    log2.close()
+    rows = read_log(segments(base))[1]
+    assert [r["seq"] for r in rows] == list(range(1, 421))
+
+
+def test_a_new_utc_day_starts_a_new_file(tmp_path):
+    base = str(tmp_path / "run.csv")
+    log = Rotating(base, {"board": "pico"}, daily=True)
+    seq = Sequencer(log)
+    for s in range(1, 11):
+        seq.offer(_rec(1, s))
+    assert len(segments(base)) == 1
+    log._day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
+    for s in range(11, 21):
+        seq.offer(_rec(1, s))
+    log.close()
+    files = segments(base)
+    assert len(files) == 2
+    assert [r["seq"] for r in read_log(files[1:])[1]] == list(range(11, 21))
+    today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
+    assert files[1].rsplit("/", 1)[1].startswith("run.%sT" % today)
+
+
+def test_resuming_when_the_newest_file_has_no_row_yet_finds_the_last_row_before_it(tmp_path):
+    base = str(tmp_path / "run.csv")
+    log = open_log(base, {}, max_bytes=3000)
+    seq = Sequencer(log)
+    for s in range(1, 30):
+        seq.offer(_rec(1, s))
+    log.cur.close()
+    log.cur = log._open(log.cur.path)  # a rotation, then the logger was killed before a row
+    log.close()
+    log2 = open_log(base, {}, max_bytes=3000)
+    assert log2.last == (1, 29)
+    log2.close()
