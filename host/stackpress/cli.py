@@ -105,7 +105,7 @@ def build_parser():
                                                       "'stackpress sim'), and any that turns up later")
     s.add_argument("--format", choices=["csv", "sqlite"], help="for --out DIR/ (default csv; "
                                                                "for a file, its extension decides)")
-    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE",
+    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE", type=_rotate,
                    help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
                         "OUT-stem.START_UTC.ext (repeatable: daily and a size)")
     s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
@@ -288,16 +288,19 @@ def cmd_jog(a, link):
     return 0
 
 
-def _size_bytes(text):
+def _rotate(text):
+    """'daily', or a size in bytes from '500KB', '100MB', '2GB'."""
+    if text.lower() == "daily":
+        return "daily"
     units = {"": 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
     t = text.strip().upper()
     num = t.rstrip("KMGB")
     try:
         n = float(num) * units[t[len(num):]]
     except (ValueError, KeyError):
-        raise SystemExit("stackpress log: --rotate takes 'daily' or a size such as 500KB, 100MB, 2GB; got %r" % text)
+        raise argparse.ArgumentTypeError("takes 'daily' or a size such as 500KB, 100MB, 2GB; got %r" % text)
     if n < 1000:
-        raise SystemExit("stackpress log: --rotate size must be at least 1KB; got %r" % text)
+        raise argparse.ArgumentTypeError("a size of at least 1KB; got %r" % text)
     return int(n)
 
 
@@ -307,8 +310,8 @@ def cmd_log(a):
     ports = a.ports or ([a.port] if a.port and not a.all else [])
     if not ports and not a.all:
         raise LinkError("no port given: use --port PATH (repeatable), --all, or set STACKPRESS_PORT")
-    daily = any(r.lower() == "daily" for r in a.rotate)
-    sizes = [_size_bytes(r) for r in a.rotate if r.lower() != "daily"]
+    daily = "daily" in a.rotate
+    sizes = [r for r in a.rotate if r != "daily"]
     fmt = a.format or format_of(a.out)
     return record(ports, a.out, a.duration, scan=a.all, daily=daily, max_bytes=min(sizes) if sizes else None,
                   fmt=fmt, as_json=a.json)
@@ -322,7 +325,8 @@ def cmd_monitor(a, link):
 def _profile_file(a):
     from .profile import ProfileError, load
     if not a.file:
-        raise SystemExit("stackpress profile %s: give the schedule's file (TOML)" % a.action)
+        print("stackpress profile %s: give the schedule's file (TOML)" % a.action, file=sys.stderr)
+        raise SystemExit(2)
     try:
         return load(a.file)
     except ProfileError as e:

@@ -160,3 +160,40 @@ def test_monitor_keys_change_the_setpoint_only_when_confirmed(sim):
     r = monitor("a")
     assert "event: ack: cleared nothing" in r.stdout, r.stdout
     assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60").returncode == 0
+
+
+def test_gap_jog_idle_tare_and_ack_by_hand(tmp_path):
+    s = RunningSim("--speed", "20", "--seed", "5")
+    try:
+        time.sleep(1)
+        r = stackpress(s.port, "tare")
+        assert r.returncode == 0, r.stderr
+        st = _status(s.port)
+        assert abs(st["force_n"]) < 1.0 and abs(st["calibration"]["tare_temperature_c"] - 25.0) < 0.5
+        assert stackpress(s.port, "gap").returncode == 0 and _status(s.port)["state"] == "gap"
+        r = stackpress(s.port, "jog", "--", "25")
+        assert r.returncode == 0 and "moving +25.0000 um" in r.stdout, r.stdout + r.stderr
+        time.sleep(1)
+        assert abs(_status(s.port)["position_um"] - 25.0) < 0.01
+        r = stackpress(s.port, "jog", "200")
+        assert r.returncode == 4 and "allowed -100 to 100 um" in r.stderr
+        assert stackpress(s.port, "idle").returncode == 0 and _status(s.port)["state"] == "idle"
+        r = stackpress(s.port, "hold", "20")
+        assert r.returncode == 0
+        r = stackpress(s.port, "tare")
+        assert r.returncode == 4 and "unloaded and idle" in r.stderr  # never zeroed under load
+        r = stackpress(s.port, "ack")
+        assert r.returncode == 0 and _status(s.port)["alarms"] == []
+    finally:
+        s.stop()
+
+
+def test_demo_starts_a_fixture_holds_and_shows_it_then_leaves_nothing_running():
+    r = subprocess.run([str(BIN / "stackpress"), "demo", "--speed", "50", "--duration", "8"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "holding 40.0 MPa" in r.stderr
+    last = dict(kv.split("=", 1) for kv in r.stdout.strip().splitlines()[-1].split()[1:])
+    assert last["state"] == "hold" and abs(float(last["pressure_mpa"]) - 40.0) < 0.4, last
+    assert "stackpress" not in subprocess.run(["pgrep", "-af", "stackpress.cli sim"], capture_output=True,
+                                              text=True).stdout

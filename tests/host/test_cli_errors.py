@@ -1,0 +1,121 @@
+"""The command line's promises: every command has --help with an example, and the errors
+a person meets at a serial port say what to do, with the documented exit codes."""
+import json
+import os
+import subprocess
+import sys
+import threading
+import tty
+
+import pytest
+
+from stackpress.cli import build_parser
+from stackpress.protocol import frame, parse
+
+BIN = os.path.dirname(sys.executable)
+COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
+
+
+def run(*args, timeout=60):
+    return subprocess.run([os.path.join(BIN, "stackpress"), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_has_help_with_an_example(cmd):
+    r = run(cmd, "--help")
+    assert r.returncode == 0 and "example: stackpress" in r.stdout, r.stdout
+
+
+class FakeDevice:
+    """A pty whose far end answers like a board: `reply(obj)` gives the reply's data for
+    each command, or None for silence."""
+
+    def __init__(self, reply):
+        self.master, slave = os.openpty()
+        tty.setraw(slave)
+        self.port = os.ttyname(slave)
+        self.slave = slave
+        self.reply = reply
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        buf = b""
+        while not self.stop:
+            try:
+                buf += os.read(self.master, 4096)
+            except OSError:
+                return
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                try:
+                    cmd = parse(line)
+                except ValueError:
+                    continue
+                data = self.reply(cmd)
+                if data is not None:
+                    os.write(self.master, frame({"t": "rep", "id": cmd["id"], "ok": True, "data": data}))
+
+    def close(self):
+        self.stop = True
+        os.close(self.slave)
+        os.close(self.master)
+
+
+def test_a_device_that_does_not_answer_is_not_a_fixture_exit_3():
+    dev = FakeDevice(lambda cmd: None)
+    try:
+        r = run("--port", dev.port, "status")
+    finally:
+        dev.close()
+    assert r.returncode == 3 and "is it a stackpress fixture" in r.stderr, r.stderr
+
+
+def test_another_protocol_version_is_refused_with_what_to_update_exit_3():
+    dev = FakeDevice(lambda cmd: {"firmware_version": "0.1.0", "protocol_version": 1, "board": "pico",
+                                  "runtime": "micropython 1.22", "fixture_id": "e66038b7137a2f2c"})
+    try:
+        r = run("--port", dev.port, "status")
+    finally:
+        dev.close()
+    assert r.returncode == 3 and "protocol 1" in r.stderr and "update one of them" in r.stderr, r.stderr
+
+
+def test_a_port_held_by_another_program_is_busy_exit_3():
+    import serial
+    dev = FakeDevice(lambda cmd: None)
+    held = serial.Serial(dev.port, exclusive=True)
+    try:
+        r = run("--port", dev.port, "status")
+    finally:
+        held.close()
+        dev.close()
+    assert r.returncode == 3 and "busy" in r.stderr, r.stderr
+
+
+def test_a_missing_port_says_so_exit_3():
+    r = run("--port", "/dev/ttyACM99", "status")
+    assert r.returncode == 3 and "/dev/ttyACM99" in r.stderr
+
+
+@pytest.mark.parametrize("args", [["log", "--out", "x.csv", "--rotate", "10"], ["log", "--out", "x.csv",
+                                                                               "--rotate", "weekly"],
+                                  ["hold"], ["sim", "--speed", "0"]])
+def test_usage_errors_are_exit_2(args):
+    r = run(*args)
+    assert r.returncode == 2 and "error" in r.stderr
+
+
+def test_list_skips_a_virtual_fixture_that_was_killed_and_forgets_it(tmp_path):
+    sims = tmp_path / "sims"
+    sims.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (sims / ("%d.json" % dead.pid)).write_text(json.dumps({"port": "/dev/pts/999", "pid": dead.pid}))
+    env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path))
+    r = subprocess.run([os.path.join(BIN, "stackpress"), "list", "--json"], capture_output=True, text=True, env=env)
+    assert r.returncode == 0
+    out = json.loads(r.stdout)
+    assert "/dev/pts/999" not in [f["port"] for f in out["fixtures"] + out["not_answering"]]
+    assert not list(sims.iterdir())
