@@ -6,7 +6,8 @@ The standard scenario (hardware/scenarios/standard.json: Ø10 mm Li-metal cell,
   gap     constant gap: the rigid path only (no springs), clamped to the setpoint, then
           the motor never moves;
   spring  spring jig: clamped through the disc springs, then the motor never moves;
-and a setpoint step 25 -> 60 -> 25 MPa. Each run is the unmodified firmware on the
+and a setpoint step 25 -> 60 -> 25 MPa; and at 40 MPa, active, one load cell of the three
+lost (its wire cut) mid-run, the fixture holding on the other two. Each run is the unmodified firmware on the
 MicroPython unix port (-X heapsize=192k) in `stackpress sim --speed max`, driven and
 logged through the serial device by the same code as `stackpress tune` and `log`.
 Errors are of the pressure the load cell reports (telemetry, with the min and max of
@@ -40,6 +41,8 @@ from stackpress.virtual.params import resolve  # noqa: E402
 
 SETPOINTS_MPA = (25.0, 40.0, 60.0)
 KINDS = ("active", "gap", "spring")
+LOST_CHANNEL = 1          # the load cell lost mid-run in the `lost` run (40 MPa, active)
+LOST_AT_S = 9000          # mid-way through the second cycle
 REST_S = 1500        # the cell rests while the fixture is tuned and clamped
 TAIL_S = 300         # recorded after the last cycle
 STEP_HOLD_S = 240    # each level of the step test
@@ -165,6 +168,10 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
     sets = ["scenario.cycling.rest_before_s=%d" % REST_S]
     if kind == "gap":
         sets.append("fixture.springs.present=false")
+    if kind == "lost":
+        _, sc = resolve()
+        events = sc.get("events", []) + [{"at_s": LOST_AT_S, "fault": "adc_disconnected", "channel": LOST_CHANNEL}]
+        sets.append("scenario.events=%s" % json.dumps(events))
     t_start, t_end = cycling_window_s()
     fx = Fixture(outdir, name, seed, sets)
     try:
@@ -173,7 +180,7 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
             link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
             tune = Tuner(link).run(mpa)
             wait_settled(link, mpa)
-            if kind != "active":
+            if kind not in ("active", "lost"):
                 link.command("gap")  # clamped: from now on the motor never moves
             rec = Recorder(link, outdir / ("%s.csv" % name),
                            {"bench": "%s at %g MPa, seed %d" % (kind, mpa, seed), "model_set": sets})
@@ -184,7 +191,7 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
     if rec.tel[0]["device_ms"] > t_start * 1000:
         raise RuntimeError("%s: tuning and clamping ran into the cycling (log starts at %.0f s, cycling at %.0f s)"
                            % (name, rec.tel[0]["device_ms"] / 1000, t_start))
-    return {"kind": kind, "setpoint_mpa": mpa, "tune": tune, "tel": rec.tel, "heap": rec.heap,
+    return {"kind": kind, "setpoint_mpa": mpa, "tune": tune, "tel": rec.tel, "events": rec.events, "heap": rec.heap,
             "gaps": rec.log.gaps, "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped,
             "truth": str(fx.truth_path), "window_s": (t_start, t_end), "name": name}
 
@@ -247,7 +254,16 @@ def analyse_hold(run):
     tw = [row for row in truth if t0 <= row[0] <= t1]
     true = err_stats([row[1] - sp for row in tw])
     out = {"measured": meas, "true": true}
-    if run["kind"] == "active":
+    if run["kind"] == "lost":
+        after = [r for r in tel if r["device_ms"] >= LOST_AT_S * 1000]
+        out["after_loss"] = err_stats([r["pressure_mpa"] - sp for r in after])
+        ext = [abs(x - sp) for r in after for x in (r.get("p_min_mpa"), r.get("p_max_mpa")) if x is not None]
+        if ext:
+            out["after_loss"]["max_err_mpa"] = max(out["after_loss"]["max_err_mpa"], max(ext))
+        out["after_loss"]["true"] = err_stats([row[1] - sp for row in tw if row[0] >= LOST_AT_S])
+        out["channel_events"] = [{k: e.get(k) for k in ("channel", "why", "left", "device_ms")}
+                                 for e in run["events"] if e.get("kind") == "channel"]
+    if run["kind"] in ("active", "lost"):
         by_t = {int(round(row[0] * 10)): row[2] for row in tw}
         pairs = [(r["thickness_um"], by_t.get(int(round(r["device_ms"] / 100))))
                  for r in tel if r.get("thickness_um") is not None]
@@ -309,7 +325,15 @@ def plot(runs, step, path):
         ax.legend(loc="upper left", fontsize=8)
         r = runs[("active", sp)]
         az.plot([x["device_ms"] / 3.6e6 for x in r["tel"]], [(x["pressure_mpa"] - sp) * 1000 for x in r["tel"]],
-                color="tab:green", lw=0.6, label="reported (load cell)")
+                color="tab:green", lw=0.6, label="reported (load cells)")
+        if ("lost", sp) in runs:
+            rl = runs[("lost", sp)]
+            az.plot([x["device_ms"] / 3.6e6 for x in rl["tel"]],
+                    [(x["pressure_mpa"] - sp) * 1000 for x in rl["tel"]], color="tab:orange", lw=0.6,
+                    label="reported, load cell %d lost at %.1f h" % (LOST_CHANNEL, LOST_AT_S / 3600))
+            az.plot([x[0] / 3600 for x in rl["truth_rows"]], [(x[1] - sp) * 1000 for x in rl["truth_rows"]],
+                    color="tab:brown", lw=0.8, ls=":", label="true, load cell %d lost" % LOST_CHANNEL)
+            az.axvline(LOST_AT_S / 3600, color="tab:orange", lw=0.5, ls="--")
         az.plot([x[0] / 3600 for x in r["truth_rows"]], [(x[1] - sp) * 1000 for x in r["truth_rows"]],
                 color="k", lw=0.8, label="true (model)")
         az.set_ylim(-120, 120)
@@ -382,7 +406,7 @@ def main(argv=None):
     for f in list(outdir.glob("*.csv")) + list(outdir.glob("*.csv.gz")):
         f.unlink()
     t_wall = time.monotonic()
-    jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS]
+    jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS] + [("lost", 40.0)]
     log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
     runs = {}
     tc = run_tempco(a.seed + 200, outdir)
@@ -414,6 +438,13 @@ def main(argv=None):
                 sp, k, fmt(res["measured"]["rms_err_mpa"]), fmt(res["measured"]["max_err_mpa"]),
                 fmt(res["true"]["rms_err_mpa"]), fmt(res["true"]["max_err_mpa"]),
                 runs[(k, sp)]["tune"]["stiffness_n_per_um"], fmt(res.get("thickness_err_um"), "%.3f")))
+    lost = results[("lost", 40.0)]
+    print("%-8g %-7s %12s %12s %12s %12s %10.2f %9s   <- load cell %d lost at %.1f h: after it, max err %s MPa, "
+          "true max %s" % (40.0, "lost", fmt(lost["measured"]["rms_err_mpa"]), fmt(lost["measured"]["max_err_mpa"]),
+                           fmt(lost["true"]["rms_err_mpa"]), fmt(lost["true"]["max_err_mpa"]),
+                           runs[("lost", 40.0)]["tune"]["stiffness_n_per_um"], fmt(lost.get("thickness_err_um"), "%.3f"),
+                           LOST_CHANNEL, LOST_AT_S / 3600, fmt(lost["after_loss"]["max_err_mpa"]),
+                           fmt(lost["after_loss"]["true"]["max_err_mpa"])))
     print("step %g -> %g MPa: overshoot %.3f %% (true %.3f %%), settled within %.0f kPa after %s s; "
           "step down undershoot %.3f %%, settled after %s s"
           % (SETPOINTS_MPA[0], SETPOINTS_MPA[-1], st["overshoot_pct"], st["true_overshoot_pct"],
@@ -443,6 +474,14 @@ def main(argv=None):
         "spring_over_active_max_err": None,
         "gap_over_active_max_err": None,
         "step_down_undershoot_pct": round(st["step_down_undershoot_pct"], 4),
+        "one_load_cell_lost": {
+            "setpoint_mpa": 40.0, "channel": LOST_CHANNEL, "at_s": LOST_AT_S,
+            "max_err_mpa": round(lost["measured"]["max_err_mpa"], 6),
+            "after_loss_max_err_mpa": round(lost["after_loss"]["max_err_mpa"], 6),
+            "after_loss_rms_err_mpa": round(lost["after_loss"]["rms_err_mpa"], 6),
+            "after_loss_true_max_err_mpa": round(lost["after_loss"]["true"]["max_err_mpa"], 6),
+            "active_true_max_err_mpa_40": round(results[("active", 40.0)]["true"]["max_err_mpa"], 6),
+            "channel_events": lost["channel_events"]},
         "heap_size_bytes": 192 * 1024,
         "load_cell_zero_n_per_k_measured": round(zc, 4),
         "heap_lock_ok": probe["heap_lock_ok"],

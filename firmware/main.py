@@ -17,12 +17,14 @@ def _board_module():
 
 def run():
     board = _board_module()
-    # The largest buffer first (the telemetry history, 43 KB): after the firmware's
-    # modules are loaded the heap has free room enough but no single block that big.
+    # The largest buffers first (the telemetry history, 31 KB, and the output queue, 4 KB):
+    # after the firmware's modules are loaded the heap has free room enough but no single
+    # block that big.
     from stackpress.history import History
-    hist = History(board.Board.history_records)
+    hist = History(board.Board.history_records, load_cells=board.Board.load_cells)
+    out_buf = bytearray(4096)
     from stackpress.app import App
-    app = App(board.Board(), hist)
+    app = App(board.Board(), hist, out_buf)
     # Returns only when the host asked for the REPL; any crash propagates to the
     # REPL after the app has parked the motor.
     app.run()

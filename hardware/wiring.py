@@ -26,8 +26,10 @@ PICO_PINS["GND"] = 38  # one of eight
 
 # signal in PINS -> (module, terminal on the module, wire colour)
 SIGNALS = {
-    "hx_sck": ("HX711", "SCK", "#1f77b4"),
-    "hx_dout": ("HX711", "DT", "#17becf"),
+    "hx_sck": ("HX711 #0", "SCK", "#1f77b4"),
+    "hx_dout": ("HX711 #0", "DT", "#17becf"),
+    "hx_dout1": ("HX711 #1", "DT", "#0d8a9a"),
+    "hx_dout2": ("HX711 #2", "DT", "#095f6b"),
     "step": ("TMC2209", "STEP", "#d62728"),
     "dir": ("TMC2209", "DIR", "#ff7f0e"),
     "enable": ("TMC2209", "EN", "#8c564b"),
@@ -37,11 +39,19 @@ SIGNALS = {
 }
 # module -> terminals (top to bottom) and fixed wires: terminal -> (Pico pin or None, note)
 MODULES = {
-    "HX711": (["VCC", "VDD", "SCK", "DT", "GND", "E+", "E-", "A-", "A+"],
-              {"VCC": ("VBUS", "5 V: analog supply and bridge excitation"), "VDD": ("3V3", "logic level"),
-               "GND": ("GND", ""), "E+": (None, "load cell red (excitation +)"),
-               "E-": (None, "load cell black (excitation -)"), "A-": (None, "load cell white (signal -)"),
-               "A+": (None, "load cell green (signal +)")}),
+    "HX711 #0": (["VCC", "VDD", "SCK", "DT", "GND", "E+", "E-", "A-", "A+"],
+                 {"VCC": ("VBUS", "5 V: analog supply and bridge excitation"), "VDD": ("3V3", "logic level"),
+                  "GND": ("GND", ""), "E+": (None, "load cell 0 red (excitation +)"),
+                  "E-": (None, "load cell 0 black (excitation -)"), "A-": (None, "load cell 0 white (signal -)"),
+                  "A+": (None, "load cell 0 green (signal +)")}),
+    "HX711 #1": (["VCC", "VDD", "SCK", "GND", "E+ .. A+", "DT"],
+                 {"VCC": ("VBUS", ""), "VDD": ("3V3", ""), "GND": ("GND", ""),
+                  "SCK": (None, "to HX711 #0 SCK: one PD_SCK for all"),
+                  "E+ .. A+": (None, "load cell 1, as on #0")}),
+    "HX711 #2": (["VCC", "VDD", "SCK", "GND", "E+ .. A+", "DT"],
+                 {"VCC": ("VBUS", ""), "VDD": ("3V3", ""), "GND": ("GND", ""),
+                  "SCK": (None, "to HX711 #0 SCK: one PD_SCK for all"),
+                  "E+ .. A+": (None, "load cell 2, as on #0")}),
     "TMC2209": (["VIO", "EN", "STEP", "DIR", "GND", "VM", "A1/A2", "B1/B2"],
                 {"VIO": ("3V3", "logic level"), "GND": ("GND", "shared with the motor supply's 0 V"),
                  "VM": (None, "12-24 V motor supply, 100 uF at the driver"),
@@ -119,8 +129,8 @@ def render(pins):
         out.append('<path d="M%d %d C %d %d, %d %d, %d %d" stroke="%s" stroke-width="2.5" fill="none"/>'
                    % (sx, sy, sx + 140, sy, tx - 140, ty, tx, ty, colour))
         out.append('<text x="%d" y="%d" fill="%s">%s</text>' % (sx + 14, sy - 5, colour, key))
-    out.append('<text x="20" y="%d" fill="#555">Dashed: supplies. HX711 RATE tied low (10 samples/s). One '
-               'common ground for Pico, HX711, TMC2209 and the motor supply.</text>' % (height - 30))
+    out.append('<text x="20" y="%d" fill="#555">Dashed: supplies. Every HX711\'s RATE tied low (10 samples/s). One '
+               'common ground for Pico, HX711s, TMC2209 and the motor supply.</text>' % (height - 30))
     out.append('<text x="20" y="%d" fill="#555">Coloured: the firmware\'s signals, named as in PINS.</text>'
                % (height - 12))
     out.append("</svg>")

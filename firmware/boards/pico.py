@@ -21,7 +21,9 @@ except ImportError:
 
 PINS = {
     "hx_sck": 2,     # HX711 PD_SCK
-    "hx_dout": 3,    # HX711 DOUT
+    "hx_dout": 3,    # HX711 #0 DOUT (load cell 0, on +x)
+    "hx_dout1": 4,   # HX711 #1 DOUT (load cell 1, 120 degrees on), same PD_SCK
+    "hx_dout2": 5,   # HX711 #2 DOUT (load cell 2, 240 degrees on), same PD_SCK
     "step": 10,      # driver STEP
     "dir": 11,       # driver DIR
     "enable": 12,    # driver EN (active low)
@@ -29,6 +31,7 @@ PINS = {
     "estop": 14,     # e-stop, normally closed to GND, internal pull-up: 1 = pressed or wire cut
     "end_stop": 15,  # end-of-travel switch, normally closed to GND, internal pull-up: 1 = open
 }
+LOAD_CELLS = 3  # the reference build: three load cells under the base plate (1 to 4; see hardware/)
 HX711_RATE_SPS = 10  # RATE pin tied low on the reference build: 50 nV rms noise
 NTC_R25_OHM = 10000
 NTC_BETA_K = 3950
@@ -146,23 +149,39 @@ class PioHX711(HX711):
             self._sm.get()
         self._sm.put(GAIN_PULSES[gain] - 1)
         self._sm.active(1)
+        self.n = 1
+        self.full = self.expect = 1
+        self.values = [0]
+        self._waiting = False
+        self._since = 0
 
     def ready(self):
-        return self._sm.rx_fifo() > 0
+        return 1 if self._sm.rx_fifo() > 0 else 0
 
     def read(self):
-        return signed24(self._sm.get())
+        self.values[0] = signed24(self._sm.get())
+        return 1
 
 
 class Board:
-    history_records = 720  # telemetry records kept for a replay (60 B each)
+    history_records = 560  # telemetry records kept for a replay: 31 KB (fewer, wider, with several load cells)
+    load_cells = LOAD_CELLS
     name = "pico"
     root = "/"
     sample_rate_sps = HX711_RATE_SPS
 
     def __init__(self):
-        self.adc = PioHX711(1, machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0),
-                            machine.Pin(PINS["hx_dout"], machine.Pin.IN))
+        sck = machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0)
+        douts = [machine.Pin(PINS["hx_dout" + ("%d" % i if i else "")], machine.Pin.IN)
+                 for i in range(self.load_cells)]
+        self.adc = None  # type: HX711 | None
+        if self.load_cells == 1:
+            self.adc = PioHX711(1, sck, douts[0])
+        else:
+            # Several chips on one PD_SCK are clocked together from the CPU (the PIO
+            # program reads one DOUT), with interrupts off: no pulse stays high for the
+            # 60 us that would power a chip down. About 1 ms a conversion.
+            self.adc = HX711(sck, douts, irq_off=machine.disable_irq, irq_on=machine.enable_irq)
         self.dir_pin = machine.Pin(PINS["dir"], machine.Pin.OUT, value=0)
         self.enable_pin = machine.Pin(PINS["enable"], machine.Pin.OUT, value=0)
         self.step_pulses = StepPulses(machine.Pin(PINS["step"], machine.Pin.OUT, value=0))

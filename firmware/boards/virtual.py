@@ -7,15 +7,18 @@ board reports the step pulses emitted during one ADC conversion period, the mode
 advances virtual time by that period and answers with the next conversion, which
 this module's pin-level HX711 then shifts out to the unmodified driver.
 
-Link frames (little-endian; 16 bytes board -> model, 20 bytes back):
+Link frames (little-endian; 16 bytes board -> model, 32 bytes back):
   board -> model: u32 seq, i32 steps (signed microsteps), u32 flags (bit 0: the
                   watchdog was fed since the last frame), u32 watchdog timeout in ms
                   (0: not armed). The sim keeps the watchdog: a board that stops
                   feeding it, or stops talking (hung), is reset as a Pico's would be.
-  model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts, u32 flags,
-                  i32 frame thermistor reading in milli-degC
-  flags from model: bit 0 a conversion is ready; seq 0 (hello) puts the conversion
-  period in microseconds in the counts field.
+  model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts of load cell 0,
+                  u32 flags, i32 frame thermistor reading in milli-degC, i32 counts of
+                  load cells 1, 2, 3
+  flags from model: bit 0 a conversion is ready; bits 1-2 the switch inputs; bits 3-6
+  which load cells have one (a disconnected one has none); seq 0 (hello) puts the
+  conversion period in microseconds in the counts field. The number of load cells
+  comes from the sim in STACKPRESS_LOAD_CELLS (all share one PD_SCK).
 """
 import os
 import select
@@ -63,15 +66,18 @@ class HX711Chip:
 
 
 class SckPin:
-    def __init__(self, chip):
-        self._chip = chip
+    """PD_SCK, wired to every chip (one or several HX711s on one clock)."""
+
+    def __init__(self, chips):
+        self._chips = chips if isinstance(chips, list) else [chips]
         self._level = 0
 
     def value(self, v=None):
         if v is None:
             return self._level
         if v and not self._level:
-            self._chip.rise()
+            for c in self._chips:
+                c.rise()
         self._level = 1 if v else 0
 
 
@@ -133,11 +139,12 @@ class StepPulses:
         return self._sign * n
 
 
-def wire(board):
-    """Give `board` the pin-level HX711 and the step-pulse model (test doubles share it)."""
-    board.chip = HX711Chip()
-    board.hx_sck = SckPin(board.chip)
-    board.hx_dout = DoutPin(board.chip)
+def wire(board, load_cells=1):
+    """Give `board` the pin-level HX711s and the step-pulse model (test doubles share it)."""
+    board.chips = [HX711Chip() for _ in range(load_cells)]
+    board.chip = board.chips[0]
+    board.hx_sck = SckPin(board.chips)
+    board.hx_dout = [DoutPin(c) for c in board.chips] if load_cells > 1 else DoutPin(board.chip)
     board.dir_pin = OutPin()
     board.step_pulses = StepPulses(board.dir_pin)
     board.irq_off = None
@@ -154,7 +161,8 @@ def _i32(b, i):
 
 
 class Board:
-    history_records = 720  # telemetry records kept for a replay (60 B each)
+    history_records = 560  # telemetry records kept for a replay: 31 KB (fewer, wider, with several load cells)
+    load_cells = int(os.getenv("STACKPRESS_LOAD_CELLS") or 1)
     name = "virtual"
     root = "/"
 
@@ -164,14 +172,14 @@ class Board:
         s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
         self._req = bytearray(16)
-        self._rep = bytearray(20)
+        self._rep = bytearray(32)
         self._temp_mc = 25000
         self._seq = 0
         self._wdt_ms = 0
         self._fed = 0
         self._outputs = 0  # request flags: bit 1 driver disabled, bit 2 LED on
         self._inputs = 0
-        wire(self)
+        wire(self, self.load_cells)
         self._readinto = s.readinto
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
         self.sample_rate_sps = 1000000 // self.period_us
@@ -204,7 +212,7 @@ class Board:
                 for _ in self._sipoll(-1):
                     break
             n = self._readinto(rep)
-        if n != 20:
+        if n != 32:
             sys.exit(3)  # the fixture went away: a board without a world stops
         self._temp_mc = _i32(rep, 16)
         self._ticks_now = _u32(rep, 4) & _TICKS_MASK
@@ -212,7 +220,10 @@ class Board:
         flags = _u32(rep, 12)
         self._inputs = (flags >> 1) & 3
         if flags & READY:
-            self.chip.load(counts)
+            chips = self.chips
+            for i in range(len(chips)):
+                if flags & (8 << i):
+                    chips[i].load(counts if i == 0 else _i32(rep, 16 + 4 * i))
         return counts
 
     # --- the board interface the app uses ---

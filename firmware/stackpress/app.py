@@ -15,15 +15,16 @@ from stackpress import config as cfgmod
 from stackpress.clock import Clock
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
 from stackpress.dilatometer import Dilatometer
-from stackpress.history import (ALARMS, FORCE_MN, MS_MODE, NONE, N, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM, RAW,
-                                REF_10PA, S, SEQ, SP_100PA, TEMP_MC, THK_01NM, History)
+from stackpress.history import (ALARMS_N, CH0_MN, FORCE_MN, MS_MODE, NONE, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM,
+                                RAW, REF_10PA, S, SEQ, SP_100PA, TEMP_MC, THK_01NM, History)
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
+from stackpress.loadcells import REASONS, LoadCells, centre_offset_mm, uniformity_pct
 from stackpress.outbox import Outbox
 from stackpress.profile import Profile
 from stackpress.protocol import FrameError, LineReader, encode, parse, write_frame
-from stackpress.safety import (CONFIG_RESET, ESTOP, IN_ESTOP, MOTOR_STALL, SENSOR_BAD, SENSOR_TIMEOUT, TOO_MUCH,
-                               WATCHDOG_RESET, Safety)
+from stackpress.safety import (CHANNEL_FAULT, CONFIG_RESET, ESTOP, IN_ESTOP, MOTOR_STALL, NONUNIFORM, SENSOR_BAD,
+                               SENSOR_TIMEOUT, TOO_MUCH, WATCHDOG_RESET, Safety)
 from stackpress.stepper import Stepper
 from stackpress.store import Store
 
@@ -40,7 +41,7 @@ TEMPERATURE_PERIOD_MS = 1000
 
 
 class App:
-    def __init__(self, board, hist=None):
+    def __init__(self, board, hist=None, out_buf=None):
         self.board = board
         self.clock = Clock(board.ticks_ms, board.ticks_diff)
         self.store = Store(board.root)
@@ -50,11 +51,15 @@ class App:
         # clocks it through the board's two pins.
         self.hx = getattr(board, "adc", None) or HX711(board.hx_sck, board.hx_dout, irq_off=board.irq_off,
                                                        irq_on=board.irq_on)
+        self.cells = LoadCells(self.hx.n)
+        self._ch_names = ["force_ch%d_n" % i for i in range(self.hx.n)] if self.hx.n > 1 else []
+        self._channels_out = 0  # channels newly left out, for the event
+        self._warned = False
         self.stepper = Stepper(board.step_pulses, board.dir_pin, 20000)
         self.lines = LineReader()
         self._byte = bytearray(1)
-        self.out = Outbox(board.serial_write)
-        self.hist = hist or History(board.history_records)
+        self.out = Outbox(board.serial_write, buf=out_buf)
+        self.hist = hist or History(board.history_records, load_cells=self.hx.n)
         self.seq = 0
         self.boot = 0
         self.locked = False
@@ -99,8 +104,7 @@ class App:
         if err:
             self.notes.append(err)
         self.calib = cal if isinstance(cal, dict) else {}
-        self.cell = LoadCell(self.calib.get("tare_counts", 0),
-                             self.calib.get("span_counts_per_n", LoadCell().span_counts_per_n))
+        self._calibrate_cells()
         st, err = self.store.load("state")
         if err:
             self.notes.append(err)
@@ -118,6 +122,23 @@ class App:
         self.boot = (b if isinstance(b, int) else 0) + 1
         self.apply_config()
         self.save_state()  # the boot count, before anything is said under it
+
+    def _calibrate_cells(self):
+        """Per channel tare and span from the calibration (numbers for one load cell, lists
+        for several); the total is in channel 0's counts, so `cell` converts it."""
+        n = self.cells.n
+        tares = self.calib.get("tare_counts", 0)
+        spans = self.calib.get("span_counts_per_n", LoadCell().span_counts_per_n)
+        tares = tares if isinstance(tares, list) else [tares] * n
+        spans = spans if isinstance(spans, list) else [spans] * n
+        try:
+            if len(tares) != n or len(spans) != n:
+                raise ValueError("calibration is for %d load cells, the board has %d" % (len(tares), n))
+            self.cells.calibrate(tares, spans)
+        except (ValueError, TypeError) as e:
+            self.notes.append("calibration not used: %s" % e)
+            self.cells.calibrate([0] * n, [LoadCell().span_counts_per_n] * n)
+        self.cell = LoadCell(0, self.cells.span[0])
 
     def save_state(self):
         if self.resume is not None:
@@ -164,6 +185,8 @@ class App:
                               c["travel_limit_um"] / c["um_per_step"], c["max_jump_n"] * span,
                               c["stuck_samples"], sps, c["stall_force_n"] * span,
                               c["stiffness_n_per_um"] * c["um_per_step"] * span)
+        self.cells.configure(c["max_jump_n"] * span, c["stuck_samples"], c["sample_timeout_ms"] * sps // 1000,
+                             c["channel_disagree_n"] * span, c["contact_force_n"] * span)
         self.ctrl.target = self.cell.counts(self.setpoint_mpa * area)
         self.update_zero_offset()
 
@@ -173,7 +196,7 @@ class App:
 
     def max_setpoint_mpa(self, cfg=None):
         c = cfg or self.cfg
-        return 0.95 * min(c["max_pressure_mpa"], c["load_cell_capacity_n"] / c["cell_area_mm2"])
+        return 0.95 * min(c["max_pressure_mpa"], self.cells.n * c["load_cell_capacity_n"] / c["cell_area_mm2"])
 
     def runtime(self):
         v = sys.implementation.version
@@ -212,7 +235,7 @@ class App:
         ins = self.board.inputs()
         if ins or self.safety.inputs:  # every pass, sample or not: a silent ADC can't hide an e-stop
             self.check_inputs(ins)
-        if self.hx.ready():
+        if self.hx.due(now, self.board.ticks_diff, 1500 // self.board.sample_rate_sps):
             self.control(self.hx.read())
             self._last_sample = now
             self.samples += 1
@@ -221,6 +244,7 @@ class App:
             if self.board.ticks_diff(now, self._last_sample) > self.cfg["sample_timeout_ms"]:
                 if not self.safety.latched & SENSOR_TIMEOUT:
                     self.safety.no_data()
+                    self.cells.lost()
                     self.fault()
                     self.housekeeping(now)
             self.board.idle()
@@ -232,12 +256,18 @@ class App:
         if self.hist.replaying():
             self.pump_replay()
 
-    def control(self, raw):
-        """The control iteration. Allocation-free (tests run it under heap_lock)."""
-        self.raw = raw
-        net = raw - self.cell.tare_counts - self.zero_offset
+    def control(self, mask):
+        """The control iteration, on a conversion of the load cells in `mask`.
+        Allocation-free (tests run it under heap_lock)."""
+        cells = self.cells
+        vals = self.hx.values
+        net = cells.update(vals, mask) - self.zero_offset
+        self.raw = vals[0] if cells.n == 1 else cells.raw_total
         sf = self.safety
-        a = sf.check_sample(raw, net)
+        a = sf.check_sample(cells.bits, cells.healthy, net, net if cells.n == 1 else cells.max_ch)
+        if cells.newly:
+            self._channels_out |= cells.newly  # one left out: the others carry on, with an alarm
+            sf.latched |= CHANNEL_FAULT
         if a & SENSOR_BAD:
             self.fault()  # no trusted force: hold position, never move blind
             return
@@ -322,9 +352,18 @@ class App:
         self.status_led(now)
         if self.profile.running and self.resume is None:
             self.profile_tick(now)
+        if self._channels_out:
+            out = self._channels_out
+            self._channels_out = 0
+            for i in range(self.cells.n):
+                if out & (1 << i):
+                    self.event("channel", channel=i, excluded=True, why=REASONS[self.cells.why[i]],
+                               left=self.cells.left())
         if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
             self.update_zero_offset()
+            if self.cells.n > 1:
+                self._check_uniformity()
         if self.resume is not None and self.safety.trusted():
             self._resume()  # the force is known, and believed, before anything moves
         self._dilatometry(now)
@@ -346,6 +385,30 @@ class App:
             self.save_state()
             self._last_save = now
 
+    def _check_uniformity(self):
+        """Once a second, outside the control iteration (floats): an alarm while holding,
+        one warning per ramp, when the cells' loads differ too much."""
+        m = self.ctrl.mode
+        if m != RAMP:
+            self._warned = False
+        if self.net <= self.ctrl.contact:
+            return
+        u = self.uniformity()
+        if u is None or u <= self.cfg["max_nonuniformity_pct"]:
+            return
+        if m == HOLD:
+            self.safety.trip(NONUNIFORM)
+        elif m == RAMP and not self._warned:
+            self._warned = True
+            self.event("warning", alarm="nonuniform_load", uniformity_pct=round(u, 2),
+                       limit_pct=self.cfg["max_nonuniformity_pct"])
+
+    def uniformity(self):
+        return uniformity_pct(self.cells.forces_n(self.cell.span_counts_per_n))
+
+    def centre_mm(self):
+        return centre_offset_mm(self.cells.forces_n(self.cell.span_counts_per_n), self.cfg["load_cell_radius_mm"])
+
     def _resume(self):
         """Take over what was running before the reset, from the force read now."""
         st = self.resume or {}
@@ -365,12 +428,17 @@ class App:
     def _dilatometry(self, now):
         # The reference is taken once the hold has settled: on the way in the springs
         # slide, a stiffness other than the small-signal one used below.
+        # The load cells' shares are frozen then too: the reference a drifting one is held to.
         if self.ctrl.mode != HOLD:
             self._hold_since = None
-        elif self.dil.ref is None:
-            if self._hold_since is None:
-                self._hold_since = now
-            elif self.board.ticks_diff(now, self._hold_since) >= THICKNESS_SETTLE_MS:
+            if self.cells.frozen:
+                self.cells.unfreeze()
+        elif self._hold_since is None:
+            self._hold_since = now
+        elif self.board.ticks_diff(now, self._hold_since) >= THICKNESS_SETTLE_MS:
+            if not self.cells.frozen:
+                self.cells.freeze()
+            if self.dil.ref is None:
                 self.dil.reference(self.stepper.position, self.cell.force_n(self.net), self.board.temperature_c(),
                                    self.setpoint_mpa)
                 self.save_state()
@@ -432,7 +500,7 @@ class App:
         h[o + SEQ] = self.seq
         h[o + S] = self.clock.s
         h[o + MS_MODE] = self.clock.ms | (self.ctrl.mode << 10)
-        h[o + ALARMS] = self.safety.latched
+        h[o + ALARMS_N] = self.safety.latched | (min(n, 0x3FFF) << 16)
         h[o + P_10PA] = _fix(p(self.net), 1e5)
         h[o + SP_100PA] = _fix(self.setpoint_mpa, 1e4)
         h[o + REF_10PA] = _fix(p(self.ctrl.ref_q4 >> 4), 1e5)
@@ -441,9 +509,12 @@ class App:
         h[o + RAW] = self.raw
         h[o + PMIN_10PA] = _fix(p(self.net_min), 1e5) if n else NONE
         h[o + PMAX_10PA] = _fix(p(self.net_max), 1e5) if n else NONE
-        h[o + N] = n
         h[o + THK_01NM] = NONE if thk is None else _fix(thk, 1e4)
         h[o + TEMP_MC] = NONE if temp is None else _fix(temp, 1e3)
+        if self._ch_names:
+            f = self.cells.forces_n(self.cell.span_counts_per_n)
+            for i in range(self.cells.n):
+                h[o + CH0_MN + i] = _fix(f[i], 1e3)
         self.hist.commit()
         write_frame(self.out, self.tel_record(o))
 
@@ -451,7 +522,7 @@ class App:
         """The telemetry record of history entry `o` (live and replayed alike)."""
         h = self.hist.tel
         mm = h[o + MS_MODE]
-        return {
+        d = {
             "t": "tel", "boot": self.boot, "seq": h[o + SEQ], "device_ms": h[o + S] * 1000 + (mm & 1023),
             "state": MODE_NAMES[mm >> 10],
             "pressure_mpa": h[o + P_10PA] / 1e5,
@@ -462,11 +533,21 @@ class App:
             "raw_counts": h[o + RAW],
             "p_min_mpa": _unfix(h[o + PMIN_10PA], 1e5),
             "p_max_mpa": _unfix(h[o + PMAX_10PA], 1e5),
-            "n_samples": h[o + N],
+            "n_samples": h[o + ALARMS_N] >> 16,
             "thickness_um": _unfix(h[o + THK_01NM], 1e4),
             "temperature_c": _unfix(h[o + TEMP_MC], 1e3),
-            "alarms": self.safety.names(h[o + ALARMS]),
+            "alarms": self.safety.names(h[o + ALARMS_N] & 0xFFFF),
         }
+        if self._ch_names:
+            f = [round(h[o + CH0_MN + i] / 1e3, 3) for i in range(self.cells.n)]
+            for i in range(self.cells.n):
+                d[self._ch_names[i]] = f[i]
+            u = uniformity_pct(f)
+            c = centre_offset_mm(f, self.cfg["load_cell_radius_mm"])
+            d["uniformity_pct"] = None if u is None else round(u, 2)
+            d["centre_x_mm"] = None if c is None else round(c[0], 3)
+            d["centre_y_mm"] = None if c is None else round(c[1], 3)
+        return d
 
     def pump_replay(self):
         out = self.out

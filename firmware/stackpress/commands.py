@@ -8,7 +8,8 @@ import gc
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
 from stackpress import profile as profmod
-from stackpress.safety import END_STOP, IN_END_STOP, IN_ESTOP, SENSOR_BAD
+from stackpress.loadcells import REASONS, LoadCells
+from stackpress.safety import CHANNEL_FAULT, END_STOP, IN_END_STOP, IN_ESTOP, SENSOR_BAD
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 
@@ -28,6 +29,14 @@ def _number(obj, key, lo, hi, unit):
     if not (lo <= v <= hi):
         raise CommandError("range", "'%s' %s %s out of range: allowed %.3g to %.4g %s" % (key, v, unit, lo, hi, unit))
     return float(v)
+
+
+def _numbers(obj, key, n, lo, hi, unit):
+    """A list of n numbers, each checked as _number checks one."""
+    v = obj.get(key)
+    if not isinstance(v, list) or len(v) != n:
+        raise CommandError("type", "'%s' must be a list of %d numbers (%s), one per load cell" % (key, n, unit))
+    return [_number({key: x}, key, lo, hi, unit) for x in v]
 
 
 def _not_in_fault(app):
@@ -85,7 +94,16 @@ def status(app, obj):
         "calibration": app.calib,
         "heap_free_bytes": gc.mem_free(),
         "heap_alloc_bytes": gc.mem_alloc(),
+        "load_cells": app.cells.n,
     })
+    if app.cells.n > 1:
+        span0 = app.cell.span_counts_per_n
+        d["channels"] = app.cells.describe(span0)
+        u = app.uniformity()
+        c = app.centre_mm()
+        d["uniformity_pct"] = None if u is None else round(u, 2)
+        d["centre_offset_mm"] = None if c is None else [round(c[0], 3), round(c[1], 3)]
+        d["raw_counts_channels"] = list(app.hx.values)
     if hasattr(app.board, "scenario"):
         d["scenario"] = app.board.scenario()
     return d
@@ -162,6 +180,9 @@ def ack(app, obj):
         raise CommandError("estop", "the e-stop is pressed (or its circuit is open): release it, then ack")
     cleared = app.safety.names()
     app.safety.ack()
+    app.cells.ack()
+    if app.cells.excluded:
+        app.safety.trip(CHANNEL_FAULT)  # a load cell still bad stays out, and said so
     if not app.driver_on:
         app.driver_on = True
         app.board.driver_enable(True)
@@ -211,14 +232,24 @@ def tare(app, obj):
     if app.samples < 4:
         raise CommandError("state", "no force reading yet: wait for the load cell")
     cal = dict(app.calib)
-    cal["tare_counts"] = app.cell.tare_counts + app.zero_offset + (app.ctrl.f_q4 >> 4)
-    cal["span_counts_per_n"] = app.cell.span_counts_per_n
+    cells = app.cells
+    if cells.n == 1:
+        cal["tare_counts"] = cells.tare[0] + app.zero_offset + (app.ctrl.f_q4 >> 4)
+        cal["span_counts_per_n"] = cells.span[0]
+    else:
+        bad = [i for i in range(cells.n) if cells.bad_now[i]]
+        if bad:
+            raise CommandError("sensor", "every load cell must read to tare them: load cell %s gives %s"
+                               % (bad[0], REASONS[cells.bad_now[bad[0]]]))
+        cal["tare_counts"] = list(app.hx.values)  # each cell's reading now is its zero
+        cal["span_counts_per_n"] = list(cells.span)
     t = app.board.temperature_c()
     if t is not None:
         cal["tare_temperature_c"] = round(t, 3)  # the zero drift is counted from here
     app.store.save("calib", cal)
     app.calib = cal
-    app.cell.tare_counts = cal["tare_counts"]
+    app._calibrate_cells()
+    app.cells.retare()  # a load cell left out (a drifted one) is back with its new zero
     app.apply_config()  # also recomputes the zero drift offset from the new reference
     return {"tare_counts": cal["tare_counts"]}
 
@@ -237,14 +268,28 @@ def set_calibration(app, obj):
     if app.ctrl.mode != IDLE:
         raise CommandError("state", "a new calibration changes every force reading: only when idle (now %s)"
                            % MODE_NAMES[app.ctrl.mode])
-    tare_c = _number(obj, "tare_counts", -0x800000, 0x7FFFFF, "counts")
-    span = _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N")
+    n = app.cells.n
+    if n > 1 and isinstance(obj.get("tare_counts"), list):
+        # Each load cell's own zero and span (its certificate, or a calibration of each).
+        tares = [int(v) for v in _numbers(obj, "tare_counts", n, -0x800000, 0x7FFFFF, "counts")]
+        spans = _numbers(obj, "span_counts_per_n", n, 1.0, 100000.0, "counts/N")
+        try:
+            LoadCells(n).calibrate(tares, spans)  # refused here, before anything is stored
+        except ValueError as e:
+            raise CommandError("range", str(e))
+        tare_c, span = tares, spans  # type: object, object
+    else:
+        # One load cell; or several calibrated as one against a reference under the whole
+        # stack: numbers for the summed reading (status raw_counts), in channel 0's counts.
+        t = _number(obj, "tare_counts", -0x800000 * n, 0x7FFFFF * n, "counts")
+        s = _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N")
+        tare_c, span = app.cells.combined_calibration(t, s) if n > 1 else (int(t), s)
     pts = obj.get("points", [])
     if (not isinstance(pts, list) or len(pts) > 6 or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                        for v in p) for p in pts)):
         raise CommandError("type", "'points' must be up to 6 pairs [force_n, counts]")
-    cal = {"tare_counts": int(tare_c), "span_counts_per_n": float(span), "reference": _text(obj, "reference", 60),
+    cal = {"tare_counts": tare_c, "span_counts_per_n": span, "reference": _text(obj, "reference", 60),
            "date": _text(obj, "date", 32), "points": pts}
     for k in ("residual_rms_n", "uncertainty_pct", "tare_temperature_c"):
         if k in obj:
@@ -252,8 +297,7 @@ def set_calibration(app, obj):
                              else "degC")
     app.store.save("calib", cal)
     app.calib = cal
-    app.cell.tare_counts = cal["tare_counts"]
-    app.cell.span_counts_per_n = cal["span_counts_per_n"]
+    app._calibrate_cells()
     app.apply_config()
     return {"calibration": cal}
 

@@ -8,7 +8,7 @@ names the allowed range and the unit, and nothing changes.
 SCHEMA = {
     "cell_area_mm2": (78.54, 0.5, 2000.0, "mm2", False, "area the force acts on (10 mm pellet: 78.54)"),
     "max_pressure_mpa": (80.0, 1.0, 500.0, "MPa", False, "pressure above which the fixture faults"),
-    "load_cell_capacity_n": (10000.0, 10.0, 200000.0, "N", False, "rated capacity of the load cell"),
+    "load_cell_capacity_n": (10000.0, 10.0, 200000.0, "N", False, "rated capacity of each load cell"),
     "ramp_rate_mpa_s": (1.0, 0.001, 20.0, "MPa/s", False, "rate of rise towards a setpoint"),
     "release_rate_mpa_s": (0.5, 0.001, 20.0, "MPa/s", False, "rate of fall (step-down, release)"),
     "um_per_step": (0.0125, 0.0001, 100.0, "um", False, "plunger travel per microstep"),
@@ -31,6 +31,16 @@ SCHEMA = {
                    "largest change between two conversions that is believed (more: implausible_jump)"),
     "stuck_samples": (20, 3, 10000, "samples", True,
                       "identical conversions in a row that mean a stuck reading (the ADC's noise never repeats so)"),
+    "load_cell_radius_mm": (30.0, 1.0, 500.0, "mm", False,
+                            "radius of the circle the load cells stand on (channel 0 on +x, the others evenly "
+                            "spaced counter-clockwise): places the load's centre"),
+    "max_nonuniformity_pct": (25.0, 1.0, 200.0, "%", False,
+                              "largest deviation of a load cell from the cells' mean load: beyond it, an alarm "
+                              "while holding, a warning while ramping"),
+    "channel_disagree_n": (2.0, 0.2, 1000.0, "N", False,
+                           "a load cell whose reading departs this far from what the others imply (by the shares "
+                           "the cells had when the hold settled), while the others agree, is outvoted (3 or more "
+                           "load cells)"),
     "stall_force_n": (20.0, 1.0, 10000.0, "N", False,
                       "force change that one second of steps in contact must make, by the configured "
                       "stiffness, before a stall is judged (at least 1/8 of it must show)"),

@@ -1,7 +1,9 @@
 """What the fixture said, kept in RAM so a host that was away can ask for it again.
 
-Telemetry records are kept as fixed-point integers in one preallocated array (60 bytes
-a record; 720 records: 43 KB, an hour at a 5 s telemetry period, 12 min at 1 s); the
+Telemetry records are kept as fixed-point integers in one preallocated array (56 bytes
+a record; 560 records: 31 KB, 47 min at a 5 s telemetry period, 9 min at 1 s; with
+several load cells a record is 4 bytes a cell longer and fewer are kept: 461 with three,
+38 min at 5 s); the
 record a host reads, live or replayed, is always formatted from these integers, so a
 replayed record is byte for byte the one sent live. Events are rare and kept as the
 frames that were sent. Both share the sequence numbers of one boot; a reset empties
@@ -10,22 +12,27 @@ host is told where).
 """
 import uctypes
 
-TEL_RECORDS = 720
+TEL_RECORDS = 560
 EVT_RECORDS = 32
 # Fields of a telemetry entry (integers; NONE where a value is absent).
-(SEQ, S, MS_MODE, ALARMS, P_10PA, SP_100PA, REF_10PA, FORCE_MN, POS_01NM, RAW, PMIN_10PA, PMAX_10PA, N,
- THK_01NM, TEMP_MC) = range(15)
-WIDTH = 15
+# ALARMS_N: the alarm bits (16) and, above them, the samples since the previous record.
+(SEQ, S, MS_MODE, ALARMS_N, P_10PA, SP_100PA, REF_10PA, FORCE_MN, POS_01NM, RAW, PMIN_10PA, PMAX_10PA,
+ THK_01NM, TEMP_MC) = range(14)
+WIDTH = 14
+CH0_MN = 14  # with several load cells, each one's force follows (mN)
 NONE = -0x40000000  # a small int on every port (RP2040: 31-bit)
 
 
 class History:
-    def __init__(self, tel_records=TEL_RECORDS, evt_records=EVT_RECORDS):
-        self.cap = tel_records
+    def __init__(self, tel_records=TEL_RECORDS, evt_records=EVT_RECORDS, load_cells=1):
+        self.width = w = WIDTH + (load_cells if load_cells > 1 else 0)
+        # The same bytes whatever the number of load cells (fewer, wider records): the
+        # heap has no room for a bigger block.
+        self.cap = tel_records = tel_records * WIDTH // w
         # One buffer seen as int32s: an array would need a second buffer as big to fill.
-        self._buf = bytearray(4 * WIDTH * tel_records)
+        self._buf = bytearray(4 * w * tel_records)
         self.tel = uctypes.struct(uctypes.addressof(self._buf),
-                                  {"v": (uctypes.ARRAY | 0, uctypes.INT32 | WIDTH * tel_records)}).v
+                                  {"v": (uctypes.ARRAY | 0, uctypes.INT32 | w * tel_records)}).v
         self.n = 0      # entries held
         self.head = 0   # index of the next entry to write
         self.evt_cap = evt_records
@@ -38,7 +45,7 @@ class History:
 
     def slot(self):
         """Offset of the entry to fill next (the oldest, when full: it is gone from here)."""
-        o = self.head * WIDTH
+        o = self.head * self.width
         if self.n == self.cap and self.tel[o + SEQ] > self.gone:
             self.gone = self.tel[o + SEQ]
         return o
@@ -67,7 +74,7 @@ class History:
         """Set the cursor on the records with from_seq <= seq <= to_seq."""
         i = self._first()
         left = self.n
-        while left and self.tel[i * WIDTH + SEQ] < from_seq:
+        while left and self.tel[i * self.width + SEQ] < from_seq:
             i = (i + 1) % self.cap
             left -= 1
         self._ti = i
@@ -83,7 +90,7 @@ class History:
     def next(self):
         """The next record of the replay in sequence order: (entry offset, None) for a
         telemetry entry, (None, frame) for an event, or None at the end."""
-        t_seq = self.tel[self._ti * WIDTH + SEQ] if self._tleft else None
+        t_seq = self.tel[self._ti * self.width + SEQ] if self._tleft else None
         # Events may have been dropped from the front since start(): re-find by seq.
         e_seq = self.evts[self._ei][0] if self._ei < len(self.evts) else None
         if t_seq is not None and t_seq > self._to:
@@ -94,7 +101,7 @@ class History:
             self._to = 0
             return None
         if e_seq is None or (t_seq is not None and t_seq < e_seq):
-            off = self._ti * WIDTH
+            off = self._ti * self.width
             self._ti = (self._ti + 1) % self.cap
             self._tleft -= 1
             return off, None

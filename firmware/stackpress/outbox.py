@@ -9,9 +9,9 @@ replay, and a command whose reply was dropped is sent again by the host.
 
 
 class Outbox:
-    def __init__(self, write, size=4096):
+    def __init__(self, write, size=4096, buf=None):
         self._write = write  # board.serial_write(memoryview) -> bytes taken, never blocks
-        self.buf = bytearray(size)
+        self.buf = buf if buf is not None else bytearray(size)
         self._mv = memoryview(self.buf)
         self.n = 0
         self.dropped = 0

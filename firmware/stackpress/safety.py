@@ -16,12 +16,19 @@ estop              the e-stop input is open (pressed, or its      fault: stop, d
                                                                   refused until released
 end_stop           the end-stop input is open                     fault: stop; moves towards it
                                                                   stay refused while it is open
+channel_fault      one of several load cells fails (any of the    it is left out, the total
+                   sensor conditions, or outvoted by the others)  estimated from the others:
+                                                                  control goes on (2 needed)
+nonuniform_load    uniformity_pct above max_nonuniformity_pct     reported (a warning event
+                   while holding                                  while ramping)
 A fault never moves the motor blind: with no trusted force reading the position is
 held (the self-locking worm and screw keep the load); backing off from over-pressure
 needs a trusted reading. `ack` is refused until the load cell is trusted again
-(TRUST_SAMPLES good conversions in a row). The same table is in PROTOCOL.md.
+(TRUST_SAMPLES good conversions in a row). The same table is in PROTOCOL.md. The
+sensor conditions are judged per load cell in loadcells.py: they trip here when too
+few cells are left to trust the total.
 """
-from stackpress.hx711 import FULL_SCALE, MIN_SCALE
+from stackpress.loadcells import JUMP, NO_DATA, SATURATED, STUCK
 
 SENSOR_TIMEOUT = 1
 ADC_SATURATED = 2
@@ -35,9 +42,11 @@ MOTOR_STALL = 256
 WATCHDOG_RESET = 512
 ESTOP = 1024
 END_STOP = 2048
+CHANNEL_FAULT = 4096
+NONUNIFORM = 8192
 ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset",
                "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset", "estop",
-               "end_stop")
+               "end_stop", "channel_fault", "nonuniform_load")
 # The board's inputs() bits: 1 = that normally-closed circuit is open.
 IN_ESTOP = 1
 IN_END_STOP = 2
@@ -56,8 +65,6 @@ class Safety:
         self.max_steps = _BIG
         self.max_jump = _BIG
         self.stuck_samples = 1 << 20
-        self._prev = None
-        self._same = 0
         self.good_run = 0
         self.bad = 0  # why the last conversion was not trusted (alarm bits), 0 if it was
         # stall watch: signed steps and the force at the start of a window
@@ -88,39 +95,36 @@ class Safety:
     def trusted(self):
         return self.good_run >= TRUST_SAMPLES
 
-    def check_sample(self, raw, net):
-        """The alarm bits this conversion trips (0 if none). Allocation-free.
+    def check_sample(self, reasons, healthy, net, max_ch):
+        """The alarm bits this sample trips (0 if none). `reasons`: the load cells'
+        verdict (a mask of loadcells reason codes) when the total is not to be trusted;
+        `healthy`: enough cells gave a good conversion; `max_ch`: the most loaded cell's
+        reading, for its rating. Allocation-free.
 
-        A conversion with any of SENSOR_BAD is not to be used for control."""
+        A sample with any of SENSOR_BAD is not to be used for control."""
         a = 0
-        if raw >= FULL_SCALE or raw <= MIN_SCALE:
-            a = ADC_SATURATED
-        else:
-            p = self._prev
-            if p is not None:
-                if raw == p:
-                    self._same += 1
-                    if self._same >= self.stuck_samples:
-                        a = STUCK_READING
-                else:
-                    self._same = 1
-                    d = raw - p
-                    if d > self.max_jump or d < -self.max_jump:
-                        a = IMPLAUSIBLE_JUMP
+        if reasons:
+            if reasons & (1 << SATURATED):
+                a |= ADC_SATURATED
+            if reasons & (1 << STUCK):
+                a |= STUCK_READING
+            if reasons & (1 << JUMP):
+                a |= IMPLAUSIBLE_JUMP
+            if reasons & (1 << NO_DATA):
+                a |= SENSOR_TIMEOUT
             if not a:
-                if net > self.overload_net:
-                    a = OVERLOAD
-                elif net > self.max_net:
-                    a = OVER_PRESSURE
-        # A saturated conversion is no reference for the next one's jump check.
-        self._prev = None if a == ADC_SATURATED else raw
-        if a & SENSOR_BAD:
-            self.good_run = 0
-            self.bad = a
-        else:
+                a = STUCK_READING  # a reason without a bit of its own: never trusted silently
+        elif max_ch > self.overload_net:
+            a = OVERLOAD
+        elif net > self.max_net:
+            a = OVER_PRESSURE
+        if healthy and not a & SENSOR_BAD:
             if self.good_run < TRUST_SAMPLES:
                 self.good_run += 1
             self.bad = 0
+        else:
+            self.good_run = 0
+            self.bad = a & SENSOR_BAD
         self.latched |= a
         return a
 
@@ -128,7 +132,6 @@ class Safety:
         """The ADC went silent: nothing it said before counts any more."""
         self.good_run = 0
         self.bad = SENSOR_TIMEOUT
-        self._prev = None
         self.latched |= SENSOR_TIMEOUT
 
     def check_inputs(self, inputs, last_dir):

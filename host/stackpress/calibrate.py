@@ -8,6 +8,11 @@ equal to the tare or within 1 % of the ADC's range of it. One point gives the sp
 give a least-squares line through the tare, with each point's residual and an uncertainty
 of the span (k = 2, from the fit and the readings' noise). The result is stored on the
 fixture with its date and reference, and every log's metadata carries it.
+
+On a fixture with several load cells the reading calibrated is their sum (status
+`raw_counts`, each cell scaled to channel 0's counts by its own span): the fixture then
+scales every cell's span alike and shares the zero shift among them, keeping the cells'
+certificate ratios (set per cell with `set_calibration` lists, see PROTOCOL.md).
 """
 import datetime
 import math
@@ -129,6 +134,10 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
         link.command("release")
     span, res, rms, u_pct = fit(tare, points)
     prev = old.get("span_counts_per_n")
+    if isinstance(prev, list):
+        # Several load cells: raw_counts is their sum in channel 0's counts, whose span is
+        # channel 0's; the fixture scales every cell's span alike.
+        prev = prev[0]
     summary = {"tare_counts": round(tare), "span_counts_per_n": span,
                "points": [[round(f, 3), round(c)] for f, c, _ in points],
                "residuals_n": [round(r, 4) for r in res], "residual_rms_n": rms, "uncertainty_pct": u_pct,

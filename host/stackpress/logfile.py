@@ -24,25 +24,52 @@ import time
 TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
               "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
 COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"] + TEL_FIELDS + ["alarms", "event"]
+CHANNEL_FIELDS = ["uniformity_pct", "centre_x_mm", "centre_y_mm"]
 SQL_TYPES = {"boot": "INTEGER", "seq": "INTEGER", "device_ms": "INTEGER", "n_samples": "INTEGER",
              "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT"}
 UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
          "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
          "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
-         "boot: the fixture's boot count, seq: record number within that boot")
+         "boot: the fixture's boot count, seq: record number within that boot; with several load cells, "
+         "force_chN_n: load cell N's force (force_n is their total), uniformity_pct: the largest deviation of a "
+         "load cell from their mean load, % of it, centre_x_mm/centre_y_mm: the load's centre from the axis "
+         "(load cell 0 on +x)")
+
+
+def tel_fields(load_cells=1):
+    """The telemetry columns of a log of a fixture with this many load cells."""
+    if load_cells <= 1:
+        return list(TEL_FIELDS)
+    return TEL_FIELDS + ["force_ch%d_n" % i for i in range(load_cells)] + CHANNEL_FIELDS
+
+
+def columns(load_cells=1):
+    return ["boot", "seq", "device_ms", "host_time_utc"] + tel_fields(load_cells) + ["alarms", "event"]
+
+
+def _fields_of(cols):
+    """The telemetry columns among a file's columns."""
+    return cols[4:-2]
 
 
 def utc():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def values(rec, now):
-    """A record as the values of COLUMNS."""
+def values(rec, now, fields=TEL_FIELDS):
+    """A record as the values of the columns with these telemetry fields."""
     key = [rec.get("boot"), rec.get("seq"), rec.get("device_ms"), now]
     if rec.get("t") == "tel":
-        return key + [rec.get(k) for k in TEL_FIELDS] + ["|".join(rec.get("alarms", [])), None]
+        return key + [rec.get(k) for k in fields] + ["|".join(rec.get("alarms", [])), None]
     ev = {k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")}
-    return key + [None] * (len(TEL_FIELDS) + 1) + [json.dumps(ev)]
+    return key + [None] * (len(fields) + 1) + [json.dumps(ev)]
+
+
+def _load_cells(meta):
+    try:
+        return int(meta.get("load_cells") or 1)
+    except (TypeError, ValueError):
+        return 1
 
 
 def meta_text(v):
@@ -61,14 +88,17 @@ class CsvLog:
         self.last = None  # (boot, seq) of the last row
         self.rows = 0
         self.gaps = 0
+        self.cols = columns(_load_cells(meta))
         if exists:
             self._cut_torn_line()
             self.last = _last_key(path)
+            self.cols = _header(path) or self.cols  # the file's own columns go on
+        self.fields = _fields_of(self.cols)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._synced = time.monotonic()
         if not exists:
             head = "".join("# %s: %s\n" % (k, meta_text(v)) for k, v in meta.items())
-            self._put(head + ",".join(COLUMNS) + "\n")
+            self._put(head + ",".join(self.cols) + "\n")
         else:
             self.note("resumed %s by a new logger; last row was boot %s seq %s"
                       % (utc(), *(self.last or ("-", "-"))))
@@ -97,7 +127,7 @@ class CsvLog:
         self._put("# %s\n" % text)
 
     def row(self, rec):
-        self._put(",".join(_cell(v) for v in values(rec, utc())) + "\n")
+        self._put(",".join(_cell(v) for v in values(rec, utc(), self.fields)) + "\n")
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
         self.flush()
@@ -116,6 +146,15 @@ class CsvLog:
     def close(self):
         os.fsync(self.fd)
         os.close(self.fd)
+
+
+def _header(path):
+    """The column names of a CSV log (its first line that is not metadata), or None."""
+    with open(path, newline="") as f:
+        for line in f:
+            if not line.startswith("#"):
+                return line.rstrip("\r\n").split(",")
+    return None
 
 
 def _last_key(path):
@@ -171,8 +210,9 @@ class SqliteLog:
             self.db.close()
             raise ValueError("%s is not a stackpress log (no records table)" % path)
         self.db.execute("BEGIN")
+        self.cols = columns(_load_cells(meta))
         if not exists or not tables:
-            cols = ", ".join("%s %s" % (c, SQL_TYPES.get(c, "REAL")) for c in COLUMNS)
+            cols = ", ".join("%s %s" % (c, SQL_TYPES.get(c, "REAL")) for c in self.cols)
             self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute("CREATE TABLE records (%s)" % cols)
             self.db.execute("CREATE INDEX records_by_key ON records (boot, seq)")
@@ -180,18 +220,20 @@ class SqliteLog:
             self.db.executemany("INSERT INTO meta VALUES (?, ?)", [(k, meta_text(v)) for k, v in meta.items()])
             self.last = None
         else:
+            self.cols = [r[1] for r in self.db.execute("PRAGMA table_info(records)")]
             r = self.db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
             self.last = tuple(r) if r else None
             self.note("resumed %s by a new logger; last row was boot %s seq %s"
                       % (utc(), *(self.last or ("-", "-"))))
-        self._insert = "INSERT INTO records VALUES (%s)" % ", ".join("?" * len(COLUMNS))
+        self.fields = _fields_of(self.cols)
+        self._insert = "INSERT INTO records VALUES (%s)" % ", ".join("?" * len(self.cols))
         self.flush()
 
     def note(self, text):
         self.db.execute("INSERT INTO notes VALUES (?, (SELECT max(rowid) FROM records), ?)", (utc(), text))
 
     def row(self, rec):
-        self.db.execute(self._insert, values(rec, utc()))
+        self.db.execute(self._insert, values(rec, utc(), self.fields))
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
 

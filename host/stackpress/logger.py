@@ -115,6 +115,7 @@ def metadata(link, status):
         "board": status["board"],
         "cell_area_mm2": status["cell_area_mm2"],
         "calibration": status.get("calibration", {}),
+        "load_cells": status.get("load_cells", 1),
         "units": UNITS,
     }
     if status.get("scenario"):

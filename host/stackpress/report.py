@@ -8,6 +8,7 @@ column (`datetime`/`timestamp`: absolute, ISO 8601; or `time_s`/`test_time_s`: s
 `--cycler-start`, by default the log's first record) and any of voltage (`voltage_v`,
 `ewe_v`, `ecell_v`), current (`current_ma`, `current_a`) and `cycle` columns.
 """
+import bisect
 import csv
 import datetime
 import json
@@ -15,6 +16,8 @@ import math
 import sqlite3
 import sys
 from pathlib import Path
+
+from .logfile import CHANNEL_FIELDS
 
 NUMERIC = ("device_ms", "pressure_mpa", "setpoint_mpa", "p_min_mpa", "p_max_mpa", "force_n", "position_um",
            "thickness_um", "temperature_c")
@@ -117,6 +120,9 @@ def read_log(paths, progress=None):
                     pass
                 continue
             row = {k: _num(r.get(k, "")) for k in NUMERIC}
+            for k in r:  # several load cells: each one's force, how evenly they share, where the load sits
+                if k.startswith("force_ch") or k in CHANNEL_FIELDS:
+                    row[k] = _num(r[k])
             row.update(boot=int(r["boot"]), seq=int(r["seq"]), state=r["state"], host_time_utc=r["host_time_utc"],
                        alarms=r.get("alarms", ""))
             rows.append(row)
@@ -247,7 +253,38 @@ def summarize(meta, rows, events, notes, cycler=None):
         "temperature_c": temp and {"min": temp["min"], "max": temp["max"]},
         "cycles": per_cycle(rows, cycler),
     }
+    s.update(_load_cells(rows, events))
     return s
+
+
+def _channels(rows):
+    """The load-cell channels a log has (force_ch0_n, ...), in order."""
+    return sorted((k for k in rows[0] if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
+
+
+def _load_cells(rows, events):
+    """With several load cells: how evenly they shared the load while holding, where the
+    load's centre sat, and every load cell left out (which, when, why)."""
+    chans = _channels(rows)
+    if not chans:
+        return {"load_cells": 1}
+    hold = [r for r in rows if r["state"] == "hold"] or rows
+    u = _stats(r.get("uniformity_pct") for r in hold)
+    cx = _stats(r.get("centre_x_mm") for r in hold)
+    cy = _stats(r.get("centre_y_mm") for r in hold)
+    keys = [(r["boot"], r["device_ms"]) for r in rows]
+
+    def t_h(e):
+        """The event's time on the rows' axis: that of the record just before it."""
+        i = bisect.bisect_right(keys, (e["boot"], e["device_ms"])) - 1
+        return None if i < 0 else (rows[i]["t_s"] + (e["device_ms"] - rows[i]["device_ms"]) / 1000) / 3600
+    out = [{"channel": e.get("channel"), "why": e.get("why"), "t_h": t_h(e), "left": e.get("left")}
+           for e in events if e.get("kind") == "channel"]
+    return {"load_cells": len(chans),
+            "uniformity_pct": u and {"mean": u["mean"], "max": u["max"]},
+            "centre_mm": cx and cy and {"x_mean": cx["mean"], "y_mean": cy["mean"],
+                                        "x_range": [cx["min"], cx["max"]], "y_range": [cy["min"], cy["max"]]},
+            "channels_left_out": out}
 
 
 def per_cycle(rows, cycler):
@@ -341,8 +378,27 @@ def plot(rows, summary, cycler, path, title):
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("pressure and setpoint")
 
-    for ax, key, label, color in ((axes[0][1], "force_n", "force (N)", "tab:green"),
-                                  (axes[1][0], "thickness_um", "thickness change (um)", "tab:purple"),
+    chans = _channels(rows)
+    if chans:
+        ax = axes[0][1]
+        for i, k in enumerate(chans):
+            te, lo, hi = _envelope(t, [r[k] for r in rows])
+            ax.plot(te, hi, lw=0.8, color="C%d" % i, label="load cell %s" % k[8:-2])
+        ax.set_ylabel("force per load cell (N)")
+        ax.set_xlabel("time (%s)" % unit)
+        au = ax.twinx()
+        te, _, hi = _envelope(t, [r.get("uniformity_pct") for r in rows])
+        au.plot(te, hi, color="k", lw=0.6, ls=":", label="uniformity")
+        au.set_ylabel("uniformity: largest deviation from the mean (%)")
+        for e in summary.get("channels_left_out") or []:
+            if e["t_h"] is not None:
+                ax.axvline(e["t_h"] * 3600 / scale, color="tab:red", lw=0.8)
+                ax.annotate("load cell %s out: %s" % (e["channel"], e["why"]), (e["t_h"] * 3600 / scale, 0.02),
+                            xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color="tab:red")
+        ax.legend(loc="lower left", fontsize=8)
+        ax.set_title("force per load cell (total: pressure x area); uniformity dotted")
+    panels = ((axes[0][1], "force_n", "force (N)", "tab:green"),) if not chans else ()
+    for ax, key, label, color in panels + ((axes[1][0], "thickness_um", "thickness change (um)", "tab:purple"),
                                   (axes[1][1], "temperature_c", "frame temperature (degC)", "tab:red")):
         te, lo, hi = _envelope(t, [r[key] for r in rows])
         ax.fill_between(te, lo, hi, color=color, alpha=0.6, lw=0.8)
@@ -408,6 +464,14 @@ def text(summary):
                      % ("/".join("%g" % v for v in s["setpoints_mpa"]), he["rms"], he["max_abs"],
                         "%.2f" % he["max_abs_between_records"] if he["max_abs_between_records"] is not None else "?"))
     lines.append("alarms: %s" % (", ".join(s["alarms"]) or "none"))
+    if s.get("load_cells", 1) > 1:
+        u, c = s["uniformity_pct"], s["centre_mm"]
+        lines.append("load cells: %d; uniformity while holding %s; load centre %s" % (
+            s["load_cells"], "mean %.2f %%, max %.2f %%" % (u["mean"], u["max"]) if u else "?",
+            "(%.3f, %.3f) mm from the axis" % (c["x_mean"], c["y_mean"]) if c else "?"))
+        for e in s["channels_left_out"]:
+            lines.append("  load cell %s left out at %s h: %s (%s left)" % (
+                e["channel"], "%.3f" % e["t_h"] if e["t_h"] is not None else "?", e["why"], e["left"]))
     if s["thickness_um"]:
         lines.append("thickness change: %.3f .. %.3f um" % (s["thickness_um"]["min"], s["thickness_um"]["max"]))
     if s["temperature_c"]:

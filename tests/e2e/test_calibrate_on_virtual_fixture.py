@@ -32,7 +32,11 @@ def test_calibration_finds_the_load_cells_true_span_and_is_stored_with_its_refer
     status_file = tmp_path / "sim_status.json"
     sim = RunningSim("--speed", "20", "--seed", "6", "--status", str(status_file))
     try:
-        true = _status(sim.port)["calibration"]  # the virtual load cell's own (factory) span
+        cal0 = _status(sim.port)["calibration"]  # the virtual load cells' own (factory) spans
+        assert len(cal0["span_counts_per_n"]) == 3  # the reference build
+        s, t = cal0["span_counts_per_n"], cal0["tare_counts"]
+        # What the summed reading (raw_counts: every cell in channel 0's counts) is calibrated to.
+        true = {"span_counts_per_n": s[0], "tare_counts": sum(t[i] * s[0] / s[i] for i in range(3))}
         wrong = dict(tare_counts=true["tare_counts"] + 3000, span_counts_per_n=true["span_counts_per_n"] * 1.03,
                      reference="a wrong one", date="2020-01-01")
         from stackpress.link import Link
@@ -58,7 +62,10 @@ def test_calibration_finds_the_load_cells_true_span_and_is_stored_with_its_refer
         st = _status(sim.port)
         cal = st["calibration"]
         assert cal["reference"] == "virtual reference load cell" and cal["date"].startswith("20"), cal
-        assert cal["span_counts_per_n"] == r["span_counts_per_n"] and st["state"] == "idle"
+        assert cal["span_counts_per_n"][0] == r["span_counts_per_n"] and st["state"] == "idle"
+        # every cell's span moved alike: the certificate ratios stand
+        assert [round(x / cal["span_counts_per_n"][0], 6) for x in cal["span_counts_per_n"]] == \
+            [round(x / s[0], 6) for x in s]
     finally:
         sim.stop()
 

@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "soak"))
+import load_cells  # noqa: E402
 import run as soak  # noqa: E402
 
 
@@ -52,3 +53,9 @@ def test_power_cuts_including_flash_writes_corrupt_nothing():
 def test_unplug_host_away_and_killed_logger_lose_no_record():
     f = _check(soak.run_link(3, away_s=900))
     assert f["records_lost"] == 0 and f["records_duplicated"] == 0 and f["records_expected"] > 300
+
+
+def test_load_cells_off_centre_each_failing_in_turn_two_at_once_and_one_drifting():
+    f = _check(load_cells.run_load_cells(3))
+    assert f["one_channel_failed_max_err_mpa"] <= load_cells.GOAL_X2_MPA
+    assert f["eccentric_centre_err_mm"] <= 0.02

@@ -5,15 +5,16 @@
 import json
 import sys
 
+# Inputs: a 2-byte length, then the bytes. Read into one buffer allocated first (before
+# the firmware's modules load), so the harness does not fragment the heap the firmware
+# lives in.
+buf = bytearray(8192)
+mv = memoryview(buf)
+hdr = bytearray(2)
 sys.path[:0] = [sys.argv[2], sys.argv[3]]  # firmware/, tests/firmware/
 from plant import FakeBoard, mount_ram_flash, replies, run_app  # noqa: E402
 from stackpress.app import App  # noqa: E402
 
-# Inputs: a 2-byte length, then the bytes. Read into one buffer allocated first, so the
-# harness does not fragment the heap the firmware lives in.
-buf = bytearray(8192)
-mv = memoryview(buf)
-hdr = bytearray(2)
 mount_ram_flash("/flash")
 board = FakeBoard()
 board.plant.noise_counts = 12

@@ -1,6 +1,6 @@
 # Run under `micropython -X heapsize=192k`: the firmware built in main.py's order (the
 # telemetry history first) on the tests' board double with the Pico's history size,
-# holding 40 MPa for simulated minutes with telemetry and commands going; then the heap.
+# (three load cells, as the reference build) holding 40 MPa for simulated minutes with telemetry and commands going; then the heap.
 import gc
 import json
 import sys
@@ -8,18 +8,19 @@ import sys
 import micropython
 
 sys.path[:0] = [sys.argv[1], sys.argv[2]]  # firmware/, tests/firmware/
-sink = bytearray(8192)  # the board double's serial line, before the firmware (not on a Pico)
+sink = bytearray(4096)  # the board double's serial line, before the firmware (not on a Pico): a reply fits
 from stackpress.history import History  # noqa: E402
 
-hist = History(720)
+hist = History(560, load_cells=3)  # the reference build's three load cells
+out_buf = bytearray(4096)
 from plant import FakeBoard, run_app  # noqa: E402
 from stackpress.app import App  # noqa: E402
 
-board = FakeBoard()
+board = FakeBoard(load_cells=3)
 board.root = sys.argv[3]  # a directory as the flash: on a Pico the filesystem is not in the heap either
 board.sink = sink
 board.sunk = 0
-app = App(board, hist)
+app = App(board, hist, out_buf)
 run_app(app, 10)
 gc.collect()
 boot_free = gc.mem_free()

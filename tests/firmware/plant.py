@@ -39,9 +39,12 @@ class FakeBoard:
     sample_rate_sps = 10
     history_records = 64
 
-    def __init__(self, plant=None, period_ms=100):
+    def __init__(self, plant=None, period_ms=100, load_cells=1):
         self.plant = plant or Plant()
-        wire(self)
+        self.load_cells = load_cells
+        wire(self, load_cells)
+        self.shares = [1.0 / load_cells] * load_cells  # of the force, per load cell
+        self.dead = 0  # load cells (a mask) that give no conversion: a cut wire
         self.t = (1 << 30) - 5000  # start just before the ticks wrap
         self.period_ms = period_ms
         self.rx = bytearray()
@@ -75,8 +78,14 @@ class FakeBoard:
             self.plant.steps += moved
         self.t = (self.t + self.period_ms) & ((1 << 30) - 1)
         if self.sensor_ok:
-            c = self.plant.counts() if self.stuck_at is None else self.stuck_at
-            self.chip.load(c)
+            if self.load_cells == 1:
+                c = self.plant.counts() if self.stuck_at is None else self.stuck_at
+                self.chip.load(c)
+                return
+            f = self.plant.force_n()
+            for i, chip in enumerate(self.chips):
+                if not self.dead & (1 << i):
+                    chip.load(TARE + int(f * self.shares[i] * SPAN) + self.plant.noise())
 
     def serial_read(self, buf):
         if self._rx_at >= len(self.rx):

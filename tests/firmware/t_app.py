@@ -84,11 +84,14 @@ def test_control_iteration_allocates_nothing():
     raws = []
     for _ in range(200):
         board.idle()
-        raws.append(app.hx.read())
+        app.hx.read()
+        raws.append(app.hx.values[0])
     micropython.heap_lock()
     try:
+        vals = app.hx.values
         for raw in raws:
-            app.control(raw)
+            vals[0] = raw
+            app.control(1)
     finally:
         micropython.heap_unlock()
     assert app.ctrl.mode in (1, 2)

@@ -153,11 +153,14 @@ def test_back_off_allocates_nothing():
     for i in range(30):
         board.plant.extra_n += 100.0
         board.idle()
-        raws.append(app.hx.read())
+        app.hx.read()
+        raws.append(app.hx.values[0])
     micropython.heap_lock()
     try:
+        vals = app.hx.values
         for raw in raws:
-            app.control(raw)
+            vals[0] = raw
+            app.control(1)
     finally:
         micropython.heap_unlock()
     assert "over_pressure" in app.safety.names()

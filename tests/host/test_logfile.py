@@ -150,3 +150,31 @@ def test_resuming_when_the_newest_file_has_no_row_yet_finds_the_last_row_before_
     log2 = open_log(base, {}, max_bytes=3000)
     assert log2.last == (1, 29)
     log2.close()
+
+
+def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_columns(tmp_path):
+    meta = {"board": "virtual", "cell_area_mm2": 78.54, "load_cells": 3}
+    for name, cls in (("run.csv", CsvLog), ("run.sqlite", SqliteLog)):
+        path = str(tmp_path / name)
+        log = cls(path, meta)
+        for s in range(1, 6):
+            rec = dict(_rec(1, s), force_ch0_n=1100.0 + s, force_ch1_n=1000.0, force_ch2_n=1041.6 - s,
+                       uniformity_pct=5.0 + s / 10, centre_x_mm=0.4, centre_y_mm=-0.2)
+            log.row(rec)
+        log.row({"t": "evt", "boot": 1, "seq": 6, "device_ms": 6000, "kind": "channel", "channel": 2,
+                 "excluded": True, "why": "stuck", "left": 2})
+        log.close()
+        # a logger started later with the wrong idea of the fixture keeps the file's columns
+        log = cls(path, {"load_cells": 1}, resume=True)
+        log.row(dict(_rec(1, 7), force_ch0_n=1107.0, force_ch1_n=1000.0, force_ch2_n=1034.6, uniformity_pct=5.7,
+                     centre_x_mm=0.5, centre_y_mm=-0.2))
+        log.close()
+        meta_back, rows, events, _ = read_log(path)
+        assert meta_back["load_cells"] == "3"
+        assert [r["force_ch0_n"] for r in rows] == [1101.0, 1102.0, 1103.0, 1104.0, 1105.0, 1107.0], name
+        assert rows[2]["force_ch2_n"] == 1038.6 and rows[-1]["uniformity_pct"] == 5.7
+        assert rows[-1]["centre_x_mm"] == 0.5 and rows[0]["centre_y_mm"] == -0.2
+        assert events[0]["kind"] == "channel" and events[0]["why"] == "stuck"
+    header = [line for line in open(tmp_path / "run.csv") if not line.startswith("#")][0].strip().split(",")
+    assert header[header.index("raw_counts") + 1:header.index("alarms")] == [
+        "force_ch0_n", "force_ch1_n", "force_ch2_n", "uniformity_pct", "centre_x_mm", "centre_y_mm"]

@@ -26,8 +26,13 @@ def _k(m, steps):
 
 def test_hx711_scale_and_zero_follow_the_datasheets():
     m = _model()
-    assert abs(m.counts_per_n() - 429.5) < 0.1  # 1 uV/N into +-19.53 mV over 2**23
-    assert abs(m.zero_counts() - 42950) < 2     # zero balance 0.02 mV/V at 5 V
+    lcs = m.fx["load_cells"]
+    assert m.n_cells == 3  # the reference build
+    for i in range(m.n_cells):
+        # 1 uV/N into +-19.53 mV over 2**23, times this cell's deviation from its datasheet
+        assert abs(m.counts_per_n(i) - 429.5 * (1 + lcs["sensitivity_deviation"][i])) < 0.1
+        # zero balance 0.02 mV/V at 5 V, plus this cell's deviation
+        assert abs(m.zero_counts(i) - 42950 * (1 + lcs["zero_balance_deviation_mv_per_v"][i] / 0.02)) < 2
     assert abs(m.um_per_step - 0.0125) < 1e-12  # 2 mm / (200 * 16 * 50)
 
 
@@ -76,7 +81,7 @@ def test_breathing_amplitude_and_growth_per_cycle():
 @pytest.mark.parametrize("rate, noise_n", [(10, 0.050), (80, 0.090)])
 def test_adc_noise_is_the_datasheet_figure_at_each_rate(rate, noise_n):
     m = _to_force(_model("fixture.adc.rate_sps=%d" % rate, "scenario.cycling.rest_before_s=1e9", seed=3), 2000)
-    counts = [m.advance(0) for _ in range(3000)]
+    counts = [m.advance(0)[0] for _ in range(3000)]
     diffs = [b - a for a, b in zip(counts, counts[1:])]
     sd_n = statistics.pstdev(diffs) / 2 ** 0.5 / m.counts_per_n()
     assert 0.85 * noise_n < sd_n < 1.15 * noise_n, sd_n
@@ -108,9 +113,9 @@ def test_temperature_step_moves_the_frame_and_the_load_cell_zero():
     assert abs(m.temp_c - (m.temp0_c + 10)) < 0.01
     growth_um = 10 * (m.fixture_um_per_k + m.cell_um_per_k)
     assert m.force_n - f0 == pytest.approx(growth_um * m.k_rc, rel=0.02)
-    # The load cell reads high by its zero tempco (0.5 N/K on 10 kN) plus span tempco and creep.
+    # Each load cell reads high by its zero tempco (0.5 N/K on 10 kN); the total by span tempco and creep.
     err = m.sensed_n - m.force_n
-    expect = 10 * 0.5 + m.force_n * (10 * 0.00005 + m.lc_creep_gain * (1 - 0))
+    expect = 10 * 0.5 * m.n_cells + m.force_n * (10 * 0.00005 + m.lc_creep_gain * (1 - 0))
     assert err == pytest.approx(expect, rel=0.05)
 
 
@@ -149,3 +154,37 @@ def test_microstep_error_cancels_over_an_electrical_cycle():
 def test_same_seed_same_world():
     a, b = _model(seed=7), _model(seed=7)
     assert [a.advance(100) for _ in range(50)] == [b.advance(100) for _ in range(50)]
+
+
+def test_an_off_centre_load_is_shared_by_the_load_cells_as_a_rigid_plate_shares_it():
+    for n in (3, 4):
+        m = _model("fixture.load_cells.count=%d" % n, "scenario.load.offset_x_mm=2.0",
+                   "scenario.load.offset_y_mm=-1.0")
+        _to_force(m, 3000)
+        loads = m.load_n()
+        r = m.radius_mm
+        assert sum(loads) == pytest.approx(m.force_n)
+        # the moments about the axis: the load's centre is where the scenario put it
+        import math
+        x = sum(f * r * math.cos(2 * math.pi * i / n) for i, f in enumerate(loads)) / m.force_n
+        y = sum(f * r * math.sin(2 * math.pi * i / n) for i, f in enumerate(loads)) / m.force_n
+        assert (x, y) == (pytest.approx(2.0), pytest.approx(-1.0))
+        mean = m.force_n / n
+        assert m.uniformity_pct() == pytest.approx(100 * max(abs(f - mean) for f in loads) / mean)
+
+
+def test_a_fault_on_one_channel_leaves_the_others_alone():
+    m = _model("scenario.cycling.rest_before_s=1e9")
+    m.events = [{"at_s": 1.0, "fault": "adc_disconnected", "channel": 1},
+                {"at_s": 1.0, "fault": "adc_drift", "channel": 2, "drift_n_per_s": 10.0}]
+    _to_force(m, 2000)
+    before = m.advance(0)
+    for _ in range(20):
+        after = m.advance(0)
+    assert after[1] is None and before[1] is None
+    assert abs(after[0] - before[0]) < 200  # noise only (0.05 N rms is ~21 counts)
+    assert (after[2] - before[2]) / m.counts_per_n(2) == pytest.approx(10.0 * 2.0, abs=1.0)  # 10 N/s for 2 s
+    with pytest.raises(ValueError):
+        bad = _model()
+        bad.events = [{"at_s": 0.0, "fault": "motor_blocked", "channel": 0}]
+        bad.advance(0)

@@ -90,3 +90,31 @@ def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
     r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "missing.csv")], capture_output=True,
                        text=True)
     assert r.returncode == 2 and "can't read" in r.stderr
+
+
+def test_several_load_cells_are_summarised_and_drawn(tmp_path):
+    from stackpress.logfile import columns
+    cols = columns(3)
+    lines = ["# board: virtual", "# load_cells: 3", "# cell_area_mm2: 78.54", ",".join(cols)]
+    for k in range(1, 601):
+        f = [1100.0, 1000.0, 1041.6]
+        u = 100 * max(abs(x - sum(f) / 3) for x in f) / (sum(f) / 3)
+        rec = {"boot": 1, "seq": k, "device_ms": k * 1000, "host_time_utc": "2026-11-24T00:00:00+00:00",
+               "state": "hold", "pressure_mpa": 40.0, "setpoint_mpa": 40.0, "ref_mpa": 40.0, "p_min_mpa": 39.99,
+               "p_max_mpa": 40.01, "n_samples": 10, "force_n": 3141.6, "force_ch0_n": f[0], "force_ch1_n": f[1],
+               "force_ch2_n": f[2], "uniformity_pct": round(u, 3), "centre_x_mm": 0.6, "centre_y_mm": -0.3}
+        lines.append(",".join(str(rec.get(c, "")) for c in cols))
+        if k == 300:
+            lines.append("1,301,300500,2026-11-24T00:00:00+00:00" + "," * (len(cols) - 4)
+                         + '"{""kind"": ""channel"", ""channel"": 1, ""why"": ""no_data"", ""left"": 2}"')
+    (tmp_path / "run.csv").write_text("\n".join(lines) + "\n")
+    assert report(tmp_path / "run.csv", tmp_path / "out", as_json=True) == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["load_cells"] == 3
+    assert s["uniformity_pct"]["max"] == pytest.approx(5.042, abs=0.001)  # 1100 against a mean of 1047.2
+    assert s["centre_mm"]["x_mean"] == pytest.approx(0.6) and s["centre_mm"]["y_mean"] == pytest.approx(-0.3)
+    left = s["channels_left_out"]
+    assert len(left) == 1 and left[0]["channel"] == 1 and left[0]["why"] == "no_data"
+    assert left[0]["t_h"] == pytest.approx(299.5 / 3600, abs=1e-6)  # on the rows' axis (first row at 0)
+    assert (tmp_path / "out" / "report.png").stat().st_size > 20000
+    assert "load cell 1 left out" in (tmp_path / "out" / "summary.txt").read_text()

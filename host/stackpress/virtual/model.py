@@ -4,8 +4,10 @@ Chain, from the motor out: microsteps (with microstep angle error) -> 50:1 worm 
 Tr10x2 screw (with backlash) -> disc-spring stack (stiffness falling over its stroke,
 Almen-Laszlo, with Coulomb friction between the discs: the stack sticks on reversal and
 slides along a loading or an unloading curve) in series with the rigid path and the
-cell stack -> a load cell (creep, zero and span temperature coefficients) read by an
-HX711 (noise, zero balance, the average over the conversion window, 24-bit clipping).
+cell stack -> the base plate on N load cells (1 to 4, evenly spaced on a circle around the
+axis; an off-centre or tilted stack loads them unevenly), each with its own sensitivity,
+zero balance, creep and temperature coefficients, read by its own HX711 (noise, the
+average over the conversion window, 24-bit clipping); faults can hit one channel or all.
 
 The cell breathes with its state of charge while it cycles, grows a little every cycle,
 creeps under load (Kelvin-Voigt); frame, plungers and insulators expand with the
@@ -19,9 +21,27 @@ import random
 from . import params
 
 
-# Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...}
-FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "cell_expansion", "motor_blocked",
-          "estop", "end_stop")
+# Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...};
+# the load-cell ones take "channel": i to hit one load cell (all of them without it).
+FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "adc_drift", "cell_expansion",
+          "motor_blocked", "estop", "end_stop")
+CHANNEL_FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "adc_drift")
+
+
+def load_shares(n, offset_x_mm, offset_y_mm, radius_mm):
+    """Each load cell's part of the load (they sum to 1) under a rigid base plate: load cell
+    i at angle 2*pi*i/n on a circle of radius_mm, the load's centre at the offset. Three
+    cells are statically determinate; four are taken as equally stiff (the least-squares
+    split); two lie on the x axis and see only the x offset."""
+    if n == 1:
+        return [1.0]
+    k = 1.0 if n == 2 else 2.0
+    shares = []
+    for i in range(n):
+        a = 2 * math.pi * i / n
+        y = 0.0 if n == 2 else offset_y_mm * math.sin(a)
+        shares.append((1 + k * (offset_x_mm * math.cos(a) + y) / radius_mm) / n)
+    return shares
 
 
 class FixtureModel:
@@ -68,12 +88,25 @@ class FixtureModel:
         self.thermistor_noise_k = fr["thermistor_noise_k_rms"]
         self.temp0_c = scenario["ambient"]["temperature_c"]
         self.events = sorted(scenario.get("events") or [], key=lambda e: e["at_s"])
-        # load cell and ADC
+        # load cells and ADCs
+        lcs = fixture["load_cells"]
+        n = int(lcs["count"])
+        if not 1 <= n <= 4:
+            raise ValueError("load_cells.count is 1 to 4, not %r" % n)
+        self.n_cells = n
+        self.radius_mm = lcs["radius_mm"]
+        load = scenario.get("load") or {}
+        self.offset_mm = (load.get("offset_x_mm", 0.0), load.get("offset_y_mm", 0.0))
+        self.shares = load_shares(n, self.offset_mm[0], self.offset_mm[1], self.radius_mm)
         full_scale_v = 0.5 * adc["avdd_v"] / adc["gain"]
         self.counts_per_v = 2 ** 23 / full_scale_v
         self.capacity_n = lc["capacity_n"]
-        self.v_per_n = lc["sensitivity_mv_per_v"] * 1e-3 * adc["avdd_v"] / lc["capacity_n"]
-        self.zero_v = lc["zero_balance_mv_per_v"] * 1e-3 * adc["avdd_v"]
+        # Each load cell's own rated output and zero balance (its certificate), relative
+        # to the datasheet's typical ones.
+        self.v_per_n = [lc["sensitivity_mv_per_v"] * (1 + lcs["sensitivity_deviation"][i]) * 1e-3 * adc["avdd_v"]
+                        / lc["capacity_n"] for i in range(n)]
+        self.zero_v = [(lc["zero_balance_mv_per_v"] + lcs["zero_balance_deviation_mv_per_v"][i]) * 1e-3
+                       * adc["avdd_v"] for i in range(n)]
         self.noise_v = adc["noise_nv_rms_10sps" if rate == 10 else "noise_nv_rms_80sps"] * 1e-9
         tau_c = lc["creep_tau_s"]
         self.lc_creep_gain = lc["creep_fs_per_30min"] / (1 - math.exp(-1800 / tau_c))
@@ -98,22 +131,33 @@ class FixtureModel:
         self.friction_n = 0.0
         self.force_n = 0.0
         self.cell_creep_um = 0.0
-        self.lc_creep_n = 0.0
+        self.lc_creep_n = [0.0] * n
+        self.drift_n = [0.0] * n  # adc_drift faults: a channel's reading walking away
         self.ambient_c = self.temp0_c
         self.temp_c = self.temp0_c
         self._next_event = 0
         self.faults = {}         # active faults: name -> (end time s, event)
         self.expansions = []     # (start s, duration s, um): sudden cell swelling, kept
         self.board_events = []   # due events for the board (power cuts, hangs, unplugs): the sim's
-        self.last_counts = 0
-        self.sensed_n = self.sensed_force_n()
+        self.last_counts = [0] * n
+        self.sensed = [self.sensed_force_n(i) for i in range(n)]
+        self.sensed_n = sum(self.sensed)
 
-    # --- calibration a lab would have on file for this load cell ---
-    def counts_per_n(self):
-        return self.v_per_n * self.counts_per_v
+    # --- calibration a lab would have on file for each load cell ---
+    def counts_per_n(self, i=0):
+        return self.v_per_n[i] * self.counts_per_v
 
-    def zero_counts(self):
-        return int(round(self.zero_v * self.counts_per_v))
+    def zero_counts(self, i=0):
+        return int(round(self.zero_v[i] * self.counts_per_v))
+
+    def load_n(self):
+        """The true force on each load cell, N."""
+        return [self.force_n * s for s in self.shares]
+
+    def uniformity_pct(self):
+        """Largest deviation of a load cell's true load from the cells' mean, % of it."""
+        mean = 1.0 / self.n_cells
+        return 100 * max(abs(s - mean) for s in self.shares) / mean
 
     # --- the cell ---
     def cell_growth_um(self, t_s):
@@ -204,10 +248,11 @@ class FixtureModel:
         return (self.load_um - self.gap_um + self.cell_growth_um(t_s) + self.expansion_um(t_s) - self.cell_creep_um
                 + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c))
 
-    def sensed_force_n(self):
-        """What the load cell reports before noise: creep and temperature errors included."""
+    def sensed_force_n(self, i=0):
+        """What load cell i reports before noise: creep and temperature errors included."""
         dt = self.temp_c - self.cal_temp_c
-        return (self.force_n + self.lc_creep_n) * (1 + self.span_tc_per_k * dt) + self.zero_tc_n_per_k * dt
+        return ((self.force_n * self.shares[i] + self.lc_creep_n[i]) * (1 + self.span_tc_per_k * dt)
+                + self.zero_tc_n_per_k * dt + self.drift_n[i])
 
     def _environment(self):
         t_s = self.t_us / 1e6
@@ -223,7 +268,16 @@ class FixtureModel:
                 if name == "cell_expansion":
                     self.expansions.append((t_s, ev.get("duration_s", 1.0), ev["expansion_um"]))
                 else:
-                    self.faults[name] = (t_s + ev.get("duration_s", float("inf")), ev)
+                    ch = ev.get("channel")
+                    if ch is not None and (name not in CHANNEL_FAULTS or not 0 <= ch < self.n_cells):
+                        raise ValueError("fault %r can't be put on channel %r (%d load cells)"
+                                         % (name, ch, self.n_cells))
+                    self.faults[name if ch is None else "%s@%d" % (name, ch)] = (
+                        t_s + ev.get("duration_s", float("inf")), ev)
+            if "load_offset_mm" in ev:  # the stack shifts or tilts: the load's centre moves
+                x, y = ev["load_offset_mm"]
+                self.offset_mm = (x, y)
+                self.shares = load_shares(self.n_cells, x, y, self.radius_mm)
             if "board" in ev:
                 self.board_events.append(ev)
         for name in [n for n, (end, _) in self.faults.items() if t_s >= end]:
@@ -231,7 +285,19 @@ class FixtureModel:
         self.temp_c += (self.ambient_c - self.temp_c) * self.thermal_alpha
         p = self.force_n / self.area_mm2
         self.cell_creep_um += (self.creep_um_per_mpa * p - self.cell_creep_um) * self.creep_alpha
-        self.lc_creep_n += (self.lc_creep_gain * self.force_n - self.lc_creep_n) * self.lc_creep_alpha
+        dt_s = self.period_us / 1e6
+        for i in range(self.n_cells):
+            f = self.force_n * self.shares[i]
+            self.lc_creep_n[i] += (self.lc_creep_gain * f - self.lc_creep_n[i]) * self.lc_creep_alpha
+            drift = self._fault("adc_drift", i)
+            if drift is not None:
+                self.drift_n[i] += drift.get("drift_n_per_s", 1.0) * dt_s
+
+    def _fault(self, name, i):
+        """The event of fault `name` active on channel i (or on all), or None."""
+        fl = self.faults
+        hit = fl.get(name) or fl.get("%s@%d" % (name, i))
+        return hit[1] if hit else None
 
     def inputs(self):
         """The board's switch inputs: bit 0 e-stop circuit open, bit 1 end-stop circuit open
@@ -239,9 +305,9 @@ class FixtureModel:
         return (1 if "estop" in self.faults else 0) | (2 if "end_stop" in self.faults else 0)
 
     def advance(self, steps, driver_on=True):
-        """Advance one ADC period with `steps` microsteps emitted; return the conversion
-        (None when the ADC gives none: disconnected)."""
-        s0 = self.sensed_n
+        """Advance one ADC period with `steps` microsteps emitted; return each load cell's
+        conversion (None for one that gives none: disconnected)."""
+        s0 = self.sensed
         self.t_us += self.period_us
         self._environment()
         fl = self.faults
@@ -249,22 +315,28 @@ class FixtureModel:
             steps = 0  # a seized screw, or a driver without enable: the pulses go nowhere
         self._apply_steps(steps)
         self.force_n = self._chain_force(self.compression_um())
-        self.sensed_n = self.sensed_force_n()
-        # The HX711 integrates over its conversion window: average of the period's ends.
-        f = 0.5 * (s0 + self.sensed_n)
-        v = self.zero_v + f * self.v_per_n + self.rng.gauss(0.0, self.noise_v)
+        self.sensed = [self.sensed_force_n(i) for i in range(self.n_cells)]
+        self.sensed_n = sum(self.sensed)
+        return [self._convert(i, 0.5 * (s0[i] + self.sensed[i])) for i in range(self.n_cells)]
+
+    def _convert(self, i, f):
+        """Load cell i's HX711 conversion of the sensed force f (N): it integrates over its
+        window, so f is the average of the period's ends."""
+        v = self.zero_v[i] + f * self.v_per_n[i] + self.rng.gauss(0.0, self.noise_v)
+        fl = self.faults
         if fl:
-            if "noise_burst" in fl:  # a wire touching, EMI from a motor cable: hundreds of N
-                v += self.rng.gauss(0.0, fl["noise_burst"][1].get("noise_n", 300.0)) * self.v_per_n
-            if "adc_saturated" in fl:
+            ev = self._fault("noise_burst", i)
+            if ev is not None:  # a wire touching, EMI from a motor cable: hundreds of N
+                v += self.rng.gauss(0.0, ev.get("noise_n", 300.0)) * self.v_per_n[i]
+            if self._fault("adc_saturated", i) is not None:
                 v = 1.0
         counts = max(-0x800000, min(0x7FFFFF, int(round(v * self.counts_per_v))))
         if fl:
-            if "adc_stuck" in fl:
-                counts = self.last_counts
-            if "adc_disconnected" in fl:
+            if self._fault("adc_stuck", i) is not None:
+                counts = self.last_counts[i]
+            if self._fault("adc_disconnected", i) is not None:
                 return None
-        self.last_counts = counts
+        self.last_counts[i] = counts
         return counts
 
     def thermistor_mc(self):

@@ -31,7 +31,7 @@ class FileBlockDevice:
             self.cut -= 1
             if not self.cut:
                 self.f.seek(at)
-                self.f.write(data[:len(data) // 2])
+                self.f.write(memoryview(data)[:len(data) // 2])  # a slice of bytes would copy 2 KB of heap
                 self.f.flush()
                 os.system("kill -9 $PPID")
 

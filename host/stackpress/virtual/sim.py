@@ -35,7 +35,7 @@ HANG_WALL_S = 2.0        # at full speed, a board silent this long (wall) is hun
 BACKLOG_MAX = 1 << 20
 REQ = struct.Struct("<IiII")
 PEEK = int(socket.MSG_DONTWAIT | socket.MSG_PEEK)  # an int: or-ing the flag enums costs more than the recv
-REP = struct.Struct("<IIiIi")
+REP = struct.Struct("<IIiIiiii")  # see firmware/boards/virtual.py
 ROM = Path(__file__).with_name("rom.py")
 
 
@@ -56,7 +56,12 @@ def chip_id(flash_path):
 
 
 def factory_calibration(model):
-    return {"tare_counts": model.zero_counts(), "span_counts_per_n": round(model.counts_per_n(), 4),
+    """Each load cell's zero and span as a lab has them on file (its certificate): numbers
+    for one load cell, lists for several."""
+    n = model.n_cells
+    tares = [model.zero_counts(i) for i in range(n)]
+    spans = [round(model.counts_per_n(i), 4) for i in range(n)]
+    return {"tare_counts": tares[0] if n == 1 else tares, "span_counts_per_n": spans[0] if n == 1 else spans,
             "tare_temperature_c": model.cal_temp_c,
             "reference": "virtual fixture: load-cell datasheet sensitivity and zero balance",
             "date": "factory"}
@@ -152,7 +157,8 @@ class Sim:
         self.truth = open(self.truth_path, "w") if self.truth_path else None
         if self.truth:
             self.truth.write("t_s,true_force_n,true_pressure_mpa,sensed_force_n,cell_thickness_um,"
-                             "temperature_c,drive_um\n")
+                             "temperature_c,drive_um,%strue_uniformity_pct,true_centre_x_mm,true_centre_y_mm\n"
+                             % "".join("true_force_ch%d_n," % i for i in range(self.model.n_cells)))
         self.wall0 = time.monotonic()
         self._spawn_board()
         return self.port
@@ -160,7 +166,8 @@ class Sim:
     def _spawn_board(self):
         env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
                    STACKPRESS_CHIP_ID=chip_id(self.flash), STACKPRESS_SCENARIO=self.label,
-                   STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause, **self.next_env)
+                   STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause,
+                   STACKPRESS_LOAD_CELLS=str(self.model.n_cells), **self.next_env)
         self.cut_armed = "STACKPRESS_CUT_AFTER_WRITES" in self.next_env
         self.next_cause = "power_on"
         self.next_env = {}
@@ -383,7 +390,7 @@ class Sim:
             self.log("USB plugged in again: %s" % self.port)
         if seq == 0:
             self._boot_gap()
-            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc()))
+            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc(), 0, 0, 0))
             return
         limit = m.max_step_rate_hz * m.period_us // 1_000_000
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
@@ -396,12 +403,16 @@ class Sim:
                 return
         self.samples += 1
         if self.truth and self.samples % self.truth_every == 0:
-            self.truth.write("%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f\n" % (
+            self.truth.write("%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f," % (
                 m.t_us / 1e6, m.force_n, m.force_n / m.area_mm2, m.sensed_n, m.cell_thickness_um(), m.temp_c,
-                m.drive_um))
-        ready = counts is not None
-        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, counts if ready else 0,
-                         (1 if ready else 0) | (m.inputs() << 1), m.thermistor_mc())
+                m.drive_um) + "".join("%.4f," % f for f in m.load_n())
+                + "%.4f,%.4f,%.4f\n" % (m.uniformity_pct(), m.offset_mm[0], m.offset_mm[1]))
+        flags = m.inputs() << 1
+        for i, c in enumerate(counts):
+            if c is not None:
+                flags |= 1 | (8 << i)  # a conversion, and which load cells have one
+        c = [v or 0 for v in counts] + [0] * (4 - len(counts))
+        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, c[0], flags, m.thermistor_mc(), c[1], c[2], c[3])
         if self.speed is None:
             self._send(reply)
             return
