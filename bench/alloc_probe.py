@@ -1,7 +1,8 @@
 # Heap cost of the firmware's control iteration, measured under MicroPython.
 # Run: micropython -X heapsize=192k bench/alloc_probe.py FIRMWARE_DIR TEST_DOUBLES_DIR
-# Builds the real App on the firmware tests' board double (tests/firmware/plant.py: the
-# virtual board's pin-level HX711 and step pulses, a linear plant, a RAM flash), with
+# FIRMWARE_DIR holds the firmware as flashed (.mpy). Builds the real App (three load
+# cells, the reference build) on the firmware tests' board double (tests/firmware/plant.py:
+# the virtual board's pin-level HX711s and step pulses, a linear plant, a RAM flash), with
 # ADC noise so the loop moves, brings it to HOLD, then runs N control iterations with
 # gc off and reads gc.mem_alloc() before and after; then runs them again under
 # micropython.heap_lock(), where any allocation raises. Prints one JSON line.
@@ -12,14 +13,25 @@ import sys
 
 import micropython
 
+N = 2000
+CELLS = 3  # the reference build
+# The recorded conversions, allocated first, while the heap is in one piece.
+samples = array.array("i", bytes(4 * CELLS * N))
+sink = bytearray(4096)  # the board double's serial line: what the firmware writes, dropped
+
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[2])
 
 from plant import SPAN, TARE, FakeBoard, Plant, mount_ram_flash  # noqa: E402
+
+mount_ram_flash("/flash")  # the test double's 24 KB RAM disk (a Pico's flash is not in its heap)
+# The firmware's big buffers next, in main.py's order (history, output queue).
+from stackpress.history import History  # noqa: E402
+
+hist = History(64, load_cells=CELLS)
+out_buf = bytearray(4096)
 from stackpress.app import App  # noqa: E402
 from stackpress.controller import HOLD  # noqa: E402
-
-N = 4000
 
 
 class NoisyPlant(Plant):
@@ -30,18 +42,22 @@ class NoisyPlant(Plant):
         self.noise_counts = 16
 
 
-samples = array.array("i", bytes(4 * N))  # before the app, while the heap is in one piece
 gc.collect()
-mount_ram_flash("/flash")
-board = FakeBoard(NoisyPlant())
-app = App(board)
-app.calib = {"tare_counts": TARE, "span_counts_per_n": SPAN}
-app.cell.tare_counts = TARE
+board = FakeBoard(NoisyPlant(), load_cells=CELLS)
+board.shares = [0.36, 0.33, 0.31]
+board.sink = sink
+board.sunk = 0
+app = App(board, hist, out_buf)
+app.calib = {"tare_counts": [TARE] * CELLS, "span_counts_per_n": [SPAN] * CELLS}
+app._calibrate_cells()
+app.apply_config()
 for _ in range(20):
     app.loop_once()
+    board.sunk = 0
 app.start_hold(40.0)
 for _ in range(20000):
     app.loop_once()
+    board.sunk = 0
     if app.ctrl.mode == HOLD:
         break
 assert app.ctrl.mode == HOLD, "never reached hold"
@@ -49,18 +65,19 @@ assert app.ctrl.mode == HOLD, "never reached hold"
 for i in range(N):
     board.idle()
     app.hx.read()
-    samples[i] = app.hx.values[0]
+    for c in range(CELLS):
+        samples[CELLS * i + c] = app.hx.values[c]
 
 
-def measure(control, samples):
+def measure(control, n_iter):
     # Locals only: a new module-level name would grow the globals dict and count here.
     gc.collect()
     gc.disable()
     a0 = gc.mem_alloc()
     n = 0
     try:
-        for raw in samples:
-            control(raw)
+        for i in range(n_iter):
+            control(i)
             n += 1
     except MemoryError:  # an allocating loop fills the heap with gc off: report what it did
         pass
@@ -69,8 +86,8 @@ def measure(control, samples):
     locked_ok = True
     micropython.heap_lock()
     try:
-        for raw in samples:
-            control(raw)
+        for i in range(n_iter):
+            control(i)
     except MemoryError:
         locked_ok = False
     finally:
@@ -81,12 +98,15 @@ def measure(control, samples):
 VALUES = app.hx.values
 
 
-def control_on(raw):
-    VALUES[0] = raw  # the conversion the driver would have shifted in
-    app.control(1)
+def control_on(i):
+    # The conversions the driver would have shifted in, then the control iteration.
+    VALUES[0] = samples[3 * i]
+    VALUES[1] = samples[3 * i + 1]
+    VALUES[2] = samples[3 * i + 2]
+    app.control(7)
 
 
-net, n, locked_ok = measure(control_on, samples)
+net, n, locked_ok = measure(control_on, N)
 gc.collect()
-print(json.dumps({"iterations": n, "alloc_bytes": net, "alloc_bytes_per_loop": net / n,
+print(json.dumps({"iterations": n, "alloc_bytes": net, "alloc_bytes_per_loop": net / n, "load_cells": CELLS,
                   "heap_lock_ok": locked_ok, "mode": "hold", "heap_alloc_after_bytes": gc.mem_alloc()}))

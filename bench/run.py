@@ -382,10 +382,18 @@ def compress(paths):
 
 
 
-def alloc_probe():
+def alloc_probe(outdir):
+    """The firmware as flashed (.mpy, as the virtual fixture's image has it), probed."""
+    from stackpress.virtual import image
+    fw = outdir / "firmware_mpy"
+    shutil.rmtree(fw, ignore_errors=True)
+    for name, data in image.firmware_files().items():
+        (fw / name).parent.mkdir(parents=True, exist_ok=True)
+        (fw / name).write_bytes(data)
     p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=192k", str(ROOT / "bench" / "alloc_probe.py"),
-                        str(ROOT / "firmware"), str(ROOT / "tests" / "firmware")],
+                        str(fw), str(ROOT / "tests" / "firmware")],
                        capture_output=True, text=True, timeout=300)
+    shutil.rmtree(fw, ignore_errors=True)
     if p.returncode:
         raise RuntimeError("alloc probe failed: " + p.stdout + p.stderr)
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -409,6 +417,7 @@ def main(argv=None):
     jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS] + [("lost", 40.0)]
     log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
     runs = {}
+    probe = alloc_probe(outdir)  # first: seconds, and nothing long runs if it fails
     tc = run_tempco(a.seed + 200, outdir)
     zc = tc["zero_n_per_k"]
     log("load cell zero drift: %+.3f N over %+.2f K: %.4f N/K (entered as load_cell_zero_n_per_k)"
@@ -424,7 +433,6 @@ def main(argv=None):
                 runs[(r["kind"], r["setpoint_mpa"])] = r
             log("[%d/%d] %s done: %.0f s virtual in %.1f s wall (x%.0f)"
                 % (n, len(futs) + 1, r.get("name", "step"), r["virtual_s"], r["wall_s"], r["virtual_s"] / r["wall_s"]))
-    probe = alloc_probe()
 
     results = {key: analyse_hold(r) for key, r in runs.items()}
     st = analyse_step(step)

@@ -17,7 +17,7 @@ def _board_module():
 
 def run():
     board = _board_module()
-    # The largest buffers first (the telemetry history, 31 KB, and the output queue, 4 KB):
+    # The largest buffers first (the telemetry history, 30 KB, and the output queue, 4 KB):
     # after the firmware's modules are loaded the heap has free room enough but no single
     # block that big.
     from stackpress.history import History

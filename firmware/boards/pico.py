@@ -164,7 +164,7 @@ class PioHX711(HX711):
 
 
 class Board:
-    history_records = 560  # telemetry records kept for a replay: 31 KB (fewer, wider, with several load cells)
+    history_records = 544  # telemetry records kept for a replay: 30 KB (fewer, wider, with several load cells)
     load_cells = LOAD_CELLS
     name = "pico"
     root = "/"

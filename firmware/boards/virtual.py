@@ -161,7 +161,7 @@ def _i32(b, i):
 
 
 class Board:
-    history_records = 560  # telemetry records kept for a replay: 31 KB (fewer, wider, with several load cells)
+    history_records = 544  # telemetry records kept for a replay: 30 KB (fewer, wider, with several load cells)
     load_cells = int(os.getenv("STACKPRESS_LOAD_CELLS") or 1)
     name = "virtual"
     root = "/"

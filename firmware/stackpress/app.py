@@ -393,7 +393,7 @@ class App:
             self._warned = False
         if self.net <= self.ctrl.contact:
             return
-        u = self.uniformity()
+        u = self.spread()[0]
         if u is None or u <= self.cfg["max_nonuniformity_pct"]:
             return
         if m == HOLD:
@@ -403,11 +403,13 @@ class App:
             self.event("warning", alarm="nonuniform_load", uniformity_pct=round(u, 2),
                        limit_pct=self.cfg["max_nonuniformity_pct"])
 
-    def uniformity(self):
-        return uniformity_pct(self.cells.forces_n(self.cell.span_counts_per_n))
-
-    def centre_mm(self):
-        return centre_offset_mm(self.cells.forces_n(self.cell.span_counts_per_n), self.cfg["load_cell_radius_mm"])
+    def spread(self, f=None):
+        """(uniformity %, centre (x, y) mm) of the load cells' forces `f` (now, if None);
+        (None, None) below contact, where the split of no load is only noise."""
+        f = f or self.cells.forces_n(self.cell.span_counts_per_n)
+        if sum(f) <= self.cfg["contact_force_n"]:
+            return None, None
+        return uniformity_pct(f), centre_offset_mm(f, self.cfg["load_cell_radius_mm"])
 
     def _resume(self):
         """Take over what was running before the reset, from the force read now."""
@@ -542,8 +544,7 @@ class App:
             f = [round(h[o + CH0_MN + i] / 1e3, 3) for i in range(self.cells.n)]
             for i in range(self.cells.n):
                 d[self._ch_names[i]] = f[i]
-            u = uniformity_pct(f)
-            c = centre_offset_mm(f, self.cfg["load_cell_radius_mm"])
+            u, c = self.spread(f)
             d["uniformity_pct"] = None if u is None else round(u, 2)
             d["centre_x_mm"] = None if c is None else round(c[0], 3)
             d["centre_y_mm"] = None if c is None else round(c[1], 3)

@@ -99,8 +99,7 @@ def status(app, obj):
     if app.cells.n > 1:
         span0 = app.cell.span_counts_per_n
         d["channels"] = app.cells.describe(span0)
-        u = app.uniformity()
-        c = app.centre_mm()
+        u, c = app.spread()
         d["uniformity_pct"] = None if u is None else round(u, 2)
         d["centre_offset_mm"] = None if c is None else [round(c[0], 3), round(c[1], 3)]
         d["raw_counts_channels"] = list(app.hx.values)

@@ -98,7 +98,7 @@ class LoadCells:
         s0 = float(spans[0])
         for i in range(self.n):
             g = int(ONE * s0 / float(spans[i]) + 0.5)
-            if not 0 < g < 2 * ONE:
+            if not ONE // 2 <= g < 2 * ONE:
                 raise ValueError("channel %d's span %s is too far from channel 0's %s" % (i, spans[i], s0))
         for i in range(self.n):
             self.tare[i] = int(tares[i])

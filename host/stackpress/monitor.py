@@ -137,6 +137,12 @@ def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
     t.add_row("pressure", "%.4f MPa  (setpoint %.3f, error %+.4f)" % (last.get("pressure_mpa", 0),
                                                                     last.get("setpoint_mpa", 0), err))
     t.add_row("force", "%.2f N" % last.get("force_n", 0))
+    chans = sorted((k for k in last if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
+    if chans:  # several load cells: each one's share, how even, where the load sits
+        u = last.get("uniformity_pct")
+        t.add_row("load cells", "  ".join("%s: %.1f N" % (k[8:-2], last[k]) for k in chans)
+                  + "   uniformity %s   centre (%s, %s) mm" % (
+                      "-" if u is None else "%.2f %%" % u, last.get("centre_x_mm", "-"), last.get("centre_y_mm", "-")))
     t.add_row("position", "%.4f um" % last.get("position_um", 0))
     thk, temp = last.get("thickness_um"), last.get("temperature_c")
     t.add_row("cell", "thickness %s   frame %s" % ("-" if thk is None else "%+.3f um" % thk,
@@ -211,11 +217,13 @@ def monitor(link, duration_s=None, out=None, keys_in=None):
             if live is not None:
                 live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
             else:
+                chans = "".join(" %s=%s" % (k, rec[k]) for k in sorted(rec) if k.startswith("force_ch")
+                                or k in ("uniformity_pct", "centre_x_mm", "centre_y_mm"))
                 print("%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
-                      "thickness_um=%s temperature_c=%s alarms=%s"
+                      "thickness_um=%s temperature_c=%s%s alarms=%s"
                       % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
                          rec["setpoint_mpa"], rec["force_n"], rec["position_um"], rec.get("thickness_um"),
-                         rec.get("temperature_c"), "|".join(rec["alarms"]) or "-"), file=out, flush=True)
+                         rec.get("temperature_c"), chans, "|".join(rec["alarms"]) or "-"), file=out, flush=True)
                 while events:
                     print("event: %s" % events.popleft(), file=out, flush=True)
     except (KeyboardInterrupt, BrokenPipeError):

@@ -141,6 +141,19 @@ def test_monitor_runs_headless(sim):
     assert r.returncode == 0, r.stderr
     lines = [l for l in r.stdout.splitlines() if "pressure_mpa=" in l]
     assert len(lines) >= 2 and "state=hold" in lines[-1]
+    assert "force_ch2_n=" in lines[-1] and "uniformity_pct=" in lines[-1]  # the reference build's three
+
+
+def test_the_live_panel_shows_every_load_cell():
+    from stackpress.monitor import _panel
+    from rich.console import Console
+    last = {"state": "hold", "pressure_mpa": 40.0, "setpoint_mpa": 40.0, "force_n": 3141.6, "position_um": 1.0,
+            "force_ch0_n": 1100.0, "force_ch1_n": 1000.0, "force_ch2_n": 1041.6, "uniformity_pct": 5.04,
+            "centre_x_mm": 0.6, "centre_y_mm": -0.3, "alarms": []}
+    con = Console(width=140, record=True)
+    con.print(_panel({"port": "/dev/ttyACM0", "board": "pico", "firmware_version": "0.4.0"}, last, [40.0], [0.0], [1.0], []))
+    text = con.export_text()
+    assert "load cells" in text and "1: 1000.0 N" in text and "5.04 %" in text and "(0.6, -0.3) mm" in text
 
 
 def test_monitor_keys_change_the_setpoint_only_when_confirmed(sim):

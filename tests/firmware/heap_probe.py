@@ -11,7 +11,7 @@ sys.path[:0] = [sys.argv[1], sys.argv[2]]  # firmware/, tests/firmware/
 sink = bytearray(4096)  # the board double's serial line, before the firmware (not on a Pico): a reply fits
 from stackpress.history import History  # noqa: E402
 
-hist = History(560, load_cells=3)  # the reference build's three load cells
+hist = History(544, load_cells=3)  # the reference build's three load cells
 out_buf = bytearray(4096)
 from plant import FakeBoard, run_app  # noqa: E402
 from stackpress.app import App  # noqa: E402

@@ -232,3 +232,12 @@ def mount_ram_flash(path="/flash"):
 def run_app(app, n):
     for _ in range(n):
         app.loop_once()
+
+
+def command(app, board, cmd, **args):
+    """Send one command, run the app until it has answered; its one reply."""
+    board.command(cmd, **args)
+    run_app(app, 3)
+    r = replies(board.frames())
+    assert len(r) == 1, r
+    return r[0]

@@ -1,7 +1,7 @@
 import gc
 import micropython
 
-from plant import FakeBoard, mount_ram_flash, replies, run_app
+from plant import FakeBoard, command, mount_ram_flash, replies, run_app
 from stackpress.app import App
 
 
@@ -12,20 +12,12 @@ def _app(board=None, fresh=True):
     return App(board), board
 
 
-def _command(app, board, cmd, **args):
-    board.command(cmd, **args)
-    run_app(app, 3)
-    r = replies(board.frames())
-    assert len(r) == 1, r
-    return r[0]
-
-
 def _hold(app, board, mpa=40.0):
-    _command(app, board, "set", key="ramp_rate_mpa_s", value=10)
-    r = _command(app, board, "hold", mpa=mpa)
+    command(app, board, "set", key="ramp_rate_mpa_s", value=10)
+    r = command(app, board, "hold", mpa=mpa)
     assert r["ok"], r
     run_app(app, 1500)
-    st = _command(app, board, "status")["data"]
+    st = command(app, board, "status")["data"]
     assert st["state"] == "hold", st
     assert abs(st["pressure_mpa"] - mpa) < 0.01 * mpa, st
     return st
@@ -34,7 +26,7 @@ def _hold(app, board, mpa=40.0):
 def test_status_names_what_it_is():
     app, board = _app()
     run_app(app, 10)
-    st = _command(app, board, "status")["data"]
+    st = command(app, board, "status")["data"]
     for k in ("firmware_version", "runtime", "board", "state", "pressure_mpa", "setpoint_mpa", "force_n",
               "position_um", "cell_area_mm2", "alarms", "uptime_s"):
         assert k in st, k
@@ -66,13 +58,13 @@ def test_bad_input_gets_clear_errors_and_changes_nothing():
                             ("set", {"key": "cell_area_mm2", "value": 50}, "locked"),
                             ("set", {"key": "loop_gain", "value": 7}, "range"),
                             ("tare", {}, "state")):
-        r = _command(app, board, cmd, **args)
+        r = command(app, board, cmd, **args)
         assert not r["ok"] and r["err"] == code, (cmd, r)
         assert r["msg"], r
-    r = _command(app, board, "hold", mpa=500)
+    r = command(app, board, "hold", mpa=500)
     assert "MPa" in r["msg"] and "76" in r["msg"]  # the allowed range is in the message
     run_app(app, 200)
-    after = _command(app, board, "status")["data"]
+    after = command(app, board, "status")["data"]
     assert after["state"] == "hold" and after["setpoint_mpa"] == before["setpoint_mpa"]
     assert abs(after["pressure_mpa"] - 25.0) < 0.25
 
@@ -108,7 +100,7 @@ def test_reset_resumes_hold_from_measured_force_without_a_step():
     for _ in range(400):
         app2.loop_once()
         peak = max(peak, board2.plant.force_n())
-    st = _command(app2, board2, "status")["data"]
+    st = command(app2, board2, "status")["data"]
     assert st["state"] == "hold" and st["setpoint_mpa"] == 40.0
     assert peak / 78.54 <= 40.0 * 1.01, peak / 78.54
     boot = [f for f in board2.frames() if f.get("kind") == "boot"]
@@ -128,7 +120,7 @@ def test_sensor_silence_faults_and_holds_position_until_ack():
     board.sensor_ok = True
     run_app(app, 20)
     assert app.ctrl.mode == 5  # latched until acknowledged
-    r = _command(app, board, "ack")
+    r = command(app, board, "ack")
     assert r["ok"] and r["data"]["cleared"] == ["sensor_timeout"]
     run_app(app, 300)
     assert app.ctrl.mode == 2
@@ -141,7 +133,7 @@ def _tel(board):
 def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken_out():
     app, board = _app()
     run_app(app, 10)
-    _command(app, board, "set", key="stiffness_n_per_um", value=3.32)  # the plant's stiffness
+    command(app, board, "set", key="stiffness_n_per_um", value=3.32)  # the plant's stiffness
     _hold(app, board)
     run_app(app, 50)
     assert abs(app.thickness_um()) < 0.05, app.thickness_um()
@@ -156,7 +148,7 @@ def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken
     run_app(app, 300)
     assert abs(app.thickness_um() - 5.0) < 0.05, app.thickness_um()
     board.frames()
-    _command(app, board, "set", key="telemetry_period_ms", value=100)
+    command(app, board, "set", key="telemetry_period_ms", value=100)
     run_app(app, 30)
     tel = _tel(board)
     assert tel and abs(tel[-1]["thickness_um"] - 5.0) < 0.05 and tel[-1]["temperature_c"] == 35.0
@@ -165,7 +157,7 @@ def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken
 def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_one():
     app, board = _app()
     run_app(app, 10)
-    _command(app, board, "set", key="stiffness_n_per_um", value=3.32)
+    command(app, board, "set", key="stiffness_n_per_um", value=3.32)
     _hold(app, board)
     for _ in range(160):
         board.plant.gap -= 1
@@ -180,7 +172,7 @@ def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_on
     app2 = App(board2)
     run_app(app2, 400)
     assert app2.ctrl.mode == 2 and abs(app2.thickness_um() - t1) < 0.05, app2.thickness_um()
-    _command(app2, board2, "hold", mpa=30.0)
+    command(app2, board2, "hold", mpa=30.0)
     run_app(app2, 1500)
     assert app2.ctrl.mode == 2 and abs(app2.thickness_um()) < 0.05, app2.thickness_um()
 
@@ -207,15 +199,15 @@ def test_jog_moves_only_in_idle_or_gap_and_within_range():
     app, board = _app()
     run_app(app, 10)
     _hold(app, board, 25.0)
-    r = _command(app, board, "jog", um=1.0)
+    r = command(app, board, "jog", um=1.0)
     assert not r["ok"] and r["err"] == "state", r
     pos = app.stepper.position
-    r = _command(app, board, "gap")
-    r = _command(app, board, "jog", um=0.8)
+    r = command(app, board, "gap")
+    r = command(app, board, "jog", um=0.8)
     assert r["ok"] and r["data"]["steps"] == 64, r
     assert app.stepper.position == pos + 64
     for um, code in ((500, "range"), ("1", "type")):
-        r = _command(app, board, "jog", um=um)
+        r = command(app, board, "jog", um=um)
         assert not r["ok"] and r["err"] == code, r
     assert app.stepper.position == pos + 64
 
@@ -228,11 +220,11 @@ def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
     board.plant.extra_n = 5.0     # the load cell's zero drifts 0.5 N/K: +5 N at +10 K
     run_app(app, 40)
     assert abs(app.cell.force_n(app.net) - f0 - 5.0) < 0.1  # uncompensated (the default)
-    r = _command(app, board, "set", key="load_cell_zero_n_per_k", value=0.5)
+    r = command(app, board, "set", key="load_cell_zero_n_per_k", value=0.5)
     assert r["ok"], r
     run_app(app, 200)
     assert abs(app.cell.force_n(app.net) - f0) < 0.1, app.cell.force_n(app.net) - f0
-    r = _command(app, board, "tare")  # a tare at 35 degC becomes the new reference
+    r = command(app, board, "tare")  # a tare at 35 degC becomes the new reference
     assert r["ok"], r
     run_app(app, 40)
     assert app.calib["tare_temperature_c"] == 35.0 and abs(app.cell.force_n(app.net)) < 0.1

@@ -1,5 +1,5 @@
 # The e-stop and end-stop inputs, and the status LED, on the firmware tests' board double.
-from plant import FakeBoard, mount_ram_flash, replies, run_app
+from plant import FakeBoard, command, mount_ram_flash, run_app
 from stackpress.app import App
 
 
@@ -11,17 +11,9 @@ def _app():
     return app, board
 
 
-def _command(app, board, cmd, **args):
-    board.command(cmd, **args)
-    run_app(app, 3)
-    r = replies(board.frames())
-    assert len(r) == 1, r
-    return r[0]
-
-
 def _hold(app, board, mpa=40.0):
-    _command(app, board, "set", key="ramp_rate_mpa_s", value=10)
-    assert _command(app, board, "hold", mpa=mpa)["ok"]
+    command(app, board, "set", key="ramp_rate_mpa_s", value=10)
+    assert command(app, board, "hold", mpa=mpa)["ok"]
     run_app(app, 1500)
     assert app.ctrl.mode == 2
 
@@ -37,15 +29,15 @@ def test_estop_stops_switches_the_driver_off_and_holds_until_released_and_acked(
     pos = app.stepper.position
     run_app(app, 300)
     assert app.stepper.position == pos and not app.stepper.moving()
-    r = _command(app, board, "ack")
+    r = command(app, board, "ack")
     assert not r["ok"] and r["err"] == "estop" and "release" in r["msg"], r
     assert app.ctrl.mode == 5 and board.driver is False
-    st = _command(app, board, "status")["data"]
+    st = command(app, board, "status")["data"]
     assert st["estop_open"] is True and st["driver_enabled"] is False and "estop" in st["alarms"], st
     board.switches = 0
     run_app(app, 5)
     assert app.ctrl.mode == 5  # latched: released is not acknowledged
-    r = _command(app, board, "ack")
+    r = command(app, board, "ack")
     assert r["ok"] and "estop" in r["data"]["cleared"], r
     assert board.driver is True
     run_app(app, 600)
@@ -63,25 +55,25 @@ def test_estop_trips_with_the_adc_silent_too():
 
 def test_end_stop_refuses_moves_towards_it_and_allows_moves_away():
     app, board = _app()
-    assert _command(app, board, "jog", um=20.0)["ok"]
+    assert command(app, board, "jog", um=20.0)["ok"]
     run_app(app, 2)
     board.switches = 2  # reached while moving forward
     run_app(app, 2)
     assert app.ctrl.mode == 5 and "end_stop" in app.safety.names()
-    assert _command(app, board, "ack")["ok"]
+    assert command(app, board, "ack")["ok"]
     run_app(app, 20)
-    r = _command(app, board, "jog", um=5.0)
+    r = command(app, board, "jog", um=5.0)
     assert not r["ok"] and r["err"] == "end_stop", r
-    assert _command(app, board, "ack")["ok"]
+    assert command(app, board, "ack")["ok"]
     run_app(app, 20)
     pos = app.stepper.position
-    r = _command(app, board, "jog", um=-5.0)
+    r = command(app, board, "jog", um=-5.0)
     assert r["ok"], r
     run_app(app, 20)
     assert app.stepper.position == pos - 400
     board.switches = 0
     run_app(app, 2)
-    assert _command(app, board, "jog", um=5.0)["ok"]
+    assert command(app, board, "jog", um=5.0)["ok"]
 
 
 def test_end_stop_open_at_boot_refuses_every_move():
@@ -91,12 +83,12 @@ def test_end_stop_open_at_boot_refuses_every_move():
     app = App(board)
     run_app(app, 10)
     assert "end_stop" in app.safety.names()
-    assert _command(app, board, "ack")["ok"]
+    assert command(app, board, "ack")["ok"]
     run_app(app, 3)
     for um in (5.0, -5.0):
-        r = _command(app, board, "jog", um=um)
+        r = command(app, board, "jog", um=um)
         assert not r["ok"] and r["err"] == "end_stop", r
-        _command(app, board, "ack")
+        command(app, board, "ack")
         run_app(app, 3)
 
 

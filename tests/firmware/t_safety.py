@@ -5,7 +5,7 @@ import gc
 
 import micropython
 
-from plant import FakeBoard, mount_ram_flash, replies, run_app
+from plant import FakeBoard, command, mount_ram_flash, run_app
 from stackpress.app import App
 
 AREA = 78.54
@@ -19,17 +19,9 @@ def _app(board=None):
     return app, board
 
 
-def _cmd(app, board, cmd, **args):
-    board.command(cmd, **args)
-    run_app(app, 3)
-    r = replies(board.frames())
-    assert len(r) == 1, r
-    return r[0]
-
-
 def _hold(app, board, mpa=40.0):
-    assert _cmd(app, board, "set", key="ramp_rate_mpa_s", value=10)["ok"]
-    assert _cmd(app, board, "hold", mpa=mpa)["ok"]
+    assert command(app, board, "set", key="ramp_rate_mpa_s", value=10)["ok"]
+    assert command(app, board, "hold", mpa=mpa)["ok"]
     run_app(app, 1500)
     assert app.ctrl.mode == 2, app.ctrl.mode
 
@@ -41,13 +33,13 @@ def _holds_position_until_trusted_and_acked(app, board, alarm, heal):
     run_app(app, 100)
     assert app.stepper.position == pos and not app.stepper.moving()
     trusted = app.safety.trusted()
-    r = _cmd(app, board, "ack")
+    r = command(app, board, "ack")
     if not trusted:
         assert not r["ok"] and r["err"] == "sensor" and "not trusted" in r["msg"], r
         assert app.ctrl.mode == 5
         heal()
         run_app(app, 20)
-        r = _cmd(app, board, "ack")
+        r = command(app, board, "ack")
     assert r["ok"] and alarm in r["data"]["cleared"], r
     run_app(app, 600)
     assert app.ctrl.mode == 2 and abs(app.pressure_mpa(app.net) - 40.0) < 0.4, app.pressure_mpa(app.net)
@@ -122,7 +114,7 @@ def _expand(app, board, total_n, samples, limit_n):
 
 def test_over_pressure_backs_off_within_the_sample():
     app, board = _app()
-    assert _cmd(app, board, "set", key="max_pressure_mpa", value=45.0)["ok"]
+    assert command(app, board, "set", key="max_pressure_mpa", value=45.0)["ok"]
     _hold(app, board)
     trip_force = 45.0 * AREA
     # +7.6 MPa in 0.3 s: faster than this plant's motor can retreat (83 N per sample)
@@ -132,13 +124,13 @@ def test_over_pressure_backs_off_within_the_sample():
     assert board.plant.force_n() < 0.95 * trip_force, board.plant.force_n()
     assert peak < trip_force + 200.0 + 5, (peak, trip_force)  # at most one sample's rise over
     # no hold past the limit: acknowledged, it resumes 40 MPa from where it is
-    r = _cmd(app, board, "ack")
+    r = command(app, board, "ack")
     assert r["ok"] and "over_pressure" in r["data"]["cleared"]
 
 
 def test_overload_of_the_load_cell_backs_off():
     app, board = _app()
-    assert _cmd(app, board, "set", key="load_cell_capacity_n", value=3500.0)["ok"]
+    assert command(app, board, "set", key="load_cell_capacity_n", value=3500.0)["ok"]
     _hold(app, board)
     _expand(app, board, 600.0, 3, 3500.0)
     assert "overload" in app.safety.names()
@@ -147,7 +139,7 @@ def test_overload_of_the_load_cell_backs_off():
 
 def test_back_off_allocates_nothing():
     app, board = _app()
-    assert _cmd(app, board, "set", key="max_pressure_mpa", value=45.0)["ok"]
+    assert command(app, board, "set", key="max_pressure_mpa", value=45.0)["ok"]
     _hold(app, board)
     raws = []
     for i in range(30):
@@ -168,8 +160,8 @@ def test_back_off_allocates_nothing():
 
 def test_stalled_motor_faults_and_stops():
     app, board = _app()
-    assert _cmd(app, board, "set", key="ramp_rate_mpa_s", value=2)["ok"]
-    assert _cmd(app, board, "hold", mpa=40.0)["ok"]
+    assert command(app, board, "set", key="ramp_rate_mpa_s", value=2)["ok"]
+    assert command(app, board, "hold", mpa=40.0)["ok"]
     run_app(app, 200)  # in contact and ramping
     assert app.ctrl.mode == 1 and app.net > app.ctrl.contact
     board.plant.blocked = True
@@ -195,22 +187,22 @@ def test_no_stall_while_holding_a_breathing_cell():
 def test_lock_refuses_what_changes_pressure_and_survives_a_reset():
     app, board = _app()
     _hold(app, board)
-    assert _cmd(app, board, "lock")["ok"]
+    assert command(app, board, "lock")["ok"]
     for cmd, args in (("hold", {"mpa": 30.0}), ("release", {}), ("idle", {}), ("gap", {}),
                       ("set", {"key": "loop_gain", "value": 0.3}), ("jog", {"um": 1.0}), ("tare", {}),
                       ("repl", {})):
-        r = _cmd(app, board, cmd, **args)
+        r = command(app, board, cmd, **args)
         assert not r["ok"] and r["err"] == "locked" and "unlock" in r["msg"], r
     assert app.ctrl.mode == 2 and app.setpoint_mpa == 40.0 and app.cfg["loop_gain"] == 0.25
-    assert _cmd(app, board, "status")["data"]["locked"] is True
+    assert command(app, board, "status")["data"]["locked"] is True
     app = None
     gc.collect()
     board2 = FakeBoard(board.plant)
     app2 = App(board2)
     run_app(app2, 50)
-    assert app2.locked and _cmd(app2, board2, "hold", mpa=30.0)["err"] == "locked"
-    assert _cmd(app2, board2, "unlock")["ok"]
-    assert _cmd(app2, board2, "hold", mpa=30.0)["ok"]
+    assert app2.locked and command(app2, board2, "hold", mpa=30.0)["err"] == "locked"
+    assert command(app2, board2, "unlock")["ok"]
+    assert command(app2, board2, "hold", mpa=30.0)["ok"]
 
 
 def test_a_host_that_does_not_read_never_blocks_control_and_replay_fills_the_hole():
@@ -248,11 +240,11 @@ def test_a_host_that_does_not_read_never_blocks_control_and_replay_fills_the_hol
 def test_replay_says_what_is_gone():
     app, board = _app()
     run_app(app, 2 * 10 * 100)  # 100 records, 64 kept by this board
-    r = _cmd(app, board, "replay", from_seq=1)
+    r = command(app, board, "replay", from_seq=1)
     d = r["data"]
     assert d["oldest_seq"] > 1 and d["lost"] == d["oldest_seq"] - 1 and d["from_seq"] == d["oldest_seq"], d
-    assert _cmd(app, board, "replay", from_seq=0)["err"] == "type"
-    assert _cmd(app, board, "replay", from_seq=1, boot=99)["err"] == "boot"
+    assert command(app, board, "replay", from_seq=0)["err"] == "type"
+    assert command(app, board, "replay", from_seq=1, boot=99)["err"] == "boot"
 
 
 def test_watchdog_is_fed_every_pass_and_a_watchdog_reset_is_reported():
