@@ -21,7 +21,7 @@ def run():
     # after the firmware's modules are loaded the heap has free room enough but no single
     # block that big.
     from stackpress.history import History
-    hist = History(board.Board.history_records, load_cells=board.Board.load_cells)
+    hist = History(load_cells=board.Board.load_cells)
     out_buf = bytearray(4096)
     from stackpress.app import App
     app = App(board.Board(), hist, out_buf)

@@ -164,7 +164,6 @@ class PioHX711(HX711):
 
 
 class Board:
-    history_records = 544  # telemetry records kept for a replay: 30 KB (fewer, wider, with several load cells)
     load_cells = LOAD_CELLS
     name = "pico"
     root = "/"

@@ -161,7 +161,6 @@ def _i32(b, i):
 
 
 class Board:
-    history_records = 544  # telemetry records kept for a replay: 30 KB (fewer, wider, with several load cells)
     load_cells = int(os.getenv("STACKPRESS_LOAD_CELLS") or 1)
     name = "virtual"
     root = "/"
@@ -289,5 +288,8 @@ class Board:
         pass
 
     def reset(self):
-        # The sim treats the end of the board process as a reboot, as a Pico comes back.
+        # machine.reset() on a Pico: the chip restarts and nothing after it runs. Here the
+        # board process ends (the sim boots it again, as a Pico comes back); sys.exit alone
+        # would leave it at the unix port's REPL (-i), hung until the watchdog.
+        os.system("kill -TERM $PPID")
         sys.exit(0)

@@ -7,6 +7,8 @@ board can run it in virtual time. Nothing a host sends can stop the loop: every
 command error becomes an error reply.
 """
 import sys
+from binascii import hexlify
+from os import urandom
 
 import micropython
 
@@ -16,7 +18,7 @@ from stackpress.clock import Clock
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
 from stackpress.dilatometer import Dilatometer
 from stackpress.history import (ALARMS_N, CH0_MN, FORCE_MN, MS_MODE, NONE, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM,
-                                RAW, REF_10PA, S, SEQ, SP_100PA, TEMP_MC, THK_01NM, History)
+                                RAW, REF_10PA, S, SEQ, SP_100PA, TEL_RECORDS, TEMP_MC, THK_01NM, History)
 from stackpress.hx711 import HX711
 from stackpress.loadcell import LoadCell
 from stackpress.loadcells import REASONS, LoadCells, centre_offset_mm, uniformity_pct
@@ -59,9 +61,13 @@ class App:
         self.lines = LineReader()
         self._byte = bytearray(1)
         self.out = Outbox(board.serial_write, buf=out_buf)
-        self.hist = hist or History(board.history_records, load_cells=self.hx.n)
+        self.hist = hist or History(getattr(board, "history_records", TEL_RECORDS), load_cells=self.hx.n)
         self.seq = 0
         self.boot = 0
+        # The boot count restarts with a wiped flash; this does not repeat: a host keys a
+        # boot's records by it, so a new life of the fixture never passes for an old one.
+        self.boot_id = hexlify(urandom(4)).decode()
+        self.backed_off_at = None  # position when a release last finished backing off
         self.locked = False
         self.reset_cause = board.reset_cause()
         self.raw = 0
@@ -104,6 +110,8 @@ class App:
         if err:
             self.notes.append(err)
         self.calib = cal if isinstance(cal, dict) else {}
+        if "zero_counts" not in self.calib:  # stored before zeros were kept apart from tares
+            self.calib["zero_counts"] = self.calib.get("tare_counts", 0)
         self._calibrate_cells()
         st, err = self.store.load("state")
         if err:
@@ -162,6 +170,16 @@ class App:
         })
         self._saved_position = self.stepper.position
 
+    def zero_shift_n(self, tares=None):
+        """How far the tares (`tares`, or those in use) put the zero above the calibrated
+        one, N in the summed reading: what a reading is short of the force from that zero."""
+        z = self.calib.get("zero_counts", 0)
+        t = self.calib.get("tare_counts", 0) if tares is None else tares
+        n = self.cells.n
+        z = z if isinstance(z, list) and len(z) == n else [z / n] * n
+        t = t if isinstance(t, list) and len(t) == n else [t / n] * n
+        return sum((t[i] - z[i]) / self.cells.span[i] for i in range(n))
+
     def apply_config(self):
         c = self.cfg
         span = self.cell.span_counts_per_n
@@ -184,7 +202,9 @@ class App:
         self.safety.configure(c["max_pressure_mpa"] * area * span, c["load_cell_capacity_n"] * span,
                               c["travel_limit_um"] / c["um_per_step"], c["max_jump_n"] * span,
                               c["stuck_samples"], sps, c["stall_force_n"] * span,
-                              c["stiffness_n_per_um"] * c["um_per_step"] * span)
+                              c["stiffness_n_per_um"] * c["um_per_step"] * span,
+                              self.zero_shift_n() * span)
+        self.safety.hold_band(c["hold_alarm_band_mpa"] * area * span, c["hold_alarm_after_s"] * sps)
         self.cells.configure(c["max_jump_n"] * span, c["stuck_samples"], c["sample_timeout_ms"] * sps // 1000,
                              c["channel_disagree_n"] * span, c["contact_force_n"] * span)
         self.ctrl.target = self.cell.counts(self.setpoint_mpa * area)
@@ -206,7 +226,7 @@ class App:
     def run(self):
         micropython.kbd_intr(-1)  # a stray Ctrl-C on the serial line is just a byte
         try:
-            self.event("boot", firmware=commands.FIRMWARE_VERSION, board=self.board.name,
+            self.event("boot", boot_id=self.boot_id, firmware=commands.FIRMWARE_VERSION, board=self.board.name,
                        reset_cause=self.reset_cause, resume=(self.resume or {}).get("mode", "idle"),
                        setpoint_mpa=(self.resume or {}).get("setpoint_mpa", 0.0), notes=self.notes)
             self.board.watchdog_start(WATCHDOG_MS)
@@ -285,6 +305,10 @@ class App:
             return  # the driver is off until ack: nothing moves, the force is still recorded
         steps = self.ctrl.update(net)
         m = self.ctrl.mode
+        if m == HOLD:
+            sf.check_hold(net, self.ctrl.target)
+        else:
+            sf.outside = 0
         if a & TOO_MUCH or (m == FAULT and sf.latched & TOO_MUCH and net > sf.backoff_net):
             # Too much force, and a reading to trust: back off now, within this sample.
             self.fault()
@@ -350,6 +374,9 @@ class App:
 
     def housekeeping(self, now):
         self.status_led(now)
+        if self.ctrl.backed_off:
+            self.ctrl.backed_off = False
+            self.backed_off_at = self.stepper.position
         if self.profile.running and self.resume is None:
             self.profile_tick(now)
         if self._channels_out:
@@ -590,6 +617,8 @@ class App:
             data = commands.handle(self, obj)
             self.send({"t": "rep", "id": cid, "ok": True, "data": data})
         except (FrameError, commands.CommandError) as e:
+            if cid is None:
+                cid = getattr(e, "id", None)
             self.send({"t": "rep", "id": cid, "ok": False, "err": e.code, "msg": e.msg})
         except Exception as e:  # a bug in one command must not stop control
             try:

@@ -45,6 +45,14 @@ def _not_in_fault(app):
                            % ", ".join(app.safety.names()))
 
 
+def _controlling(app):
+    """The hold loop runs, or a fault interrupted it and `ack` resumes it."""
+    m = app.ctrl.mode
+    if m == FAULT:
+        m = app.mode_before_fault
+    return m in (RAMP, HOLD, RELEASE)
+
+
 def _not_locked(app, obj):
     if app.locked:
         raise CommandError("locked", "the fixture is locked (a test is running): '%s' changes pressure; "
@@ -53,7 +61,8 @@ def _not_locked(app, obj):
 
 def hello(app, obj):
     return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
-            "board": app.board.name, "runtime": app.runtime(), "fixture_id": app.board.unique_id()}
+            "board": app.board.name, "runtime": app.runtime(), "fixture_id": app.board.unique_id(),
+            "boot": app.boot, "boot_id": app.boot_id}
 
 
 def status(app, obj):
@@ -89,6 +98,7 @@ def status(app, obj):
         "estop_open": bool(app.safety.inputs & IN_ESTOP),
         "end_stop_open": bool(app.safety.inputs & IN_END_STOP),
         "driver_enabled": app.driver_on,
+        "flash_free_bytes": app.store.free_bytes(),
         "profile_running": app.profile.running,
         "profile_step": app.profile.index + 1 if app.profile.running else None,
         "calibration": app.calib,
@@ -199,6 +209,10 @@ def ack(app, obj):
 
 
 def config_get(app, obj):
+    """The settings; with "help": true, what each one is instead (two replies, as one would
+    not fit the output queue beside the telemetry)."""
+    if obj.get("help") is True:
+        return {"help": cfgmod.help_texts()}
     return {"config": cfgmod.describe(app.cfg)}
 
 
@@ -209,11 +223,18 @@ def config_set(app, obj):
         value = cfgmod.check(key, obj.get("value"))
     except cfgmod.ConfigError as e:
         raise CommandError(e.code, e.msg)
-    if key in cfgmod.LOCKED_WHILE_CONTROLLING and app.ctrl.mode in (RAMP, HOLD, RELEASE):
+    if key in cfgmod.LOCKED_WHILE_CONTROLLING and _controlling(app):
         raise CommandError("locked", "%s can't change while the fixture controls pressure (%s): "
                            "stop with 'gap' or 'idle' first" % (key, MODE_NAMES[app.ctrl.mode]))
     new = dict(app.cfg)
     new[key] = value
+    if key in cfgmod.LOOP_KEYS and _controlling(app):
+        g, r = cfgmod.loop_change(app.cfg, new)
+        if g > cfgmod.LOOP_STEP or r > cfgmod.LOOP_STEP:
+            raise CommandError("loop", "%s %s %s would make the running hold loop %.3g times as %s (at most %g "
+                               "at a time): change it in steps, or go to 'gap' first and hold again"
+                               % (key, value, cfgmod.SCHEMA[key][3], g if g > cfgmod.LOOP_STEP else r,
+                                  "aggressive" if g > cfgmod.LOOP_STEP else "fast or slow", cfgmod.LOOP_STEP))
     if app.setpoint_mpa > app.max_setpoint_mpa(new):
         raise CommandError("range", "%s=%s would put the current setpoint %.3f MPa above the allowed maximum"
                            % (key, value, app.setpoint_mpa))
@@ -224,12 +245,17 @@ def config_set(app, obj):
 
 
 def tare(app, obj):
+    """Zero the load cells, only when the fixture is demonstrably unloaded: idle and still
+    since a release backed the plunger off, and reading within tare_max_shift_n of the
+    calibrated zero (a tare under load would make every later hold press harder)."""
     _not_locked(app, obj)
-    if app.ctrl.mode != IDLE:
-        raise CommandError("state", "tare needs the fixture unloaded and idle (now %s): 'release' first"
+    if app.ctrl.mode != IDLE or app.stepper.moving() or app.backed_off_at is None or \
+            app.stepper.position > app.backed_off_at:
+        raise CommandError("state", "tare needs the fixture unloaded: 'release' first (it steps the pressure "
+                           "down and backs the plunger off), then tare while it is idle (now %s)"
                            % MODE_NAMES[app.ctrl.mode])
-    if app.samples < 4:
-        raise CommandError("state", "no force reading yet: wait for the load cell")
+    if app.samples < 4 or not app.safety.trusted():
+        raise CommandError("state", "no trusted force reading yet: wait for the load cell")
     cal = dict(app.calib)
     cells = app.cells
     if cells.n == 1:
@@ -242,6 +268,12 @@ def tare(app, obj):
                                % (bad[0], REASONS[cells.bad_now[bad[0]]]))
         cal["tare_counts"] = list(app.hx.values)  # each cell's reading now is its zero
         cal["span_counts_per_n"] = list(cells.span)
+    shift = app.zero_shift_n(cal["tare_counts"])
+    if abs(shift) > app.cfg["tare_max_shift_n"]:
+        raise CommandError("loaded", "the load cells read %.1f N from their calibrated zero, and a tare may move it "
+                           "by %g N at most (tare_max_shift_n): the fixture is not unloaded. 'release' it; if "
+                           "the zero really moved, recalibrate ('stackpress calibrate')"
+                           % (shift, app.cfg["tare_max_shift_n"]))
     t = app.board.temperature_c()
     if t is not None:
         cal["tare_temperature_c"] = round(t, 3)  # the zero drift is counted from here
@@ -288,7 +320,8 @@ def set_calibration(app, obj):
             isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                        for v in p) for p in pts)):
         raise CommandError("type", "'points' must be up to 6 pairs [force_n, counts]")
-    cal = {"tare_counts": tare_c, "span_counts_per_n": span, "reference": _text(obj, "reference", 60),
+    cal = {"tare_counts": tare_c, "zero_counts": tare_c, "span_counts_per_n": span,
+           "reference": _text(obj, "reference", 60),
            "date": _text(obj, "date", 32), "points": pts}
     for k in ("residual_rms_n", "uncertainty_pct", "tare_temperature_c"):
         if k in obj:
@@ -341,11 +374,15 @@ def replay(app, obj):
     if "boot" in obj and obj["boot"] != app.boot:
         raise CommandError("boot", "records of boot %r are gone: the fixture has restarted since "
                            "(this is boot %d)" % (obj["boot"], app.boot))
+    z = obj.get("to_seq", app.seq)
+    if isinstance(z, bool) or not isinstance(z, int) or z < a:
+        raise CommandError("type", "'to_seq' must be a whole number >= from_seq, got %r" % (z,))
+    z = min(z, app.seq)
     oldest = app.hist.oldest_seq()
     first = max(a, oldest)
-    app.hist.start(first, app.seq)
-    return {"boot": app.boot, "from_seq": first, "to_seq": app.seq, "oldest_seq": oldest,
-            "lost": max(0, min(oldest, app.seq + 1) - a)}
+    app.hist.start(first, z)
+    return {"boot": app.boot, "from_seq": first, "to_seq": z, "oldest_seq": oldest,
+            "lost": max(0, min(oldest, z + 1) - a)}
 
 
 def profile_set(app, obj):
@@ -376,6 +413,7 @@ def profile_run(app, obj):
 
 def profile_stop(app, obj):
     """Stop the schedule where it is: the fixture goes on holding the setpoint it had."""
+    _not_locked(app, obj)
     if app.profile.running:
         app.profile.stop()
         app.apply_config()

@@ -40,6 +40,7 @@ class Controller:
         self.f_q4 = 0        # slow-filtered measurement for tare and display, net counts << 4
         self._frac = 0       # sub-step remainder, Q16
         self._backoff_left = 0
+        self.backed_off = False  # a release has just finished backing off (the app takes it)
         self.configure(429.5, 0.0125 * 3.3 * 429.5, 0.25, 421, 210, 250, 8590, 4000)
 
     def configure(self, counts_per_n, counts_per_step, loop_gain, up_cps, down_cps,
@@ -114,6 +115,7 @@ class Controller:
                 b = self._backoff_left
                 if b <= 0:
                     self.mode = IDLE
+                    self.backed_off = True
                     return 0
                 b = b if b < self.max_steps else self.max_steps
                 self._backoff_left -= b

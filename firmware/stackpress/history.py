@@ -1,9 +1,9 @@
 """What the fixture said, kept in RAM so a host that was away can ask for it again.
 
 Telemetry records are kept as fixed-point integers in one preallocated array (56 bytes
-a record; 544 records: 30 KB, 45 min at a 5 s telemetry period, 9 min at 1 s; with
-several load cells a record is 4 bytes a cell longer and fewer are kept: 448 with three,
-37 min at 5 s); the
+a record; 480 records: 27 KB, 40 min at a 5 s telemetry period, 8 min at 1 s; with
+several load cells a record is 4 bytes a cell longer and fewer are kept: 395 with three,
+33 min at 5 s); the
 record a host reads, live or replayed, is always formatted from these integers, so a
 replayed record is byte for byte the one sent live. Events are rare and kept as the
 frames that were sent. Both share the sequence numbers of one boot; a reset empties
@@ -12,7 +12,7 @@ host is told where).
 """
 import uctypes
 
-TEL_RECORDS = 544
+TEL_RECORDS = 480  # the boards keep this many (one place: boards and tests read it here)
 EVT_RECORDS = 32
 # Fields of a telemetry entry (integers; NONE where a value is absent).
 # ALARMS_N: the alarm bits (16) and, above them, the samples since the previous record.

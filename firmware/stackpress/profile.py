@@ -53,7 +53,7 @@ class Profile:
         self.holding = False  # the current step has reached its setpoint
         self.held_s = 0       # hold time done in this step (s + ms: no big ints on the RP2040)
         self.held_ms = 0
-        self._last = 0
+        self._last = 0  # type: int | None
 
     def start(self):
         self.running = True
@@ -83,9 +83,12 @@ class Profile:
     def tick(self, holding, now, ticks_diff):
         """Call every sample while running, `holding` when the fixture holds the step's
         setpoint. True when the step's hold is over. Allocation-free."""
-        if not holding:
+        if not holding or self._last is None:
+            # Not holding, or the first tick after a reset: the board's clock restarted,
+            # so nothing before now counts (a reset lengthens a hold, never shortens it).
             self._last = now
-            return False
+            if not holding:
+                return False
         if not self.holding:
             self.holding = True
             self._last = now
@@ -125,3 +128,4 @@ class Profile:
         self.holding = doc.get("holding") is True and self.running
         self.held_s = h if isinstance(h, int) and h >= 0 else 0
         self.held_ms = 0
+        self._last = None

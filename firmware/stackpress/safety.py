@@ -21,9 +21,14 @@ channel_fault      one of several load cells fails (any of the    it is left out
                                                                   control goes on (2 needed)
 nonuniform_load    uniformity_pct above max_nonuniformity_pct     reported (a warning event
                    while holding                                  while ramping)
+hold_deviation     while holding, the pressure further than       reported; the hold goes on
+                   hold_alarm_band_mpa from the setpoint for
+                   most of hold_alarm_after_s (a loop setting
+                   gone wrong, a motor that can't follow)
 A fault never moves the motor blind: with no trusted force reading the position is
 held (the self-locking worm and screw keep the load); backing off from over-pressure
-needs a trusted reading. `ack` is refused until the load cell is trusted again
+needs a trusted reading, and its limits count from the calibrated zero (a tare can't
+raise them). `ack` is refused until the load cell is trusted again
 (TRUST_SAMPLES good conversions in a row). The same table is in PROTOCOL.md. The
 sensor conditions are judged per load cell in loadcells.py: they trip here when too
 few cells are left to trust the total.
@@ -44,9 +49,10 @@ ESTOP = 1024
 END_STOP = 2048
 CHANNEL_FAULT = 4096
 NONUNIFORM = 8192
+HOLD_DEVIATION = 16384
 ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset",
                "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset", "estop",
-               "end_stop", "channel_fault", "nonuniform_load")
+               "end_stop", "channel_fault", "nonuniform_load", "hold_deviation")
 # The board's inputs() bits: 1 = that normally-closed circuit is open.
 IN_ESTOP = 1
 IN_END_STOP = 2
@@ -77,13 +83,20 @@ class Safety:
         self._sw_strikes = 0
         self.inputs = 0
         self.end_dir = 0  # the direction (+1/-1) that reached the open end stop; 0: unknown
+        self.band = _BIG  # hold deviation: the band (counts) and a leaky count of samples outside it
+        self.band_limit = 1 << 20
+        self.outside = 0
 
     def configure(self, max_net_counts, overload_counts, travel_limit_steps, max_jump_counts, stuck_samples,
-                  stall_window_samples, stall_counts, counts_per_step):
-        self.max_net = int(max_net_counts)
-        self.overload_net = int(overload_counts)
+                  stall_window_samples, stall_counts, counts_per_step, zero_shift_counts=0):
+        """`zero_shift_counts`: how far the tare has moved the zero above the calibrated one.
+        A reading is that much below the force from the calibrated zero, so the force
+        limits come down by it: a tare (under load, or walked up) never raises them."""
+        lift = max(0, int(zero_shift_counts))
+        self.max_net = int(max_net_counts) - lift
+        self.overload_net = int(overload_counts) - lift
         # Back off to 90 % of the lower limit: below every accepted setpoint (<= 95 %).
-        self.backoff_net = int(0.9 * min(max_net_counts, overload_counts))
+        self.backoff_net = int(0.9 * min(max_net_counts, overload_counts)) - lift
         self.max_steps = int(travel_limit_steps)
         self.max_jump = max(1, int(max_jump_counts))
         self.stuck_samples = int(stuck_samples)
@@ -201,6 +214,25 @@ class Safety:
         elif expect >= self.stall_counts:
             self._sw_strikes = 0
         return 0
+
+    def hold_band(self, band_counts, after_samples):
+        self.band = max(1, int(band_counts))
+        self.band_limit = max(1, int(after_samples))
+        self.outside = 0
+
+    def check_hold(self, net, target):
+        """Call once per sample while holding: a sample outside the band counts up, one
+        inside counts down, so a steady offset or an oscillation that spends most of its
+        time outside trips hold_deviation after band_limit samples, and noise never does.
+        Allocation-free."""
+        d = net - target
+        if d > self.band or d < -self.band:
+            self.outside += 1
+            if self.outside >= self.band_limit:
+                self.outside = 0
+                self.latched |= HOLD_DEVIATION
+        elif self.outside:
+            self.outside -= 1
 
     def trip(self, bits):
         self.latched |= bits

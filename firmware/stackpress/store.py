@@ -24,6 +24,11 @@ class Store:
         except ValueError as e:
             return None, "%s.json unreadable: %s" % (name, e)
 
+    def free_bytes(self):
+        """Room left on the filesystem (what `stackpress flash` checks before it starts)."""
+        st = os.statvfs(self._root or "/")
+        return st[0] * st[4]
+
     def save(self, name, doc):
         path = self._path(name)
         tmp = path + ".tmp"

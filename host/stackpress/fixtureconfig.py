@@ -15,6 +15,17 @@ class ConfigFileError(Exception):
     pass
 
 
+def settings(link, with_help=False):
+    """The fixture's settings {key: {value, unit, min, max[, help]}}; the meanings come in a
+    reply of their own (both together would not fit the fixture's output queue)."""
+    cfg = link.command("config")["config"]
+    if with_help:
+        helps = link.command("config", help=True)["help"]
+        for k, d in cfg.items():
+            d["help"] = helps.get(k, "")
+    return cfg
+
+
 def render(info, cfg):
     lines = ["# stackpress fixture settings: `stackpress config push FILE` sets them on a fixture",
              "# pulled %s from %s (board %s, firmware %s)" % (
@@ -55,7 +66,7 @@ def differences(doc, cfg):
 
 
 def config_file(link, action, path, as_json=False):
-    cfg = link.command("config")["config"]
+    cfg = settings(link, with_help=action == "pull")
     if action == "pull":
         info = dict(link.command("hello"), port=link.port)
         with open(path, "w") as f:

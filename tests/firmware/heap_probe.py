@@ -9,9 +9,9 @@ import micropython
 
 sys.path[:0] = [sys.argv[1], sys.argv[2]]  # firmware/, tests/firmware/
 sink = bytearray(4096)  # the board double's serial line, before the firmware (not on a Pico): a reply fits
-from stackpress.history import History  # noqa: E402
+from stackpress.history import TEL_RECORDS, History  # noqa: E402
 
-hist = History(544, load_cells=3)  # the reference build's three load cells
+hist = History(TEL_RECORDS, load_cells=3)  # the reference build's three load cells
 out_buf = bytearray(4096)
 from plant import FakeBoard, run_app  # noqa: E402
 from stackpress.app import App  # noqa: E402

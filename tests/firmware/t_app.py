@@ -1,7 +1,7 @@
 import gc
 import micropython
 
-from plant import FakeBoard, command, mount_ram_flash, replies, run_app
+from plant import SPAN, TARE, FakeBoard, command, mount_ram_flash, replies, run_app
 from stackpress.app import App
 
 
@@ -215,6 +215,10 @@ def test_jog_moves_only_in_idle_or_gap_and_within_range():
 def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
     app, board = _app()
     run_app(app, 30)
+    assert command(app, board, "set_calibration", tare_counts=TARE, span_counts_per_n=SPAN, reference="certificate",
+                   date="2026-11-30", tare_temperature_c=25.0)["ok"]
+    assert command(app, board, "release")["ok"]  # unloaded, and shown to be: backed off
+    run_app(app, 60)
     f0 = app.cell.force_n(app.net)
     board.temp_c = 35.0
     board.plant.extra_n = 5.0     # the load cell's zero drifts 0.5 N/K: +5 N at +10 K

@@ -6,16 +6,17 @@ from plant import SPAN, TARE, FakeBoard, command, mount_ram_flash, run_app
 from stackpress.app import App
 
 
-def _app(shares=None, tare=True):
-    """A three-load-cell app, tared unloaded (each test board cell reads TARE counts at 0 N)."""
+def _app(shares=None):
+    """A three-load-cell app calibrated as each cell's certificate says (each test board cell
+    reads TARE counts at 0 N and SPAN counts per N)."""
     mount_ram_flash("/flash")
     board = FakeBoard(load_cells=3)
     if shares:
         board.shares = shares
     app = App(board)
-    if tare:
-        run_app(app, 10)
-        assert command(app, board, "tare")["ok"]
+    run_app(app, 10)
+    assert command(app, board, "set_calibration", tare_counts=[TARE] * 3, span_counts_per_n=[SPAN] * 3,
+                   reference="certificates", date="2026-11-30")["ok"]
     return app, board
 
 
@@ -112,8 +113,9 @@ def test_two_load_cells_cut_at_once_fault_and_hold_position():
 
 
 def test_tare_zeroes_every_load_cell_and_takes_a_left_out_one_back():
-    app, board = _app(tare=False)
-    run_app(app, 20)
+    app, board = _app()
+    assert command(app, board, "release")["ok"]  # unloaded, and shown to be: backed off
+    run_app(app, 60)
     board.plant.extra_n = 0.0
     app.cells.excluded = 4  # as if load cell 2 had been outvoted
     app.cells.why[2] = 5

@@ -49,13 +49,14 @@ def compiled(name, source):
 
 
 def firmware_files(firmware=FIRMWARE):
-    """{path on the board: bytes}: every module as .mpy, main.py as source."""
+    """{path on the board: bytes}: every module as .mpy, main.py as source, and the data
+    files the firmware reads at run time (.txt) as they are."""
     files = {}
-    for p in sorted(Path(firmware).rglob("*.py")):
+    for p in sorted(Path(firmware).rglob("*")):
         rel = str(p.relative_to(firmware))
-        if rel == "main.py":
+        if rel == "main.py" or p.suffix == ".txt":
             files[rel] = p.read_bytes()
-        else:
+        elif p.suffix == ".py":
             files[rel[:-3] + ".mpy"] = compiled(rel, p.read_bytes())
     return files
 
