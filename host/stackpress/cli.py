@@ -36,12 +36,19 @@ EXAMPLES = {
 }
 
 
+SPEED_RANGE = (0.001, 1e6)
+
+
 def _speed(text):
     if text == "max":
         return None
-    v = float(text)
-    if v <= 0:
-        raise argparse.ArgumentTypeError("speed must be > 0 or 'max'")
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("speed takes a number (times real time) or 'max', got %r" % text) from None
+    if not SPEED_RANGE[0] <= v <= SPEED_RANGE[1]:  # also nan and inf
+        raise argparse.ArgumentTypeError("speed must be %g to %g times real time, or 'max'; got %s" % (
+            SPEED_RANGE[0], SPEED_RANGE[1], text))
     return v
 
 
@@ -234,7 +241,8 @@ def cmd_config(a, link):
             print("stackpress config: %s" % e, file=sys.stderr)
             return 2
     if a.key is None:
-        cfg = link.command("config")["config"]
+        from .fixtureconfig import settings
+        cfg = settings(link, with_help=True)
         if a.json:
             print(json.dumps(cfg))
         else:

@@ -1,14 +1,22 @@
-"""`stackpress flash`: put this firmware on a fixture, changing only what differs.
+"""`stackpress flash`: put this firmware on a fixture, changing only what differs, and
+never leave it without a firmware that runs.
 
+0. Before anything on the fixture changes: every file compiles (main.py too, though it
+   goes as source), and the board's flash has room for the new files beside the old ones
+   (`flash_free_bytes` in status).
 1. The running firmware is asked to hand over (`repl`): it stops the motor where it is
    (the self-locking worm and screw keep the load: pressure stays, nothing moves) and
    saves its mode and setpoint. A locked fixture refuses: `unlock` first.
 2. Through mpremote, the board's files are hashed (SHA-256, on the board) and only those
-   that differ are copied: modules compiled by mpy-cross, main.py as source. Files of
-   the firmware's folders that this firmware does not have are removed (a stale .py
-   would be imported before its new .mpy). Every file is hashed again afterwards.
-3. The board is reset; the firmware reads the force, then resumes what it was doing.
-   Its `firmware_version` and `protocol_version` must be this tree's.
+   that differ are copied, each as FILE.new beside the old one: modules compiled by
+   mpy-cross, main.py as source. A copy that fails leaves the old firmware whole.
+3. Then, in one step on the board, each old file becomes FILE.old and each FILE.new takes
+   its place; files of the firmware's folders that this firmware does not have (a stale
+   .py would be imported before its new .mpy) become .old too. Every file is hashed again.
+4. The board is reset; the firmware reads the force, then resumes what it was doing. Its
+   `firmware_version` and `protocol_version` must be this tree's. If it does not start,
+   the .old files are put back and the board reset into the firmware it had; either way
+   the message says which firmware runs and in what state.
 """
 import json
 import re
@@ -54,8 +62,35 @@ print('HASHES' + json.dumps(out))
 """
 
 
+# Blocks a staged copy may need beyond the files' own bytes (littlefs metadata, rounding).
+SPARE_BYTES = 16 * 4096
+
+
 class FlashError(Exception):
     pass
+
+
+def _checked_files(firmware):
+    """The firmware as the board gets it, every file compiled first (main.py included,
+    though it goes as source): a syntax error stops here, before the fixture is touched."""
+    try:
+        files = image.firmware_files(firmware)
+        main = Path(firmware) / "main.py"
+        if main.exists():
+            image.compiled("main.py", main.read_bytes())
+    except (RuntimeError, OSError) as e:
+        raise FlashError("%s; nothing was changed on the fixture" % e) from None
+    if "main.py" not in files:
+        raise FlashError("%s has no main.py; nothing was changed on the fixture" % firmware)
+    return files
+
+
+def _room_needed(files):
+    return sum(-(-len(d) // 4096) * 4096 for d in files.values()) + SPARE_BYTES
+
+
+def _state(st):
+    return "%s at %.3f MPa (setpoint %.3f)" % (st["state"], st["pressure_mpa"], st["setpoint_mpa"])
 
 
 def local_versions(firmware):
@@ -81,32 +116,53 @@ def board_hashes(port, paths):
     return json.loads(out[i + 6:].strip().splitlines()[0])
 
 
-def _sha(data):
-    import hashlib
-    return hashlib.sha256(data).hexdigest()
-
-
-def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    t0 = time.monotonic()
-    want_fw, want_proto = local_versions(firmware)
-    say("compiling the firmware with mpy-cross")
-    files = image.firmware_files(firmware)
-    before = None
+# On the board, in one exec: each old file steps aside as .old, each staged .new takes
+# its place; stale files step aside too (a rollback puts them all back).
+SWAP_CODE = """
+import os
+def mv(a, b):
     try:
-        with Link(port, timeout_s=1.5) as link:
-            before = link.command("status", retries=1)
-            r = link.command("repl")
-            say("fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
-                % (r["resume_on_reset"], before["pressure_mpa"]))
-    except LinkError:
-        say("no firmware answers on %s: flashing through the REPL" % port)
-    time.sleep(0.3)
-    say("reading the board's files")
-    have = board_hashes(port, files)
-    changed = sorted(p for p, data in files.items() if have.get(p) != _sha(data))
-    stale = sorted(p for p, h in have.items() if h is not None and p not in files
-                   and p.split("/")[0] in FOLDERS)
+        os.remove(b)
+    except OSError:
+        pass
+    try:
+        os.rename(a, b)
+    except OSError:
+        pass
+for p in %s:
+    mv(p, p + '.old')
+    os.rename(p + '.new', p)
+for p in %s:
+    mv(p, p + '.old')
+"""
+ROLLBACK_CODE = """
+import os
+for p in %s:
+    try:
+        os.stat(p + '.old')
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+        os.rename(p + '.old', p)
+    except OSError:
+        try:
+            os.remove(p)
+        except OSError:
+            pass
+"""
+REMOVE_CODE = """
+import os
+for p in %s:
+    try:
+        os.remove(p)
+    except OSError:
+        pass
+"""
+
+
+def _stage(port, files, changed, say):
+    """Copy each changed file beside the old one, as FILE.new."""
     with tempfile.TemporaryDirectory() as tmp:
         if changed:
             mk = "import os\nfor d in %s:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % json.dumps(
@@ -116,26 +172,110 @@ def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
             say("copying %s (%d of %d, %d bytes)" % (p, i, len(changed), len(files[p])))
             local = Path(tmp) / p.replace("/", "_")
             local.write_bytes(files[p])
-            _mpremote(port, "fs", "cp", str(local), ":" + p)
-    for p in stale:
-        say("removing %s (not in this firmware)" % p)
-        _mpremote(port, "exec", "import os\nos.remove(%r)\n" % p)
-    say("verifying")
-    after = board_hashes(port, files)
-    wrong = [p for p, data in files.items() if after.get(p) != _sha(data)]
-    if wrong:
-        raise FlashError("after copying, these files differ on the board: %s; run flash again" % ", ".join(wrong))
-    say("resetting")
+            _mpremote(port, "fs", "cp", str(local), ":" + p + ".new")
+
+
+def _remove(port, paths):
+    if paths:
+        _mpremote(port, "exec", REMOVE_CODE % json.dumps(paths))
+
+
+def _rollback(port, changed, stale):
+    _mpremote(port, "exec", ROLLBACK_CODE % json.dumps(changed + stale))
+
+
+def _reset(port):
     try:
         _mpremote(port, "exec", RESET_CODE.decode(), timeout=20)
     except (FlashError, subprocess.TimeoutExpired):
         pass  # the board went away mid-command: that is the reset
-    info = _wait_for_firmware(port, timeout_s=30)
+
+
+def _back_to(port):
+    """Reset into the firmware the board has, and say what runs and in what state."""
+    _reset(port)
+    info, why = _wait_for_firmware(port, timeout_s=30)
     if info is None:
-        raise FlashError("no firmware answered on %s after the reset" % port)
-    if info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto:
-        raise FlashError("the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
-            info.get("firmware_version"), info.get("protocol_version"), want_fw, want_proto))
+        return ("no firmware answers on %s now (%s): the board is at its MicroPython REPL, the motor still; "
+                "'stackpress flash' again, or 'mpremote connect %s resume fs ls' to look" % (port, why, port))
+    try:
+        with Link(port, timeout_s=2.0) as link:
+            end = time.monotonic() + 30
+            while True:
+                st = link.command("status")
+                if st.get("sensor_trusted", True) or time.monotonic() > end:
+                    break
+                time.sleep(0.3)
+    except LinkError as e:
+        return "the fixture runs firmware %s, but its status did not come: %s" % (info["firmware_version"], e)
+    return "the fixture runs firmware %s again, %s" % (st["firmware_version"], _state(st))
+
+
+def _sha(data):
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    t0 = time.monotonic()
+    try:
+        want_fw, want_proto = local_versions(firmware)
+    except (OSError, AttributeError) as e:
+        raise FlashError("%s is not a stackpress firmware tree (stackpress/version.py): %s" % (firmware, e)) from None
+    say("compiling the firmware with mpy-cross")
+    files = _checked_files(firmware)
+    need = _room_needed(files)
+    before = None
+    try:
+        with Link(port, timeout_s=1.5) as link:
+            before = link.command("status", retries=1)
+            free = before.get("flash_free_bytes")
+            if isinstance(free, int) and free < need:
+                raise FlashError("this firmware needs up to %d bytes of the board's flash while it is copied (old "
+                                 "and new side by side), and it has %d free; nothing was changed: the fixture runs "
+                                 "firmware %s, %s" % (need, free, before["firmware_version"], _state(before)))
+            r = link.command("repl")
+            say("fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
+                % (r["resume_on_reset"], before["pressure_mpa"]))
+    except LinkError:
+        say("no firmware answers on %s: flashing through the REPL" % port)
+    time.sleep(0.3)
+    say("reading the board's files")
+    have = board_hashes(port, files)
+    changed = sorted(p for p, data in files.items() if have.get(p) != _sha(data))
+    ours = [p for p, h in have.items() if h is not None and p.split("/")[0] in FOLDERS]
+    stale = sorted(p for p in ours if p not in files and not p.endswith((".new", ".old")))
+    _remove(port, sorted(p for p in ours if p.endswith((".new", ".old"))))  # left by a flash that was cut
+    try:
+        _stage(port, files, changed, say)
+    except (FlashError, subprocess.TimeoutExpired) as e:
+        try:
+            _remove(port, [p + ".new" for p in changed])
+        except (FlashError, subprocess.TimeoutExpired):
+            pass
+        raise FlashError("%s; nothing was changed: %s" % (e, _back_to(port))) from None
+    say("putting %d new files in place" % len(changed))
+    _mpremote(port, "exec", SWAP_CODE % (json.dumps(changed), json.dumps(stale)))
+    say("verifying")
+    after = board_hashes(port, files)
+    wrong = [p for p, data in files.items() if after.get(p) != _sha(data)]
+    info = None
+    if not wrong:
+        say("resetting")
+        _reset(port)
+        info, why = _wait_for_firmware(port, timeout_s=30)
+        if info is not None and (info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto):
+            why = "the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
+                info.get("firmware_version"), info.get("protocol_version"), want_fw, want_proto)
+            info = None
+    else:
+        why = "after copying, these files differ on the board: %s" % ", ".join(wrong)
+    if info is None:
+        say("the new firmware does not run (%s): putting the previous one back" % why)
+        _rollback(port, changed, stale)
+        raise FlashError("the new firmware did not start (%s); %s" % (why, _back_to(port)))
+    _remove(port, [p + ".old" for p in changed + stale])
     say("waiting for the firmware to take over (it reads the force first)")
     with Link(port, timeout_s=2.0) as link:
         end = time.monotonic() + 30

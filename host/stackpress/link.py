@@ -9,7 +9,10 @@ import time
 import serial
 
 from . import PROTOCOL_VERSION
-from .protocol import FrameError, frame, parse
+from .protocol import FrameError, ProtocolError, check_record, check_reply, frame, parse
+
+# A fixture's longest line is a few KB; this many bytes without a frame is not a fixture.
+MAX_NOISE_BYTES = 65536
 
 
 # Commands that do the same when done twice: resent when a reply never came.
@@ -49,6 +52,7 @@ class Link:
         self._id = int(time.time() * 1000) % 100000
         self.bad_frames = 0
         self.noise = []
+        self._noise_bytes = 0  # received since the last good frame
         self.ser.reset_input_buffer()
 
     def close(self):
@@ -67,6 +71,9 @@ class Link:
                 line, self._buf = self._buf[:nl], self._buf[nl + 1:]
                 yield line
                 continue
+            if len(self._buf) > MAX_NOISE_BYTES:  # a device that never ends a line
+                self._noise(self._buf)
+                self._buf = b""
             if time.monotonic() >= deadline:
                 return
             try:
@@ -76,15 +83,27 @@ class Link:
             if chunk:
                 self._buf += chunk
 
+    def _noise(self, line):
+        self.bad_frames += 1
+        self.noise.append(line[:200])
+        del self.noise[:-20]
+        self._noise_bytes += len(line) + 1
+        if self._noise_bytes > MAX_NOISE_BYTES:
+            self._noise_bytes = 0
+            raise LinkError("%s sends bytes that are not stackpress frames (%d KB without one): it is not a "
+                            "stackpress fixture running its firmware" % (self.port, MAX_NOISE_BYTES // 1024))
+
     def _decode(self, line):
         try:
-            return parse(line)
-        except FrameError:
+            obj = parse(line)
+            if obj.get("t") in ("tel", "evt"):
+                check_record(obj)
+        except (FrameError, ProtocolError):
             if line.strip():
-                self.bad_frames += 1
-                self.noise.append(line[:200])
-                del self.noise[:-20]
+                self._noise(line)
             return None
+        self._noise_bytes = 0
+        return obj
 
     def records(self, duration_s):
         """Yield telemetry and event records for duration_s seconds (None: forever)."""
@@ -115,8 +134,13 @@ class Link:
                 if obj.get("t") == "rep":
                     if obj.get("id") == cid:
                         if obj.get("ok"):
-                            return obj.get("data") or {}
-                        raise DeviceError(obj.get("err"), obj.get("msg"))
+                            data = obj.get("data") or {}
+                            try:
+                                check_reply(cmd, data)
+                            except ProtocolError as e:
+                                raise LinkError("%s is not a stackpress fixture: %s" % (self.port, e)) from None
+                            return data
+                        raise DeviceError(str(obj.get("err")), str(obj.get("msg")))
                     if obj.get("id") is None and obj.get("err") in ("crc", "frame", "json"):
                         garbled = True
                         break  # our frame arrived garbled: send it again

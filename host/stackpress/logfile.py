@@ -13,20 +13,35 @@ uncommitted rows, which the next one asks the fixture to replay, so nothing is l
 A rotating log is a series of such files, a fresh one each UTC day and/or when the
 current one reaches a size: <stem>.<start, UTC><ext>, so they sort in time order. Each
 has the whole metadata header and says which file it continues.
+
+A log belongs to one fixture (`fixture_id` in its metadata) and is written by one logger
+at a time (an exclusive lock on the file while it is open). Rows carry the boot's
+identity (`boot_id`, drawn by the firmware at each boot) besides its count: a fixture whose
+flash was wiped counts its boots from 1 again, and its records are still told apart.
 """
 import datetime
+import fcntl
 import glob
 import json
 import os
 import sqlite3
+import stat
 import time
 
 TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
               "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
-COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"] + TEL_FIELDS + ["alarms", "event"]
+KEY_COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"]
+TAIL_COLUMNS = ["alarms", "event", "boot_id"]
+COLUMNS = KEY_COLUMNS + TEL_FIELDS + TAIL_COLUMNS
 CHANNEL_FIELDS = ["uniformity_pct", "centre_x_mm", "centre_y_mm"]
 SQL_TYPES = {"boot": "INTEGER", "seq": "INTEGER", "device_ms": "INTEGER", "n_samples": "INTEGER",
-             "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT"}
+             "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT",
+             "boot_id": "TEXT"}
+
+
+class LogError(Exception):
+    """The file given can't be this fixture's log (another fixture's, a device, a folder
+    that does not exist, one another logger writes): exit code 2, nothing written."""
 UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
          "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
          "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
@@ -44,25 +59,27 @@ def tel_fields(load_cells=1):
 
 
 def columns(load_cells=1):
-    return ["boot", "seq", "device_ms", "host_time_utc"] + tel_fields(load_cells) + ["alarms", "event"]
+    return KEY_COLUMNS + tel_fields(load_cells) + TAIL_COLUMNS
 
 
 def _fields_of(cols):
     """The telemetry columns among a file's columns."""
-    return cols[4:-2]
+    return [c for c in cols if c not in KEY_COLUMNS and c not in TAIL_COLUMNS]
 
 
 def utc():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def values(rec, now, fields=TEL_FIELDS):
-    """A record as the values of the columns with these telemetry fields."""
-    key = [rec.get("boot"), rec.get("seq"), rec.get("device_ms"), now]
+def values(rec, now, cols=COLUMNS, boot_id=None):
+    """A record as the values of a file's columns (`boot_id`: its boot's identity)."""
+    d = {"boot": rec.get("boot"), "seq": rec.get("seq"), "device_ms": rec.get("device_ms"), "host_time_utc": now,
+         "boot_id": boot_id}
     if rec.get("t") == "tel":
-        return key + [rec.get(k) for k in fields] + ["|".join(rec.get("alarms", [])), None]
-    ev = {k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")}
-    return key + [None] * (len(fields) + 1) + [json.dumps(ev)]
+        d["alarms"] = "|".join(rec.get("alarms", []))
+        return [d[c] if c in d else rec.get(c) for c in cols]
+    d["event"] = json.dumps({k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")})
+    return [d.get(c) for c in cols]
 
 
 def _load_cells(meta):
@@ -73,7 +90,41 @@ def _load_cells(meta):
 
 
 def meta_text(v):
-    return v if isinstance(v, str) else json.dumps(v)
+    """A metadata value on one line: text as it is, unless it holds a line break or other
+    control character (a device's text must not add lines to the header): then as JSON."""
+    if isinstance(v, str) and v.isprintable():
+        return v
+    return json.dumps(v)
+
+
+def _lock(fd, path):
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise LogError("%s is being written by another stackpress logger: one logger per file "
+                       "(stop the other, or give another --out)" % path) from None
+
+
+def _check_path(path, exists):
+    """A log is a regular file in a folder that exists."""
+    if exists:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise LogError("%s is not a regular file: a log goes to a file (or --out DIR/ for one per fixture)"
+                           % path)
+    else:
+        d = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(d):
+            raise LogError("the folder %s does not exist: create it, or give another --out" % d)
+
+
+def check_owner(path, meta_of_file, meta):
+    """A log is resumed only by the fixture it belongs to."""
+    theirs = meta_of_file.get("fixture_id")
+    ours = meta.get("fixture_id")
+    if theirs and ours and theirs != ours:
+        raise LogError("%s is the log of fixture %s; this is fixture %s. A log holds one fixture: give "
+                       "another --out (or --out DIR/ for a file per fixture)" % (path, theirs, ours))
 
 
 class CsvLog:
@@ -84,17 +135,25 @@ class CsvLog:
         exists = os.path.exists(path)
         if exists and not resume:
             raise FileExistsError(path)
+        _check_path(path, exists)
         self.path = path
         self.last = None  # (boot, seq) of the last row
+        self.last_boot_id = None
         self.rows = 0
         self.gaps = 0
         self.cols = columns(_load_cells(meta))
-        if exists:
-            self._cut_torn_line()
-            self.last = _last_key(path)
-            self.cols = _header(path) or self.cols  # the file's own columns go on
-        self.fields = _fields_of(self.cols)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _lock(self.fd, path)
+        if exists:
+            try:
+                check_owner(path, _csv_meta(path), meta)
+            except LogError:
+                os.close(self.fd)
+                raise
+            self._cut_torn_line()
+            self.cols = _header(path) or self.cols  # the file's own columns go on
+            self.last, self.last_boot_id = _last_key(path, self.cols)
+        self.fields = _fields_of(self.cols)
         self._synced = time.monotonic()
         if not exists:
             head = "".join("# %s: %s\n" % (k, meta_text(v)) for k, v in meta.items())
@@ -104,10 +163,22 @@ class CsvLog:
                       % (utc(), *(self.last or ("-", "-"))))
 
     def _cut_torn_line(self):
+        """A killed logger's half-written last row goes; only the file's tail is read."""
         with open(self.path, "rb+") as f:
-            data = f.read()
-            if data and not data.endswith(b"\n"):
-                f.truncate(data.rfind(b"\n") + 1)
+            end = f.seek(0, 2)
+            pos = end
+            while pos > 0:
+                step = min(65536, pos)
+                f.seek(pos - step)
+                chunk = f.read(step)
+                if pos == end and chunk.endswith(b"\n"):
+                    return
+                nl = chunk.rfind(b"\n")
+                if nl >= 0:
+                    f.truncate(pos - step + nl + 1)
+                    return
+                pos -= step
+            f.truncate(0)
 
     def _put(self, text):
         b = text.encode()
@@ -126,10 +197,11 @@ class CsvLog:
     def note(self, text):
         self._put("# %s\n" % text)
 
-    def row(self, rec):
-        self._put(",".join(_cell(v) for v in values(rec, utc(), self.fields)) + "\n")
+    def row(self, rec, boot_id=None):
+        self._put(",".join(_cell(v) for v in values(rec, utc(), self.cols, boot_id)) + "\n")
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
+        self.last_boot_id = boot_id
         self.flush()
 
     def write(self, rec):
@@ -148,17 +220,32 @@ class CsvLog:
         os.close(self.fd)
 
 
+def _csv_meta(path):
+    """The metadata of a CSV log (its '# key: value' lines before the header)."""
+    meta = {}
+    with open(path, newline="", errors="replace") as f:
+        for line in f:
+            if not line.startswith("#"):
+                break
+            k, sep, v = line[1:].strip().partition(": ")
+            if sep:
+                meta.setdefault(k, v)
+    return meta
+
+
 def _header(path):
     """The column names of a CSV log (its first line that is not metadata), or None."""
-    with open(path, newline="") as f:
+    with open(path, newline="", errors="replace") as f:
         for line in f:
             if not line.startswith("#"):
                 return line.rstrip("\r\n").split(",")
     return None
 
 
-def _last_key(path):
-    """(boot, seq) of the last data row of a CSV log, or None."""
+def _last_key(path, cols=None):
+    """((boot, seq), boot_id) of the last data row of a CSV log; (None, None) if none."""
+    cols = cols or _header(path) or []
+    at = cols.index("boot_id") if "boot_id" in cols else None
     with open(path, "rb") as f:
         f.seek(0, 2)
         size = f.tell()
@@ -166,18 +253,21 @@ def _last_key(path):
         lines = f.read().decode(errors="replace").splitlines()
     for line in reversed(lines):
         if line and not line.startswith("#") and not line.startswith("boot,"):
-            parts = line.split(",", 2)
+            parts = line.split(",")
             try:
-                return int(parts[0]), int(parts[1])
+                key = int(parts[0]), int(parts[1])
             except (ValueError, IndexError):
                 continue
-    return None
+            # boot_id is last, after the event's JSON (which may hold commas): count from the end
+            bid = parts[at - len(cols)] if at is not None and len(parts) >= len(cols) else None
+            return key, bid or None
+    return None, None
 
 
 def last_key(path):
     """(boot, seq) of the last row of a log file of either format, or None."""
     if format_of(path) == "csv":
-        return _last_key(path)
+        return _last_key(path)[0]
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
         r = db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
@@ -200,15 +290,27 @@ class SqliteLog:
         exists = os.path.exists(path)
         if exists and not resume:
             raise FileExistsError(path)
+        _check_path(path, exists)
         self.path = path
         self.rows = 0
+        self.last_boot_id = None
+        # One logger per file: a lock on a descriptor of our own (SQLite's are its own business).
+        self._lockfd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        _lock(self._lockfd, path)
         # Opened by the main thread, then written by the fixture's logger thread alone.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")  # a killed writer never leaves a torn database
         tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if exists and "records" not in tables:
-            self.db.close()
-            raise ValueError("%s is not a stackpress log (no records table)" % path)
+        if exists and tables and "records" not in tables:
+            self.close()
+            raise LogError("%s is not a stackpress log (no records table)" % path)
+        if "meta" in tables:
+            try:
+                check_owner(path, dict(self.db.execute("SELECT key, value FROM meta")), meta)
+            except LogError:
+                self.db.close()
+                os.close(self._lockfd)
+                raise
         self.db.execute("BEGIN")
         self.cols = columns(_load_cells(meta))
         if not exists or not tables:
@@ -221,8 +323,10 @@ class SqliteLog:
             self.last = None
         else:
             self.cols = [r[1] for r in self.db.execute("PRAGMA table_info(records)")]
-            r = self.db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
-            self.last = tuple(r) if r else None
+            bid = "boot_id" if "boot_id" in self.cols else "NULL"
+            r = self.db.execute("SELECT boot, seq, %s FROM records ORDER BY rowid DESC LIMIT 1" % bid).fetchone()
+            self.last = tuple(r[:2]) if r else None
+            self.last_boot_id = r[2] if r else None
             self.note("resumed %s by a new logger; last row was boot %s seq %s"
                       % (utc(), *(self.last or ("-", "-"))))
         self.fields = _fields_of(self.cols)
@@ -232,10 +336,11 @@ class SqliteLog:
     def note(self, text):
         self.db.execute("INSERT INTO notes VALUES (?, (SELECT max(rowid) FROM records), ?)", (utc(), text))
 
-    def row(self, rec):
-        self.db.execute(self._insert, values(rec, utc(), self.fields))
+    def row(self, rec, boot_id=None):
+        self.db.execute(self._insert, values(rec, utc(), self.cols, boot_id))
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
+        self.last_boot_id = boot_id
 
     def flush(self):
         self.db.execute("COMMIT")
@@ -245,8 +350,10 @@ class SqliteLog:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
     def close(self):
-        self.db.execute("COMMIT")
+        if self.db.in_transaction:
+            self.db.execute("COMMIT")
         self.db.close()
+        os.close(self._lockfd)
 
 
 FORMATS = {"csv": CsvLog, "sqlite": SqliteLog}
@@ -278,6 +385,7 @@ class Rotating:
         if old:
             self.cur = self.cls(old[-1], meta, resume=True)
             self.last = self.cur.last
+            self.last_boot_id = self.cur.last_boot_id
             for path in reversed(old[:-1]):  # the newest file may have no row yet
                 if self.last is not None:
                     break
@@ -285,6 +393,7 @@ class Rotating:
         else:
             self.cur = self._open(None)
             self.last = None
+            self.last_boot_id = None
         self.path = self.cur.path
         self._day = self._day_of(self.path)
 
@@ -316,16 +425,17 @@ class Rotating:
             return True
         return bool(self.max_bytes) and self.cur.size_bytes() >= self.max_bytes
 
-    def row(self, rec):
+    def row(self, rec, boot_id=None):
         if self._due():
             self.cur.note("continued in the next file (rotation)")
             self.cur.close()
             self.cur = self._open(self.cur.path)
             self.path = self.cur.path
             self._day = self._day_of(self.path)
-        self.cur.row(rec)
+        self.cur.row(rec, boot_id)
         self.rows += 1
         self.last = self.cur.last
+        self.last_boot_id = boot_id
 
     def note(self, text):
         self.cur.note(text)

@@ -16,7 +16,8 @@ import time
 
 from . import discover
 from .link import DeviceError, Link, LinkError
-from .logfile import UNITS, open_log, utc
+from .logfile import UNITS, LogError, open_log, utc
+from .protocol import FIXTURE_ID
 
 REPLAY_RETRY_S = 3.0
 SCAN_EVERY_S = 5.0
@@ -26,30 +27,46 @@ PROGRESS_EVERY_S = 5.0
 class Sequencer:
     """Puts records in (boot, seq) order, exactly once: duplicates dropped, records after a
     hole held back while the hole is replayed, and what the fixture no longer has noted
-    as lost."""
+    as lost. A boot is known by its count and its identity (`boot_id`, from `hello`,
+    `status` and the boot event): a fixture whose flash was wiped counts from boot 1
+    again, and its records are new ones, not duplicates of the old boot 1."""
 
     def __init__(self, log):
         self.log = log
         self.boot, self.last = log.last if log.last else (None, 0)
+        self.boot_id = getattr(log, "last_boot_id", None)
         self.pending = {}
         self.want = None       # first seq of a hole to ask for
         self.asked_at = None
         self.duplicates = 0
         self.lost = 0
 
-    def new_boot(self, boot):
+    def new_boot(self, boot, boot_id=None):
         if self.boot is not None:
             self._give_up_pending("the fixture restarted (boot %s)" % boot)
-            self.log.note("fixture rebooted: boot %s" % boot)
-        self.boot, self.last = boot, 0
+            if isinstance(boot, int) and isinstance(self.boot, int) and boot <= self.boot:
+                self.log.note("the fixture's boot count restarted: boot %s (boot_id %s) after boot %s (boot_id %s); "
+                              "its flash was erased or replaced, and its records go on from here"
+                              % (boot, boot_id, self.boot, self.boot_id))
+            else:
+                self.log.note("fixture rebooted: boot %s" % boot)
+        self.boot, self.boot_id, self.last = boot, boot_id, 0
         self.want = None
+
+    def _same_boot(self, boot, boot_id):
+        if boot != self.boot:
+            return False
+        return boot_id is None or self.boot_id is None or boot_id == self.boot_id
 
     def offer(self, rec):
         b, s = rec.get("boot"), rec.get("seq")
         if not isinstance(s, int):
             return
-        if b != self.boot or (rec.get("kind") == "boot" and s == 1 and self.last >= 1):
-            self.new_boot(b)
+        bid = rec.get("boot_id") if rec.get("kind") == "boot" else None
+        if not self._same_boot(b, bid) or (rec.get("kind") == "boot" and s == 1 and self.last >= 1):
+            self.new_boot(b, bid)
+        elif bid and self.boot_id is None:
+            self.boot_id = bid
         if s <= self.last or s in self.pending:
             self.duplicates += 1
             return
@@ -63,7 +80,7 @@ class Sequencer:
                 self.asked_at = None
 
     def _write(self, rec):
-        self.log.row(rec)
+        self.log.row(rec, self.boot_id)
         self.last = rec["seq"]
 
     def _drain(self):
@@ -86,6 +103,12 @@ class Sequencer:
                 self.last = gone_to
             self._drain()
 
+    def hole(self):
+        """(from_seq, to_seq) to ask a replay for: the first hole only, not what came after it."""
+        if self.want is None:
+            return None
+        return self.want, (min(self.pending) - 1 if self.pending else None)
+
     def _give_up_pending(self, why):
         if self.pending:
             first = min(self.pending)
@@ -96,8 +119,10 @@ class Sequencer:
 
     def catch_up(self, status):
         """After (re)connecting: ask for what was said while no one listened."""
-        if status.get("boot") != self.boot:
-            self.new_boot(status.get("boot"))
+        if not self._same_boot(status.get("boot"), status.get("boot_id")):
+            self.new_boot(status.get("boot"), status.get("boot_id"))
+        elif self.boot_id is None:
+            self.boot_id = status.get("boot_id")
         if status.get("seq", 0) > self.last:
             self.want = self.last + 1
             self.asked_at = None
@@ -160,6 +185,7 @@ class FixtureLogger:
             # A new log starts with the oldest record the fixture still holds: its history
             # comes first, and nothing before it is called lost.
             self.seq.boot = status.get("boot")
+            self.seq.boot_id = status.get("boot_id")
             self.seq.last = max(0, status.get("oldest_seq", 1) - 1)
             self.log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
                           % (self.seq.boot, self.seq.last + 1))
@@ -193,8 +219,10 @@ class FixtureLogger:
                 seq.offer(rec)
             if seq.want is not None and (seq.asked_at is None or time.monotonic() - seq.asked_at > REPLAY_RETRY_S):
                 seq.asked_at = time.monotonic()
+                a, z = seq.hole()
+                upto = {} if z is None else {"to_seq": z}
                 try:
-                    seq.replayed(self.link.command("replay", from_seq=seq.want, boot=seq.boot))
+                    seq.replayed(self.link.command("replay", from_seq=a, boot=seq.boot, **upto))
                 except DeviceError as e:
                     if e.code != "boot":
                         raise
@@ -254,9 +282,16 @@ def _reconnect(port_of, fixture_id, stop, end):
 
 
 def out_path(out, fixture_id, fmt):
-    """--out DIR (one file per fixture, named by its id) or --out FILE (one fixture)."""
+    """--out DIR (one file per fixture, named by its id) or --out FILE (one fixture). The id
+    comes from the device: only the firmware's form (16 hex digits) names a file."""
     if out.endswith(os.sep) or os.path.isdir(out):
-        os.makedirs(out, exist_ok=True)
+        if not isinstance(fixture_id, str) or not FIXTURE_ID.match(fixture_id):
+            raise LinkError("a device gave the fixture id %.40r, not 16 hex digits: not a stackpress fixture"
+                            % (fixture_id,))
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise LogError("can't make the folder %s: %s" % (out, e.strerror)) from None
         return os.path.join(out, "%s.%s" % (fixture_id, fmt))
     return out
 
@@ -286,8 +321,18 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
         threads.append(t)
         t.start()
 
+    ended = []  # summaries of fixture loggers that stopped (and were started again)
+
     def scan_now():
-        known = {lg.fixture_id: lg for lg in loggers}
+        known = {}
+        for i, lg in enumerate(loggers):
+            if not threads[i].is_alive() and lg.error:
+                # Stopped on an error (a full disk, a file it could not write): once the
+                # fixture answers again, a new logger resumes its file.
+                ended.append(lg.summary())
+                del loggers[i], threads[i]
+                return scan_now()
+            known[lg.fixture_id] = lg
         busy = {lg.port for lg in loggers if lg.connected}
         for port in discover.candidate_ports():
             if port in busy:
@@ -301,7 +346,9 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
                 continue
             try:
                 start(port, fixture_id=fid)
-            except (LinkError, DeviceError) as e:  # taken meanwhile, or gone: the next scan sees
+                if any(e["fixture_id"] == fid for e in ended):
+                    _say("stackpress log: logging fixture %s again (its logger had stopped)" % fid)
+            except (LinkError, DeviceError, LogError, OSError) as e:  # taken meanwhile, gone, or its file
                 _say("stackpress log: not yet logging %s: %s" % (port, e))
 
     code = 0
@@ -335,14 +382,14 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
                 break
     except KeyboardInterrupt:
         pass
-    except (LinkError, DeviceError) as e:
+    except (LinkError, DeviceError, LogError) as e:
         _say("stackpress log: %s" % e)
-        code = 3 if isinstance(e, LinkError) else 4
+        code = 3 if isinstance(e, LinkError) else 4 if isinstance(e, DeviceError) else 2
     finally:
         stop.set()
         for t in threads:
             t.join(10)
-    summaries = [lg.summary() for lg in loggers]
+    summaries = ended + [lg.summary() for lg in loggers]
     for s in summaries:
         _say("wrote %d rows to %s (%d lost, %d duplicates dropped)%s"
              % (s["rows"], s["file"], s["lost"], s["duplicates_dropped"],

@@ -4,7 +4,59 @@ One frame per line: compact JSON, '*', CRC-32 (zlib's, the same as MicroPython's
 binascii.crc32) as 8 lower-case hex digits, newline.
 """
 import json
+import re
 import zlib
+
+from . import PROTOCOL_VERSION
+
+FIXTURE_ID = re.compile(r"[0-9a-f]{16}\Z")  # a Pico's flash id as the firmware writes it
+BOOT_ID = re.compile(r"[0-9a-f]{8}\Z")
+_INT, _NUM, _STR, _LIST, _BOOL = (int,), (int, float), (str,), (list,), (bool,)
+# What a fixture's replies must hold (PROTOCOL.md); a device whose reply lacks any of it, or
+# gives it another type, is not a stackpress fixture, whatever else it says.
+REPLY_FIELDS = {
+    "hello": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
+              "fixture_id": _STR, "boot": _INT, "boot_id": _STR},
+    "status": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
+               "fixture_id": _STR, "boot": _INT, "boot_id": _STR, "state": _STR, "pressure_mpa": _NUM,
+               "setpoint_mpa": _NUM, "force_n": _NUM, "position_um": _NUM, "cell_area_mm2": _NUM,
+               "alarms": _LIST, "seq": _INT, "oldest_seq": _INT, "samples": _INT, "locked": _BOOL},
+    "replay": {"boot": _INT, "from_seq": _INT, "to_seq": _INT, "oldest_seq": _INT, "lost": _INT},
+}
+RECORD_FIELDS = {"boot": _INT, "seq": _INT, "device_ms": _INT}
+
+
+class ProtocolError(ValueError):
+    """A device broke the protocol: what it sent is not what a stackpress fixture sends."""
+
+
+def _check(obj, fields, what):
+    for k, types in fields.items():
+        v = obj.get(k)
+        if v is None:
+            raise ProtocolError("%s has no '%s'" % (what, k))
+        if not isinstance(v, types) or (types is not _BOOL and isinstance(v, bool)):
+            raise ProtocolError("%s has '%s' = %.40r, not %s" % (what, k, v, "/".join(t.__name__ for t in types)))
+
+
+def check_reply(cmd, data):
+    """Raise ProtocolError if the reply to `cmd` lacks what the protocol promises."""
+    if not isinstance(data, dict):
+        raise ProtocolError("its reply to '%s' is not an object" % cmd)
+    fields = REPLY_FIELDS.get(cmd)
+    if "protocol_version" in (fields or ()) and data.get("protocol_version") != PROTOCOL_VERSION:
+        return  # another protocol has other fields: Link.hello says which side to update
+    if fields:
+        _check(data, fields, "its reply to '%s'" % cmd)
+        if "fixture_id" in fields and not FIXTURE_ID.match(data["fixture_id"]):
+            raise ProtocolError("its fixture_id %r is not 16 hex digits" % data["fixture_id"][:40])
+        if "boot_id" in fields and not BOOT_ID.match(data["boot_id"]):
+            raise ProtocolError("its boot_id %r is not 8 hex digits" % data["boot_id"][:40])
+
+
+def check_record(obj):
+    """Raise ProtocolError if a telemetry record or event lacks its key fields."""
+    _check(obj, RECORD_FIELDS, "a '%s' record" % obj.get("t"))
 
 
 class FrameError(ValueError):

@@ -33,14 +33,25 @@ def _raw_repl_reset(port):
 
 
 def _wait_for_firmware(port, timeout_s=20):
+    """(hello reply, None) once a firmware answers; (None, why) when none does within
+    timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped)."""
     end = time.monotonic() + timeout_s
+    why = "no firmware answered within %d s" % timeout_s
     while time.monotonic() < end:
+        link = None
         try:
-            with Link(port, timeout_s=1.0) as link:
-                return link.command("hello", retries=0)
-        except LinkError:
-            time.sleep(0.3)
-    return None
+            link = Link(port, timeout_s=1.0)
+            return link.command("hello", retries=0), None
+        except LinkError as e:
+            why = str(e)
+        finally:
+            if link is not None:
+                noise = b"\n".join(link.noise) + link._buf
+                link.close()
+                if b">>>" in noise or b"Traceback" in noise:
+                    return None, "the board is at its MicroPython REPL: the firmware stopped as it started"
+        time.sleep(0.3)
+    return None, why
 
 
 def reset(port):
@@ -52,9 +63,9 @@ def reset(port):
         if not _raw_repl_reset(port):
             print("stackpress: %s answers neither the protocol nor the raw REPL" % port, file=sys.stderr)
             return 3
-    info = _wait_for_firmware(port)
+    info, why = _wait_for_firmware(port)
     if info is None:
-        print("stackpress: no firmware answered on %s after the reset" % port, file=sys.stderr)
+        print("stackpress: no firmware answered on %s after the reset: %s" % (port, why), file=sys.stderr)
         return 3
     print("firmware %s is running on %s" % (info["firmware_version"], info["board"]))
     return 0

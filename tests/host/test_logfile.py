@@ -88,7 +88,8 @@ def test_a_file_that_is_not_a_log_is_refused(tmp_path):
     db.execute("CREATE TABLE t (x)")
     db.commit()
     db.close()
-    with pytest.raises(ValueError, match="not a stackpress log"):
+    from stackpress.logfile import LogError
+    with pytest.raises(LogError, match="not a stackpress log"):
         SqliteLog(str(path), {}, resume=True)
 
 

@@ -105,8 +105,9 @@ def test_several_load_cells_are_summarised_and_drawn(tmp_path):
                "force_ch2_n": f[2], "uniformity_pct": round(u, 3), "centre_x_mm": 0.6, "centre_y_mm": -0.3}
         lines.append(",".join(str(rec.get(c, "")) for c in cols))
         if k == 300:
-            lines.append("1,301,300500,2026-11-24T00:00:00+00:00" + "," * (len(cols) - 4)
-                         + '"{""kind"": ""channel"", ""channel"": 1, ""why"": ""no_data"", ""left"": 2}"')
+            ev = {"boot": 1, "seq": 301, "device_ms": 300500, "host_time_utc": "2026-11-24T00:00:00+00:00",
+                  "event": '"{""kind"": ""channel"", ""channel"": 1, ""why"": ""no_data"", ""left"": 2}"'}
+            lines.append(",".join(str(ev.get(c, "")) for c in cols))
     (tmp_path / "run.csv").write_text("\n".join(lines) + "\n")
     assert report(tmp_path / "run.csv", tmp_path / "out", as_json=True) == 0
     s = json.loads((tmp_path / "out" / "summary.json").read_text())

@@ -7,7 +7,9 @@ stdin/stdout are relayed to the pty master, so the pty's far end behaves as a Pi
 model over loopback TCP in lockstep virtual time; when it exits (reset, crash,
 mpremote soft reset) it is started again, as a Pico reboots, and the physical world
 goes on as it was. Output never blocks the board: bytes the host does not read are
-dropped, as USB CDC drops them.
+dropped, as USB CDC drops them. Input is never dropped: what the host writes waits until
+the board has taken it, and meanwhile the pty fills and the host's write blocks, as a
+write to a Pico's USB serial does.
 """
 import errno
 import hashlib
@@ -89,6 +91,7 @@ class Sim:
         self.samples = 0
         self.dropped_bytes = 0
         self.backlog = bytearray()  # board output the host has not taken yet
+        self.to_board = bytearray()  # host input the board has not taken yet
         self.backlog_since = None
         self.dropping = False
         self._down_since = time.monotonic()
@@ -300,18 +303,21 @@ class Sim:
         if self.master is None:
             self.backlog.clear()
             return
+        rl = [self.listener] + ([self.master] if not self.to_board else [])
         try:
-            r, w, _ = select.select([self.master, self.listener], [self.master], [], HOST_WAIT_S / 4)
+            r, w, _ = select.select(rl, [self.master], [], HOST_WAIT_S / 4)
         except InterruptedError:
             return
         self._flush_backlog()
+        self._to_board()
         if self.master in r:
             self._from_host()
         if self.listener in r:
             self._accept()
 
     def _io(self, timeout):
-        rl = [self.listener] + ([self.master] if self.master is not None else [])
+        # The host's input is read only when the board has taken the last of it.
+        rl = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
         if self.board is not None:
             rl.append(self.board.stdout)
         if self.conn is not None and self.pending is None and not self.backlog:
@@ -319,16 +325,20 @@ class Sim:
         if timeout is None:
             timeout = 0.2
             if self.pending is not None:
-                timeout = max(0.0, self.pending[1] - time.monotonic())
+                timeout = min(0.2, max(0.0, self.pending[1] - time.monotonic()))
         # While dropping (nobody read for a while), a pty with room again means a host is
         # reading: from then on nothing is lost.
         wl = [self.master] if self.dropping and self.master is not None else []
+        if self.to_board and self.board is not None:
+            wl.append(self.board.stdin)
         try:
             r, w, _ = select.select(rl, wl, [], timeout)
         except InterruptedError:
             return
-        if w:
+        if self.master in w:
             self.dropping = False
+        if self.to_board:
+            self._to_board()
         if self.pending is not None and time.monotonic() >= self.pending[1]:
             self._send(self.pending[0])
             self.pending = None
@@ -494,20 +504,33 @@ class Sim:
             self.dropping = True
 
     def _from_host(self):
-        if self.master is None:
+        if self.master is None or self.to_board:
             return
         try:
             data = os.read(self.master, 65536)
         except (BlockingIOError, OSError):
             return
         if self.board is not None and data:
-            try:
-                self.board.stdin.write(data)
-            except (BlockingIOError, BrokenPipeError, OSError):
-                pass
+            self.to_board += data
+            self._to_board()
+
+    def _to_board(self):
+        """As much of the host's input as the board's stdin takes now; the rest waits."""
+        if self.board is None:
+            self.to_board.clear()  # a board that reset lost what was on its way, as a Pico's USB buffer
+            return
+        try:
+            n = os.write(self.board.stdin.fileno(), self.to_board)
+        except BlockingIOError:
+            return
+        except (BrokenPipeError, OSError):
+            self.to_board.clear()
+            return
+        del self.to_board[:n]
 
     def _board_exited(self):
         rc = self.board.returncode
+        self.to_board.clear()
         self._from_board_drain()
         self.board.stdout.close()
         self.board.stdin.close()
