@@ -53,14 +53,14 @@ def scenario(name, events, cycles=1, rest_s=600, load=None):
 class Sim:
     """One `stackpress sim` with a stable port link, a status file and a truth file."""
 
-    def __init__(self, name, scen, seed=1, truth_every=1):
+    def __init__(self, name, scen, seed=1, truth_every=1, speed="max", extra=()):
         self.name = name
         self.link = str(OUT / ("%s.port" % name))
         self.status_path = OUT / ("%s_status.json" % name)
         self.truth = OUT / ("%s_truth.csv" % name)
         self.errlog = open(OUT / ("%s_sim.log" % name), "w")
-        args = [str(BIN / "stackpress"), "sim", "--speed", "max", "--seed", str(seed), "--scenario", str(scen),
-                "--link", self.link, "--status", str(self.status_path)]
+        args = [str(BIN / "stackpress"), "sim", "--speed", str(speed), "--seed", str(seed), "--scenario", str(scen),
+                "--link", self.link, "--status", str(self.status_path), *extra]
         if truth_every:
             args += ["--truth", str(self.truth), "--truth-every", str(truth_every)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog, text=True)
@@ -544,7 +544,8 @@ def main():
     ap.add_argument("--channel-fault-s", type=float, default=120.0, help="how long each load-cell fault lasts, s")
     a = ap.parse_args()
     sys.modules.setdefault("run", sys.modules[__name__])  # one module, one _TIMES, when run as a script
-    import load_cells  # here: it imports this module's helpers
+    import load_cells  # here: they import this module's helpers
+    import misuse
     OUT.mkdir(parents=True, exist_ok=True)
     jobs = {
         "long_run": lambda: run_long(a.seed, a.days),
@@ -557,6 +558,7 @@ def main():
         "link": lambda: run_link(a.seed, a.away_s),
         "fuzz": lambda: run_fuzz(a.fuzz),
         "load_cells": lambda: load_cells.run_load_cells(a.seed, a.channel_fault_s),
+        "misuse": lambda: misuse.run_misuse(a.seed),
     }
     if a.only:
         jobs = {k: v for k, v in jobs.items() if k in a.only.split(",")}

@@ -9,6 +9,7 @@ from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE
 from stackpress import profile as profmod
 from stackpress.loadcells import REASONS, LoadCells
+from stackpress.protocol import MAX_LINE
 from stackpress.safety import CHANNEL_FAULT, END_STOP, IN_END_STOP, IN_ESTOP, SENSOR_BAD
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
@@ -62,7 +63,7 @@ def _not_locked(app, obj):
 def hello(app, obj):
     return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
             "board": app.board.name, "runtime": app.runtime(), "fixture_id": app.board.unique_id(),
-            "boot": app.boot, "boot_id": app.boot_id}
+            "boot": app.boot, "boot_id": app.boot_id, "max_line_bytes": MAX_LINE}
 
 
 def status(app, obj):

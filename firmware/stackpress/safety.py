@@ -23,8 +23,9 @@ nonuniform_load    uniformity_pct above max_nonuniformity_pct     reported (a wa
                    while holding                                  while ramping)
 hold_deviation     while holding, the pressure further than       reported; the hold goes on
                    hold_alarm_band_mpa from the setpoint for
-                   most of hold_alarm_after_s (a loop setting
-                   gone wrong, a motor that can't follow)
+                   hold_alarm_after_s (swinging: over a third
+                   of the time); a loop setting gone wrong, a
+                   motor that can't follow
 A fault never moves the motor blind: with no trusted force reading the position is
 held (the self-locking worm and screw keep the load); backing off from over-pressure
 needs a trusted reading, and its limits count from the calibrated zero (a tare can't
@@ -217,17 +218,17 @@ class Safety:
 
     def hold_band(self, band_counts, after_samples):
         self.band = max(1, int(band_counts))
-        self.band_limit = max(1, int(after_samples))
+        self.band_limit = 2 * max(1, int(after_samples))
         self.outside = 0
 
     def check_hold(self, net, target):
-        """Call once per sample while holding: a sample outside the band counts up, one
-        inside counts down, so a steady offset or an oscillation that spends most of its
-        time outside trips hold_deviation after band_limit samples, and noise never does.
-        Allocation-free."""
+        """Call once per sample while holding: a sample outside the band counts up by two,
+        one inside down by one, so an excursion that lasts after_samples, or an oscillation
+        that spends over a third of its time outside, trips hold_deviation; noise inside
+        the band never does. Allocation-free."""
         d = net - target
         if d > self.band or d < -self.band:
-            self.outside += 1
+            self.outside += 2
             if self.outside >= self.band_limit:
                 self.outside = 0
                 self.latched |= HOLD_DEVIATION

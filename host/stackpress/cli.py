@@ -8,6 +8,7 @@ import sys
 import time
 
 from .link import DeviceError, Link, LinkError
+from .protocol import frame
 
 EXAMPLES = {
     "sim": "stackpress sim --speed 50 --seed 1 --set fixture.adc.rate_sps=80",
@@ -357,6 +358,12 @@ def cmd_profile(a, link):
     from .profile import UNTIL_STOPPED, describe, duration
     if a.action == "run":
         name, steps = _profile_file(a)
+        limit = link.hello().get("max_line_bytes", 512)
+        size = len(frame({"id": 99999, "cmd": "profile_set", "steps": steps}))
+        if size > limit:
+            print("stackpress profile: the schedule is %d bytes as one command and the fixture takes %d: fewer "
+                  "steps, or numbers with fewer digits" % (size, limit), file=sys.stderr)
+            return 2
         link.command("profile_set", steps=steps)
         r = link.command("profile_run")
     elif a.action == "stop":

@@ -16,7 +16,9 @@ never leave it without a firmware that runs.
 4. The board is reset; the firmware reads the force, then resumes what it was doing. Its
    `firmware_version` and `protocol_version` must be this tree's. If it does not start,
    the .old files are put back and the board reset into the firmware it had; either way
-   the message says which firmware runs and in what state.
+   the message says which firmware runs and in what state. The .old files stay until the
+   next flash (which removes them first): the running firmware owns the line, and they are
+   the previous firmware, should it be wanted back by hand.
 """
 import json
 import re
@@ -275,7 +277,6 @@ def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
         say("the new firmware does not run (%s): putting the previous one back" % why)
         _rollback(port, changed, stale)
         raise FlashError("the new firmware did not start (%s); %s" % (why, _back_to(port)))
-    _remove(port, [p + ".old" for p in changed + stale])
     say("waiting for the firmware to take over (it reads the force first)")
     with Link(port, timeout_s=2.0) as link:
         end = time.monotonic() + 30

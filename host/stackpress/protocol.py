@@ -16,7 +16,7 @@ _INT, _NUM, _STR, _LIST, _BOOL = (int,), (int, float), (str,), (list,), (bool,)
 # gives it another type, is not a stackpress fixture, whatever else it says.
 REPLY_FIELDS = {
     "hello": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
-              "fixture_id": _STR, "boot": _INT, "boot_id": _STR},
+              "fixture_id": _STR, "boot": _INT, "boot_id": _STR, "max_line_bytes": _INT},
     "status": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
                "fixture_id": _STR, "boot": _INT, "boot_id": _STR, "state": _STR, "pressure_mpa": _NUM,
                "setpoint_mpa": _NUM, "force_n": _NUM, "position_um": _NUM, "cell_area_mm2": _NUM,

@@ -9,12 +9,14 @@ from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "soak"))
 import load_cells  # noqa: E402
+import misuse  # noqa: E402
 import run as soak  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
 def _out(tmp_path, monkeypatch):
     monkeypatch.setattr(soak, "OUT", tmp_path)
+    monkeypatch.setattr(misuse, "OUT", tmp_path)
 
 
 def _check(result):
@@ -59,3 +61,8 @@ def test_load_cells_off_centre_each_failing_in_turn_two_at_once_and_one_drifting
     f = _check(load_cells.run_load_cells(3))
     assert f["one_channel_failed_max_err_mpa"] <= load_cells.GOAL_X2_MPA
     assert f["eccentric_centre_err_mm"] <= 0.02
+
+
+def test_misuse_tare_under_load_a_stiffness_typo_a_wiped_flash_resets_mid_profile_and_bad_firmware():
+    f = _check(misuse.run_misuse(3))
+    assert f["tare_refused_true_dev_mpa"] < 0.4

@@ -169,14 +169,23 @@ def test_log_all_takes_a_fixture_back_once_its_disk_has_room_again(tmp_path):
 
 
 def test_a_profile_of_24_steps_with_realistic_numbers_runs(tmp_path):
-    steps = "".join("[[step]]\nto_mpa = %.3f\nrate_mpa_s = 0.125\nhold_min = %d\n\n" % (25.5 + i * 1.25, 90 + i)
+    from stackpress.profile import load
+    steps = "".join("[[step]]\nto_mpa = %.3f\nrate_mpa_s = 0.0125\nhold_h = 2.5\n\n" % (25.125 + i * 1.375)
                     for i in range(23)) + "[[step]]\nto_mpa = 25.125\nrate_mpa_s = 0.05\nuntil_stopped = true\n"
     f = tmp_path / "long.toml"
     f.write_text('name = "24 steps"\n\n' + steps)
+    assert len(frame({"id": 12345, "cmd": "profile_set", "steps": load(str(f))[1]})) > 512  # the old limit
+    too_long = tmp_path / "too_long.toml"  # every number to 15 digits: 1060 bytes
+    too_long.write_text('name = "too long"\n\n' + "".join(
+        "[[step]]\nto_mpa = %.12f\nrate_mpa_s = 0.012345678901234\nhold_s = 8999\n\n" % (25.123456789012 + i)
+        for i in range(24)))
     sim = RunningSim("--speed", "max", "--seed", "17")
     try:
         r = stackpress(sim.port, "profile", "run", str(f), "--json")
         assert r.returncode == 0, r.stderr
         assert len(json.loads(r.stdout)["steps"]) == 24
+        assert stackpress(sim.port, "profile", "stop").returncode == 0
+        r = stackpress(sim.port, "profile", "run", str(too_long))
+        assert r.returncode == 2 and "bytes as one command" in r.stderr, r.stderr
     finally:
         sim.stop()

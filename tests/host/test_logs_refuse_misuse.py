@@ -162,7 +162,7 @@ class Device:
 
 
 HELLO = {"firmware_version": "0.5.0", "protocol_version": 3, "board": "pico", "runtime": "micropython 1.28.0",
-         "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa"}
+         "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa", "max_line_bytes": 1024}
 
 
 def _reply(cmd, data):
