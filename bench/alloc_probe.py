@@ -1,5 +1,5 @@
 # Heap cost of the firmware's control iteration, measured under MicroPython.
-# Run: micropython -X heapsize=192k bench/alloc_probe.py FIRMWARE_DIR TEST_DOUBLES_DIR
+# Run: micropython -X heapsize=256k bench/alloc_probe.py FIRMWARE_DIR TEST_DOUBLES_DIR
 # FIRMWARE_DIR holds the firmware as flashed (.mpy). Builds the real App (three load
 # cells, the reference build) on the firmware tests' board double (tests/firmware/plant.py:
 # the virtual board's pin-level HX711s and step pulses, a linear plant, a RAM flash), with

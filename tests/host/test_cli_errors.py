@@ -4,13 +4,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
-import tty
 
 import pytest
 
 from stackpress.cli import build_parser
-from stackpress.protocol import frame, parse
+from fakedevice import FakeDevice
 
 BIN = os.path.dirname(sys.executable)
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
@@ -24,43 +22,6 @@ def run(*args, timeout=60):
 def test_every_command_has_help_with_an_example(cmd):
     r = run(cmd, "--help")
     assert r.returncode == 0 and "example: stackpress" in r.stdout, r.stdout
-
-
-class FakeDevice:
-    """A pty whose far end answers like a board: `reply(obj)` gives the reply's data for
-    each command, or None for silence."""
-
-    def __init__(self, reply):
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.port = os.ttyname(slave)
-        self.slave = slave
-        self.reply = reply
-        self.stop = False
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        buf = b""
-        while not self.stop:
-            try:
-                buf += os.read(self.master, 4096)
-            except OSError:
-                return
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                try:
-                    cmd = parse(line)
-                except ValueError:
-                    continue
-                data = self.reply(cmd)
-                if data is not None:
-                    os.write(self.master, frame({"t": "rep", "id": cmd["id"], "ok": True, "data": data}))
-
-    def close(self):
-        self.stop = True
-        os.close(self.slave)
-        os.close(self.master)
 
 
 def test_a_device_that_does_not_answer_is_not_a_fixture_exit_3():

@@ -4,15 +4,14 @@ big to read whole: none of them costs a record or writes where it should not."""
 import os
 import subprocess
 import sys
-import threading
 import tracemalloc
 
 import pytest
 
+from fakedevice import FakeDevice
 from stackpress.logfile import CsvLog, LogError, SqliteLog
 from stackpress.logger import Sequencer, out_path
 from stackpress.link import LinkError
-from stackpress.protocol import frame, parse
 
 BIN = os.path.dirname(sys.executable)
 A, B = "e66038b7137a2f2c", "0123456789abcdef"
@@ -121,52 +120,8 @@ def test_a_log_goes_to_a_regular_file_in_a_folder_that_exists(tmp_path):
         CsvLog(str(tmp_path / "nodir" / "run.csv"), {}, resume=True)
 
 
-class Device:
-    """A pty whose far end plays a misbehaving device: `answer(cmd)` gives the bytes to send
-    for each command received (or b"" for nothing)."""
-
-    def __init__(self, answer):
-        import tty
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        self.port = os.ttyname(self.slave)
-        self.answer = answer
-        self.stop = False
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        buf = b""
-        while not self.stop:
-            try:
-                buf += os.read(self.master, 4096)
-            except OSError:
-                return
-            while b"\n" in buf:
-                line, buf = buf.split(b"\n", 1)
-                try:
-                    cmd = parse(line)
-                except ValueError:
-                    continue
-                out = self.answer(cmd)
-                while out and not self.stop:
-                    try:
-                        os.write(self.master, out[:4096])
-                    except OSError:
-                        return
-                    out = out[4096:]
-
-    def close(self):
-        self.stop = True
-        os.close(self.master)
-        os.close(self.slave)
-
-
 HELLO = {"firmware_version": "0.5.0", "protocol_version": 3, "board": "pico", "runtime": "micropython 1.28.0",
          "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa", "max_line_bytes": 1024}
-
-
-def _reply(cmd, data):
-    return frame({"t": "rep", "id": cmd["id"], "ok": True, "data": data})
 
 
 @pytest.mark.parametrize("broken", [
@@ -175,7 +130,7 @@ def _reply(cmd, data):
     dict(HELLO, boot="1"),
 ])
 def test_a_device_whose_replies_break_the_protocol_is_not_a_fixture(broken):
-    dev = Device(lambda cmd: _reply(cmd, broken))
+    dev = FakeDevice(lambda cmd: broken)
     try:
         r = subprocess.run([os.path.join(BIN, "stackpress"), "--port", dev.port, "status"], capture_output=True,
                            text=True, timeout=60)
@@ -191,9 +146,9 @@ def test_a_device_streaming_without_newlines_is_not_a_fixture(tmp_path):
 
     def answer(cmd):
         if cmd["cmd"] in ("hello", "status"):
-            return _reply(cmd, HELLO if cmd["cmd"] == "hello" else status)
+            return HELLO if cmd["cmd"] == "hello" else status
         return b"x" * 200000  # then garbage, and never a newline
-    dev = Device(answer)
+    dev = FakeDevice(answer)
     try:
         r = subprocess.run([os.path.join(BIN, "stackpress"), "--port", dev.port, "log", "--out",
                             str(tmp_path / "run.csv"), "--duration", "20"], capture_output=True, text=True, timeout=60)
