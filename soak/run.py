@@ -454,7 +454,7 @@ def run_link(seed, away_s=3600):
     if out.exists():
         out.unlink()
     host = Host(sim)
-    # An hour away fits the history (448 records with three load cells) at 10 s a record.
+    # An hour away fits the history (395 records with three load cells) at 10 s a record.
     host.cmd("set", key="telemetry_period_ms", value=10000)
     settle(sim, host)
     host.close()
