@@ -153,12 +153,8 @@ def _flash_failures(sim, tmp):
 
 
 def _rows(path):
-    out = []
-    for line in path.read_text().splitlines():
-        if line and not line.startswith("#") and not line.startswith("boot,"):
-            parts = line.split(",")
-            out.append((int(parts[0]), int(parts[1]), parts[-1]))
-    return out
+    lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
+    return [(int(r["boot"]), int(r["seq"]), r["boot_id"]) for r in csv.DictReader(lines)]
 
 
 def _logger(sim, out):
@@ -207,10 +203,11 @@ def _wiped_flash(seed, tmp):
     ok = (first > 50 and second > 50 and len(keys) == len(set(keys)) and "boot count restarted" in text
           and r_other.returncode == 2 and locked and r_mixed.returncode == 2 and "log of fixture" in r_mixed.stderr
           and out.stat().st_size >= size and "Traceback" not in err)
-    return ok, ("wiped flash: %d records of the first life, %d of the second appended (boot count restart noted %s); "
-                "a second logger on the file refused %s, another fixture's resume refused %s"
-                % (first, second, "boot count restarted" in text, r_other.returncode == 2 and locked,
-                   r_mixed.returncode == 2))
+    return ok, ("wiped flash: %d records of the first life, %d of the second appended (boot count restart noted %s, "
+                "each once %s); a second logger on the file refused %s, another fixture's resume refused %s%s"
+                % (first, second, "boot count restarted" in text, len(keys) == len(set(keys)),
+                   r_other.returncode == 2 and locked, r_mixed.returncode == 2,
+                   "" if "Traceback" not in err else "; the logger's traceback: " + err[-300:]))
 
 
 def run_misuse(seed):

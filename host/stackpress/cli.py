@@ -7,7 +7,8 @@ import os
 import sys
 import time
 
-from .link import DeviceError, Link, LinkError
+from .connect import open_link
+from .link import DeviceError, LinkError
 from .protocol import frame
 
 EXAMPLES = {
@@ -33,6 +34,8 @@ EXAMPLES = {
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
     "flash": "stackpress --port /dev/ttyACM0 flash",
     "list": "stackpress list --json",
+    "serve": "stackpress serve --out /var/lib/stackpress/ --rotate daily --group lab",
+    "note": "stackpress note 'cell 7: electrolyte refilled, cycling resumed'",
     "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
 }
 
@@ -117,7 +120,28 @@ def build_parser():
                    help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
                         "OUT-stem.START_UTC.ext (repeatable: daily and a size)")
     s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    s.add_argument("--note", action="append", default=[], metavar="TEXT",
+                   help="an operator's note for the log, at its start (repeatable; 'stackpress note' adds one later)")
+    s.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", type=_meta,
+                   help="a line for the log's header: the cell, the operator, the test (e.g. cell=NMC811-07, "
+                        "operator=alice; repeatable)")
     s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
+    s = add("serve", "own every fixture given or found: log each (as log --all does) and serve the other "
+                     "stackpress programs on this computer (status, hold, monitor, ... while it logs)")
+    s.add_argument("--out", required=True, help="directory for the logs, a file per fixture id (ends in /)")
+    s.add_argument("--port", dest="ports", action="append", default=[], metavar="PORT",
+                   help="a fixture to serve (repeatable; default: every fixture found, and any plugged in later)")
+    s.add_argument("--format", choices=["csv", "sqlite"], default="csv", help="log format (default csv)")
+    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE", type=_rotate,
+                   help="a fresh file each UTC day or at a size, as log --rotate")
+    s.add_argument("--group", help="a group whose members may use the fixtures through this service "
+                                   "(its sockets are the user's and this group's; default: the user's only)")
+    s.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", type=_meta,
+                   help="a line for every log's header (repeatable)")
+    s.add_argument("--duration", type=float, help="seconds to run (default: until stopped)")
+    s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
+    s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
+    s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
     s = add("profile", "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE "
@@ -313,6 +337,13 @@ def _rotate(text):
     return int(n)
 
 
+def _meta(text):
+    k, sep, v = text.partition("=")
+    if not sep or not k.strip() or not k.replace("_", "").isalnum():
+        raise argparse.ArgumentTypeError("takes KEY=VALUE with a plain key (letters, digits, _), got %r" % text)
+    return k.strip(), v.strip()
+
+
 def cmd_log(a):
     from .logfile import format_of
     from .logger import record
@@ -323,7 +354,33 @@ def cmd_log(a):
     sizes = [r for r in a.rotate if r != "daily"]
     fmt = a.format or format_of(a.out)
     return record(ports, a.out, a.duration, scan=a.all, daily=daily, max_bytes=min(sizes) if sizes else None,
-                  fmt=fmt, as_json=a.json)
+                  fmt=fmt, as_json=a.json, notes=a.note, meta=dict(a.meta))
+
+
+def cmd_serve(a):
+    from .logger import record
+    if not (a.out.endswith(os.sep) or os.path.isdir(a.out)):
+        print("stackpress serve: --out takes a directory (ending in /): a log per fixture id", file=sys.stderr)
+        return 2
+    daily = "daily" in a.rotate
+    sizes = [r for r in a.rotate if r != "daily"]
+    return record(a.ports, a.out, a.duration, scan=not a.ports, daily=daily, max_bytes=min(sizes) if sizes else None,
+                  fmt=a.format, as_json=a.json, meta=dict(a.meta), group=a.group, several=True)
+
+
+def cmd_note(a):
+    from .owner import socket_path
+    from .remote import RemoteLink
+    if not a.port:
+        raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT")
+    path = socket_path(a.port)
+    if not os.path.exists(path):
+        raise LinkError("no stackpress process is logging %s: a note goes into a running log "
+                        "('stackpress log --note' at its start)" % a.port)
+    with RemoteLink(a.port, path) as link:
+        link.note(a.text)
+    print("noted in the log of %s" % a.port)
+    return 0
 
 
 def cmd_monitor(a, link):
@@ -481,6 +538,9 @@ LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"),
 
 def main(argv=None):
     a = build_parser().parse_args(argv)
+    from .owner import PROGRAM
+    PROGRAM[0] = " ".join(["stackpress", a.cmd] + ([a.action] if a.cmd == "profile" else [])
+                          + ([a.key] if a.cmd == "config" and a.key else []))
     try:
         if a.cmd == "sim":
             return cmd_sim(a)
@@ -496,9 +556,13 @@ def main(argv=None):
             return cmd_flash(a)
         if a.cmd == "log":
             return cmd_log(a)
+        if a.cmd == "serve":
+            return cmd_serve(a)
+        if a.cmd == "note":
+            return cmd_note(a)
         if a.cmd == "list":
             return cmd_list(a)
-        with Link(a.port) as link:
+        with open_link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)
     except LinkError as e:

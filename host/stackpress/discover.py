@@ -81,9 +81,10 @@ def candidate_ports():
 
 def probe(port):
     """(hello reply, None) if a stackpress fixture answers on `port`, else (None, why)."""
-    from .link import DeviceError, Link, LinkError
+    from .connect import open_link
+    from .link import DeviceError, LinkError
     try:
-        with Link(port, timeout_s=1.5) as link:
+        with open_link(port, timeout_s=1.5) as link:
             return link.hello(), None
     except (LinkError, DeviceError) as e:
         return None, str(e)

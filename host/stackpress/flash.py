@@ -4,7 +4,9 @@ never leave it without a firmware that runs.
 0. Before anything on the fixture changes: every file compiles (main.py too, though it
    goes as source), and the board's flash has room for the new files beside the old ones
    (`flash_free_bytes` in status).
-1. The running firmware is asked to hand over (`repl`): it stops the motor where it is
+1. The port is borrowed from the stackpress process that owns it, if one does (a logger,
+   `serve`: it takes the port back when the flash ends, and catches up on what it missed).
+   The running firmware is asked to hand over (`repl`): it stops the motor where it is
    (the self-locking worm and screw keep the load: pressure stays, nothing moves) and
    saves its mode and setpoint. A locked fixture refuses: `unlock` first.
 2. Through mpremote, the board's files are hashed (SHA-256, on the board) and only those
@@ -21,6 +23,7 @@ never leave it without a firmware that runs.
    the previous firmware, should it be wanted back by hand.
 """
 import json
+import os
 import re
 import subprocess
 import sys
@@ -196,7 +199,7 @@ def _reset(port):
 def _back_to(port):
     """Reset into the firmware the board has, and say what runs and in what state."""
     _reset(port)
-    info, why = _wait_for_firmware(port, timeout_s=30)
+    info, why = _wait_for_firmware(port, timeout_s=30, direct=True)
     if info is None:
         return ("no firmware answers on %s now (%s): the board is at its MicroPython REPL, the motor still; "
                 "'stackpress flash' again, or 'mpremote connect %s resume fs ls' to look" % (port, why, port))
@@ -219,6 +222,21 @@ def _sha(data):
 
 
 def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
+    """Put `firmware` on the fixture on `port`, borrowing the port from its owner."""
+    from .connect import open_link
+    _checked_files(firmware)  # a file that does not compile: refused before anything is borrowed
+    lease = open_link(port, timeout_s=1.5)
+    try:
+        if lease.remote:
+            lease.handover("flash")
+        else:
+            lease.lend("being flashed by this process (pid %d)" % os.getpid())
+        return _flash(port, firmware, progress, as_json)
+    finally:
+        lease.close()  # the owner takes its port back (or this process lets it go)
+
+
+def _flash(port, firmware, progress, as_json):
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.monotonic()
     try:
@@ -266,7 +284,7 @@ def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
     if not wrong:
         say("resetting")
         _reset(port)
-        info, why = _wait_for_firmware(port, timeout_s=30)
+        info, why = _wait_for_firmware(port, timeout_s=30, direct=True)
         if info is not None and (info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto):
             why = "the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
                 info.get("firmware_version"), info.get("protocol_version"), want_fw, want_proto)

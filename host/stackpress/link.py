@@ -3,7 +3,12 @@
 Every command carries an id and gets exactly one reply; telemetry and events that
 arrive while a reply is awaited are handed to `on_record`, never dropped. A reply
 saying the command arrived garbled ("crc") is answered by sending it again.
+
+A Link may be shared by threads (the process that owns a port serves other programs
+through it: owner.py): the serial line is used under one lock, a command holds it until
+its reply, and every record decoded is also handed to each of `listeners`.
 """
+import threading
 import time
 
 import serial
@@ -22,6 +27,10 @@ RESEND_ON_SILENCE = ("hello", "status", "config", "hold", "gap", "idle", "releas
 
 class LinkError(Exception):
     """The fixture could not be reached or did not answer (exit code 3)."""
+
+
+class HandedOver(LinkError):
+    """The port is lent to another program for now (flashing, the REPL): not a lost fixture."""
 
 
 class DeviceError(Exception):
@@ -48,6 +57,8 @@ class Link:
         self.port = port
         self.timeout_s = timeout_s
         self.on_record = on_record
+        self.listeners = []  # each gets every record decoded, whoever reads it
+        self.io = threading.RLock()
         self._buf = b""
         self._id = int(time.time() * 1000) % 100000
         self.bad_frames = 0
@@ -80,6 +91,10 @@ class Link:
                 chunk = self.ser.read(max(1, self.ser.in_waiting))
             except (serial.SerialException, OSError) as e:
                 raise LinkError("lost the fixture on %s: %s" % (self.port, e)) from None
+            except (TypeError, AttributeError):
+                if self.ser.is_open and self.ser.fd is not None:
+                    raise
+                raise LinkError("%s was closed" % self.port) from None  # by another thread: lent out
             if chunk:
                 self._buf += chunk
 
@@ -103,21 +118,28 @@ class Link:
                 self._noise(line)
             return None
         self._noise_bytes = 0
+        if obj.get("t") in ("tel", "evt"):
+            for listen in self.listeners:
+                listen(obj)
         return obj
 
     def records(self, duration_s):
         """Yield telemetry and event records for duration_s seconds (None: forever)."""
         end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
         while time.monotonic() < end:
-            for line in self._lines(min(end, time.monotonic() + 0.2)):
-                obj = self._decode(line)
-                if obj is not None and obj.get("t") in ("tel", "evt"):
-                    yield obj
+            with self.io:  # in short slices: a command from another thread waits 50 ms at most
+                got = [obj for obj in map(self._decode, self._lines(min(end, time.monotonic() + 0.05)))
+                       if obj is not None and obj.get("t") in ("tel", "evt")]
+            yield from got
 
     def command(self, cmd, retries=2, **args):
         """Send a command and return its reply's data. A command whose frame arrived garbled
         (the fixture says so and did nothing) is sent again; one with no reply is sent again
         only if doing it twice is harmless (a `jog` must not move twice)."""
+        with self.io:
+            return self._command(cmd, retries, args)
+
+    def _command(self, cmd, retries, args):
         for attempt in range(retries + 1):
             self._id += 1
             cid = self._id
@@ -125,6 +147,10 @@ class Link:
                 self.ser.write(frame(dict(args, id=cid, cmd=cmd)))
             except (serial.SerialException, OSError) as e:
                 raise LinkError("lost the fixture on %s: %s" % (self.port, e)) from None
+            except (TypeError, AttributeError):
+                if self.ser.is_open and self.ser.fd is not None:
+                    raise
+                raise LinkError("%s was closed" % self.port) from None  # by another thread: lent out
             deadline = time.monotonic() + self.timeout_s
             garbled = False
             for line in self._lines(deadline):

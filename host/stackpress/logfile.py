@@ -28,21 +28,25 @@ import sqlite3
 import stat
 import time
 
+from .timebase import utc_text
+
 TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
               "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
 KEY_COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"]
-TAIL_COLUMNS = ["alarms", "event", "boot_id"]
+TAIL_COLUMNS = ["alarms", "event", "boot_id", "time_source"]
 COLUMNS = KEY_COLUMNS + TEL_FIELDS + TAIL_COLUMNS
 CHANNEL_FIELDS = ["uniformity_pct", "centre_x_mm", "centre_y_mm"]
 SQL_TYPES = {"boot": "INTEGER", "seq": "INTEGER", "device_ms": "INTEGER", "n_samples": "INTEGER",
              "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT",
-             "boot_id": "TEXT"}
+             "boot_id": "TEXT", "time_source": "TEXT"}
 
 
 class LogError(Exception):
     """The file given can't be this fixture's log (another fixture's, a device, a folder
     that does not exist, one another logger writes): exit code 2, nothing written."""
-UNITS = ("pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
+UNITS = ("host_time_utc: when the record was measured (UTC, the host's clock: live, or for a record read "
+         "later from the fixture's history by its boot's clock, as time_source says); "
+         "pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
          "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
          "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
          "boot: the fixture's boot count, seq: record number within that boot; with several load cells, "
@@ -71,10 +75,11 @@ def utc():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def values(rec, now, cols=COLUMNS, boot_id=None):
-    """A record as the values of a file's columns (`boot_id`: its boot's identity)."""
-    d = {"boot": rec.get("boot"), "seq": rec.get("seq"), "device_ms": rec.get("device_ms"), "host_time_utc": now,
-         "boot_id": boot_id}
+def values(rec, when, cols=COLUMNS, boot_id=None, source=None):
+    """A record as the values of a file's columns: `when` the UTC time it was measured,
+    `boot_id` its boot's identity, `source` how its time is known ("live", "replayed")."""
+    d = {"boot": rec.get("boot"), "seq": rec.get("seq"), "device_ms": rec.get("device_ms"), "host_time_utc": when,
+         "boot_id": boot_id, "time_source": source}
     if rec.get("t") == "tel":
         d["alarms"] = "|".join(rec.get("alarms", []))
         return [d[c] if c in d else rec.get(c) for c in cols]
@@ -197,8 +202,9 @@ class CsvLog:
     def note(self, text):
         self._put("# %s\n" % text)
 
-    def row(self, rec, boot_id=None):
-        self._put(",".join(_cell(v) for v in values(rec, utc(), self.cols, boot_id)) + "\n")
+    def row(self, rec, boot_id=None, measured_ms=None, source=None):
+        when = utc() if measured_ms is None else utc_text(measured_ms)
+        self._put(",".join(_cell(v) for v in values(rec, when, self.cols, boot_id, source)) + "\n")
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
         self.last_boot_id = boot_id
@@ -336,8 +342,9 @@ class SqliteLog:
     def note(self, text):
         self.db.execute("INSERT INTO notes VALUES (?, (SELECT max(rowid) FROM records), ?)", (utc(), text))
 
-    def row(self, rec, boot_id=None):
-        self.db.execute(self._insert, values(rec, utc(), self.cols, boot_id))
+    def row(self, rec, boot_id=None, measured_ms=None, source=None):
+        when = utc() if measured_ms is None else utc_text(measured_ms)
+        self.db.execute(self._insert, values(rec, when, self.cols, boot_id, source))
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
         self.last_boot_id = boot_id
@@ -425,14 +432,14 @@ class Rotating:
             return True
         return bool(self.max_bytes) and self.cur.size_bytes() >= self.max_bytes
 
-    def row(self, rec, boot_id=None):
+    def row(self, rec, boot_id=None, measured_ms=None, source=None):
         if self._due():
             self.cur.note("continued in the next file (rotation)")
             self.cur.close()
             self.cur = self._open(self.cur.path)
             self.path = self.cur.path
             self._day = self._day_of(self.path)
-        self.cur.row(rec, boot_id)
+        self.cur.row(rec, boot_id, measured_ms, source)
         self.rows += 1
         self.last = self.cur.last
         self.last_boot_id = boot_id

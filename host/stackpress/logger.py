@@ -7,6 +7,8 @@ what it no longer holds is written down as lost where it happened, so a loss is 
 silent. The link is opened again when it drops (USB unplug, reset): the logger waits
 for the fixture and catches up. The files are in logfile.py.
 """
+import collections
+import getpass
 import json
 import os
 import signal
@@ -15,9 +17,11 @@ import threading
 import time
 
 from . import discover
-from .link import DeviceError, Link, LinkError
+from .connect import open_link
+from .link import DeviceError, HandedOver, LinkError
 from .logfile import UNITS, LogError, open_log, utc
 from .protocol import FIXTURE_ID
+from .timebase import TimeBase, utc_text
 
 REPLAY_RETRY_S = 3.0
 SCAN_EVERY_S = 5.0
@@ -29,12 +33,19 @@ class Sequencer:
     hole held back while the hole is replayed, and what the fixture no longer has noted
     as lost. A boot is known by its count and its identity (`boot_id`, from `hello`,
     `status` and the boot event): a fixture whose flash was wiped counts from boot 1
-    again, and its records are new ones, not duplicates of the old boot 1."""
+    again, and its records are new ones, not duplicates of the old boot 1. Each record is
+    placed in UTC when it arrives (timebase.py): live, or by its boot's clock if late."""
 
-    def __init__(self, log):
+    def __init__(self, log, hold_unanchored=False):
         self.log = log
+        # The logger anchors each boot's clock with `status` and holds records until then;
+        # without it (tests, tools) a boot's first record anchors it as it arrives.
+        self.hold_unanchored = hold_unanchored
         self.boot, self.last = log.last if log.last else (None, 0)
         self.boot_id = getattr(log, "last_boot_id", None)
+        self.fresh = log.last is None  # nothing written yet: what came before it was never promised
+        self.time = TimeBase()
+        self.held = []  # (record, arrival ms) of a boot whose clock is not anchored yet: see anchor()
         self.pending = {}
         self.want = None       # first seq of a hole to ask for
         self.asked_at = None
@@ -50,6 +61,8 @@ class Sequencer:
                               % (boot, boot_id, self.boot, self.boot_id))
             else:
                 self.log.note("fixture rebooted: boot %s" % boot)
+        if isinstance(self.boot, int) and isinstance(boot, int) and boot <= self.boot:
+            self.time.forget(boot)  # a boot count that restarted: not the old boot's clock
         self.boot, self.boot_id, self.last = boot, boot_id, 0
         self.want = None
 
@@ -58,7 +71,8 @@ class Sequencer:
             return False
         return boot_id is None or self.boot_id is None or boot_id == self.boot_id
 
-    def offer(self, rec):
+    def offer(self, rec, arrival_ms=None):
+        arrival_ms = time.time() * 1000 if arrival_ms is None else arrival_ms
         b, s = rec.get("boot"), rec.get("seq")
         if not isinstance(s, int):
             return
@@ -70,22 +84,42 @@ class Sequencer:
         if s <= self.last or s in self.pending:
             self.duplicates += 1
             return
+        if self.hold_unanchored and self.time.offset_ms(self.boot) is None:
+            # A boot first seen in a burst (the port given back, a reconnect): its clock is
+            # anchored by `status` before any of it is written (the logger asks for it).
+            self.held.append((rec, arrival_ms))
+            return
+        when = self.time.place(self.boot, rec.get("device_ms", 0), arrival_ms)
         if s == self.last + 1:
-            self._write(rec)
+            self._write(rec, when)
             self._drain()
         else:
-            self.pending[s] = rec
+            self.pending[s] = (rec, when)
             if self.want is None:
                 self.want = self.last + 1
                 self.asked_at = None
 
-    def _write(self, rec):
-        self.log.row(rec, self.boot_id)
+    def anchor(self, status, arrival_ms):
+        """`status` arrived at arrival_ms: its uptime is its boot's device time then. Records
+        held for want of it are placed now; one of a boot status no longer shows is placed
+        by its own arrival (the best there is)."""
+        up = status.get("uptime_s")
+        if isinstance(up, (int, float)) and isinstance(status.get("boot"), int):
+            self.time.anchor(status.get("boot"), round(up * 1000), arrival_ms)
+        held, self.held = self.held, []
+        for rec, t in held:
+            if self.time.offset_ms(rec.get("boot")) is None:
+                self.time.anchor(rec.get("boot"), rec.get("device_ms", 0), t)
+            self.offer(rec, t)
+
+    def _write(self, rec, when):
+        self.log.row(rec, self.boot_id, *when)
         self.last = rec["seq"]
+        self.fresh = False
 
     def _drain(self):
         while self.last + 1 in self.pending:
-            self._write(self.pending.pop(self.last + 1))
+            self._write(*self.pending.pop(self.last + 1))
         if not self.pending:
             self.want = None
 
@@ -97,9 +131,12 @@ class Sequencer:
             if self.pending:
                 gone_to = min(gone_to, min(self.pending) - 1)
             if gone_to >= self.last + 1:
-                self.lost += gone_to - self.last
-                self.log.note("lost: records %d..%d of boot %s (the fixture no longer held them)"
-                              % (self.last + 1, gone_to, self.boot))
+                if self.fresh:  # a new log: it starts where the fixture's history does now
+                    self.log.note("log starts at boot %s seq %d" % (self.boot, gone_to + 1))
+                else:
+                    self.lost += gone_to - self.last
+                    self.log.note("lost: records %d..%d of boot %s (the fixture no longer held them)"
+                                  % (self.last + 1, gone_to, self.boot))
                 self.last = gone_to
             self._drain()
 
@@ -115,7 +152,7 @@ class Sequencer:
             self.lost += first - self.last - 1
             self.log.note("lost: records %d..%d of boot %s (%s)" % (self.last + 1, first - 1, self.boot, why))
             for s in sorted(self.pending):
-                self._write(self.pending.pop(s))
+                self._write(*self.pending.pop(s))
 
     def catch_up(self, status):
         """After (re)connecting: ask for what was said while no one listened."""
@@ -159,28 +196,53 @@ def _say(msg):
 class FixtureLogger:
     """One fixture into one log (a file, or a rotating series), across unplugs and resets."""
 
-    def __init__(self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None):
+    def __init__(self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None, extra_meta=None,
+                 notes=(), group=None):
         self.port = port          # may be changed by the scanner when the fixture comes back elsewhere
         self.out = out
         self.daily, self.max_bytes = daily, max_bytes
         self.link = link
         self.fixture_id = fixture_id
         self.connected = link is not None
+        self.extra_meta = extra_meta or {}
+        self.notes = list(notes)
+        self.group = group
         self.log = None
         self.seq = None
         self.error = None
+        self._side = collections.deque()  # audit records and notes, written by this thread
+
+    def _sync(self):
+        """status: what the fixture said while no one listened is asked for, and its boot's
+        clock is anchored (uptime_s is its device time when the reply came)."""
+        t = time.time() * 1000
+        status = self.link.command("status")
+        self.seq.catch_up(status)
+        self.seq.anchor(status, t)
+
+    def _attach(self):
+        self.link.on_record = self.seq.offer
+        self.link.listeners.append(self._side_record)
+
+    def _side_record(self, rec):
+        if rec.get("t") in ("audit", "note"):
+            self._side.append(rec)
 
     def open(self):
         """Connect (if not given a link) and open the log; the first status names the fixture."""
         if self.link is None:
-            self.link = Link(self.port)
+            self.link = open_link(self.port, subscribe=True, group=self.group)
             self.link.hello()
         self.connected = True
+        t = time.time() * 1000
         status = self.link.command("status")
         self.fixture_id = status.get("fixture_id")
-        self.log = open_log(self.out, metadata(self.link, status), self.daily, self.max_bytes)
-        self.seq = Sequencer(self.log)
-        self.link.on_record = self.seq.offer
+        self.log = open_log(self.out, dict(metadata(self.link, status), **self.extra_meta), self.daily,
+                            self.max_bytes)
+        self.seq = Sequencer(self.log, hold_unanchored=True)
+        self._attach()
+        for text in self.notes:
+            self.log.note("note by %s: %s" % (getpass.getuser(), text))
         if self.log.last is None:
             # A new log starts with the oldest record the fixture still holds: its history
             # comes first, and nothing before it is called lost.
@@ -190,6 +252,7 @@ class FixtureLogger:
             self.log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
                           % (self.seq.boot, self.seq.last + 1))
         self.seq.catch_up(status)
+        self.seq.anchor(status, t)
         _say("logging %s (fixture %s) to %s" % (self.port, self.fixture_id, self.log.path))
 
     def run(self, stop, end):
@@ -198,6 +261,9 @@ class FixtureLogger:
                 self.step(stop, end)
         except Exception as e:  # a thread must say why it ended; the file is closed below
             self.error = "%s: %s" % (type(e).__name__, e)
+            if os.environ.get("STACKPRESS_DEBUG"):
+                import traceback
+                traceback.print_exc()
             _say("stackpress log: %s stopped: %s" % (self.port, self.error))
         finally:
             try:
@@ -209,14 +275,17 @@ class FixtureLogger:
         seq = self.seq
         try:
             if self.link is None:
-                self.link = _reconnect(lambda: self.port, self.fixture_id, stop, end)
+                self.link = _reconnect(lambda: self.port, self.fixture_id, stop, end, self.group)
                 if self.link is None:
                     return
                 self.connected = True
-                self.link.on_record = seq.offer
-                seq.catch_up(self.link.command("status"))
+                self._attach()
+                self._sync()
             for rec in self.link.records(0.2):
                 seq.offer(rec)
+            if seq.held:
+                self._sync()
+            self._write_side()
             if seq.want is not None and (seq.asked_at is None or time.monotonic() - seq.asked_at > REPLAY_RETRY_S):
                 seq.asked_at = time.monotonic()
                 a, z = seq.hole()
@@ -226,11 +295,21 @@ class FixtureLogger:
                 except DeviceError as e:
                     if e.code != "boot":
                         raise
-                    seq.catch_up(self.link.command("status"))
+                    self._sync()
+        except HandedOver:
+            time.sleep(0.2)  # the port is lent out (a flash, the REPL): its owner takes it back
         except LinkError as e:
             _say("stackpress log: %s; waiting for the fixture to come back" % e)
             self._drop_link()
+        self._write_side()
         self.log.flush()
+
+    def _write_side(self):
+        while self._side:
+            rec = self._side.popleft()
+            body = {k: v for k, v in rec.items() if k not in ("t", "utc_ms")}
+            self.log.note("%s %s: %s" % (rec["t"], utc_text(rec.get("utc_ms", time.time() * 1000)),
+                                         json.dumps(body, separators=(",", ":"))))
 
     def _drop_link(self):
         self.connected = False
@@ -255,14 +334,14 @@ class FixtureLogger:
         return s
 
 
-def _reconnect(port_of, fixture_id, stop, end):
+def _reconnect(port_of, fixture_id, stop, end, group=None):
     """The fixture back, on its port (which the scanner may change). A port name can come
     back on another fixture (/dev/ttyACM0 after an unplug, a recycled pty): its id must match."""
     said = set()
     while not stop.is_set() and (end is None or time.monotonic() < end):
         port = port_of()
         try:
-            link = Link(port)
+            link = open_link(port, subscribe=True, group=group)
             try:
                 found = link.hello().get("fixture_id")
             except (LinkError, DeviceError):
@@ -296,21 +375,25 @@ def out_path(out, fixture_id, fmt):
     return out
 
 
-def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None, fmt="csv", as_json=False):
+def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None, fmt="csv", as_json=False,
+           notes=(), meta=None, group=None, several=False):
     """Log the fixtures on `ports` (and with scan, every fixture found, now and later) until
-    duration_s (None: until Ctrl-C or SIGTERM). Returns the exit code."""
+    duration_s (None: until Ctrl-C or SIGTERM), serving each to the other stackpress programs
+    (owner.py). `notes` go into each log at its start, `meta` into its header; `group` may
+    reach the fixtures through this process. Returns the exit code."""
     signal.signal(signal.SIGTERM, _stop)  # systemd's stop, kill: end cleanly, files closed
     stop = threading.Event()
     end = None if duration_s is None else time.monotonic() + duration_s
     loggers, threads = [], []
-    several = scan or len(ports) > 1
+    several = several or scan or len(ports) > 1
     if several and not (out.endswith(os.sep) or os.path.isdir(out)):
         _say("stackpress log: several fixtures need --out DIR/ (one file per fixture, named by its id)")
         return 2
 
     def start(port, link=None, fixture_id=None):
         path = out_path(out, fixture_id or os.path.basename(port), fmt) if several else out
-        lg = FixtureLogger(port, path, daily, max_bytes, link=link, fixture_id=fixture_id)
+        lg = FixtureLogger(port, path, daily, max_bytes, link=link, fixture_id=fixture_id, extra_meta=meta,
+                           notes=notes, group=group)
         try:
             lg.open()
         except BaseException:
@@ -355,7 +438,7 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
     try:
         for port in ports:
             if several:
-                with Link(port) as probe_link:
+                with open_link(port) as probe_link:
                     fid = probe_link.hello().get("fixture_id")
                 start(port, fixture_id=fid)
             else:
@@ -383,6 +466,9 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
     except KeyboardInterrupt:
         pass
     except (LinkError, DeviceError, LogError) as e:
+        if os.environ.get("STACKPRESS_DEBUG"):
+            import traceback
+            traceback.print_exc()
         _say("stackpress log: %s" % e)
         code = 3 if isinstance(e, LinkError) else 4 if isinstance(e, DeviceError) else 2
     finally:

@@ -10,7 +10,7 @@ import time
 
 import serial
 
-from .link import DeviceError, Link, LinkError
+from .link import DeviceError, HandedOver, Link, LinkError
 
 RESET_CODE = b"import sys\nif sys.platform == 'rp2':\n import machine\n machine.reset()\nelse:\n raise SystemExit\n"
 
@@ -32,21 +32,25 @@ def _raw_repl_reset(port):
         return True
 
 
-def _wait_for_firmware(port, timeout_s=20):
+def _wait_for_firmware(port, timeout_s=20, direct=False):
     """(hello reply, None) once a firmware answers; (None, why) when none does within
-    timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped)."""
+    timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped).
+    `direct`: open the port here even if a stackpress process owns it (it lent it to us)."""
+    from .connect import open_link
     end = time.monotonic() + timeout_s
     why = "no firmware answered within %d s" % timeout_s
     while time.monotonic() < end:
         link = None
         try:
-            link = Link(port, timeout_s=1.0)
+            link = Link(port, timeout_s=1.0) if direct else open_link(port, timeout_s=1.0)
             return link.command("hello", retries=0), None
+        except HandedOver as e:
+            why = str(e)
         except LinkError as e:
             why = str(e)
         finally:
             if link is not None:
-                noise = b"\n".join(link.noise) + link._buf
+                noise = b"\n".join(link.noise) + getattr(link, "_buf", b"")
                 link.close()
                 if b">>>" in noise or b"Traceback" in noise:
                     return None, "the board is at its MicroPython REPL: the firmware stopped as it started"
@@ -55,9 +59,12 @@ def _wait_for_firmware(port, timeout_s=20):
 
 
 def reset(port):
+    from .connect import open_link
     try:
-        with Link(port, timeout_s=1.5) as link:
-            r = link.command("reset", retries=0)
+        with open_link(port, timeout_s=1.5) as link:
+            # Through the process that owns the port, if one does: it resets a fixture it
+            # parked at the REPL itself, and takes the port back.
+            r = link.reset() if link.remote else link.command("reset", retries=0)
             print("resetting; the firmware resumes '%s'" % r.get("resume"), file=sys.stderr)
     except (LinkError, DeviceError):
         if not _raw_repl_reset(port):

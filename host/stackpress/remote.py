@@ -1,0 +1,139 @@
+"""A fixture reached through the stackpress process that owns its port (owner.py).
+
+The same interface as Link — command, hello, records, on_record, listeners, close — so
+every stackpress command works the same whether it opened the port or another process
+(a logger, `serve`, a monitor) has it: the same output, the same errors, the same exit
+codes. Records come only to a client that asks for them (records(), or subscribe=True).
+"""
+import json
+import socket
+import time
+
+from . import PROTOCOL_VERSION
+from .link import DeviceError, HandedOver, LinkError
+from .owner import program_name
+
+
+class OwnerGone(LinkError):
+    """The stackpress process that owned the port ended: whoever has it now is asked next."""
+
+
+class RemoteLink:
+    def __init__(self, port, path, timeout_s=3.0, subscribe=False):
+        self.port = port
+        self.timeout_s = timeout_s
+        self.on_record = None
+        self.listeners = []
+        self.noise = []
+        self.bad_frames = 0
+        self._buf = b""
+        self._subscribed = False
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.sock.connect(path)
+        except OSError as e:
+            self.sock.close()
+            raise LinkError("can't reach the owner of %s: %s" % (port, e)) from None
+        if subscribe:
+            self._subscribe()
+
+    def close(self):
+        self.sock.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _send(self, msg):
+        msg["program"] = program_name()
+        try:
+            self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        except OSError as e:
+            raise OwnerGone("lost the owner of %s: %s" % (self.port, e)) from None
+
+    def _messages(self, deadline):
+        """Messages from the owner until `deadline` (monotonic); records go to on_record
+        and listeners on their way."""
+        while True:
+            nl = self._buf.find(b"\n")
+            if nl >= 0:
+                line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                try:
+                    msg = json.loads(line)
+                except ValueError:
+                    continue
+                if msg.get("op") == "reply":
+                    yield msg
+                elif msg.get("t") in ("tel", "evt", "audit", "note"):
+                    for listen in self.listeners:
+                        listen(msg)
+                    if msg["t"] in ("tel", "evt"):
+                        yield msg
+                continue
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.sock.settimeout(min(left, 0.2))
+            try:
+                chunk = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError as e:
+                raise OwnerGone("lost the owner of %s: %s" % (self.port, e)) from None
+            if not chunk:
+                raise OwnerGone("the stackpress process that owned %s has ended" % self.port)
+            self._buf += chunk
+
+    def _request(self, msg, wait_s):
+        self._send(msg)
+        for m in self._messages(time.monotonic() + wait_s):
+            if m.get("op") == "reply":
+                if m.get("ok"):
+                    return m.get("data") or {}
+                err = m.get("error")
+                if err == "device":
+                    raise DeviceError(str(m.get("code")), str(m.get("msg")))
+                if err == "handed_over":
+                    raise HandedOver(str(m.get("msg")))
+                raise LinkError(str(m.get("msg")))
+            if self.on_record is not None and m.get("t") in ("tel", "evt"):
+                self.on_record(m)
+        raise LinkError("no reply from the owner of %s to '%s'" % (self.port, msg.get("cmd", msg.get("op"))))
+
+    def _subscribe(self):
+        if not self._subscribed:
+            self._request({"op": "subscribe"}, 10)
+            self._subscribed = True
+
+    def command(self, cmd, retries=2, **args):
+        # The owner waits for the fixture as its own Link does; allow for a queue of others.
+        return self._request({"op": "command", "cmd": cmd, "args": args, "retries": retries},
+                             self.timeout_s * (retries + 1) + 30)
+
+    def hello(self):
+        info = self.command("hello")
+        if info.get("protocol_version") != PROTOCOL_VERSION:
+            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
+                            % (info.get("protocol_version"), PROTOCOL_VERSION))
+        return info
+
+    def records(self, duration_s):
+        """Telemetry and events, as the owner hands them on (audit records and notes go to
+        the listeners only)."""
+        self._subscribe()
+        end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
+        for m in self._messages(end):
+            if m.get("t"):
+                yield m
+
+    def note(self, text):
+        self._request({"op": "note", "text": text}, 10)
+
+    def handover(self, why):
+        """Borrow the port: the owner closes it, and opens it again when this connection ends."""
+        return self._request({"op": "handover", "why": why}, 30)
+
+    def reset(self):
+        return self._request({"op": "reset"}, 90)
