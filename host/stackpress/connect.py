@@ -11,7 +11,7 @@ import os
 import socket
 import time
 
-from .link import RESEND_ON_SILENCE, LinkError
+from .link import RESEND_ON_SILENCE, Endpoint, LinkError
 from .owner import OwnedLink, socket_path
 from .remote import OwnerGone, RemoteLink
 
@@ -60,7 +60,7 @@ def _forget_if_dead(path):
         s.close()
 
 
-class FixtureLink:
+class FixtureLink(Endpoint):
     """The fixture on a port, through its owner or owned here: the interface of Link
     (command, hello, records, on_record, listeners, noise, close), plus `remote` and the
     owner's services (note, handover, reset, lend)."""
@@ -174,9 +174,3 @@ class FixtureLink:
 
     def close(self):
         self._link.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

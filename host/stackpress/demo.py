@@ -3,7 +3,7 @@ import signal
 import subprocess
 import sys
 
-from .link import Link
+from .connect import open_link
 from .monitor import monitor
 
 
@@ -22,9 +22,10 @@ def demo(speed, mpa, duration_s=None):
             print("stackpress: the virtual fixture did not start (%r)" % first, file=sys.stderr)
             return 3
         port = first[len("port: "):]
-        print("virtual fixture on %s at %sx real time; holding %.1f MPa while the cell cycles (Ctrl-C stops)"
-              % (port, speed or "max", mpa), file=sys.stderr)
-        with Link(port) as link:
+        print("virtual fixture on %s at %sx real time; holding %.1f MPa while the cell cycles (Ctrl-C stops; "
+              "other stackpress commands reach it meanwhile: stackpress --port %s status)"
+              % (port, speed or "max", mpa, port), file=sys.stderr)
+        with open_link(port) as link:
             link.hello()
             link.command("hold", mpa=mpa)
             monitor(link, duration_s)

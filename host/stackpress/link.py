@@ -42,7 +42,25 @@ class DeviceError(Exception):
         self.msg = msg
 
 
-class Link:
+class Endpoint:
+    """What every way to a fixture shares (a Link, a fixture through its owner): `hello`
+    checks the protocol version, and `with` closes it."""
+
+    def hello(self):
+        info = self.command("hello")
+        if info.get("protocol_version") != PROTOCOL_VERSION:
+            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
+                            % (info.get("protocol_version"), PROTOCOL_VERSION))
+        return info
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class Link(Endpoint):
     def __init__(self, port, on_record=None, timeout_s=3.0):
         if not port:
             raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT "
@@ -68,12 +86,6 @@ class Link:
 
     def close(self):
         self.ser.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _lines(self, deadline):
         while True:
@@ -177,10 +189,3 @@ class Link:
         raise LinkError("no reply from %s to '%s': is it a stackpress fixture running its firmware? "
                         "(a board at its REPL does not answer; 'stackpress reset' restarts it)"
                         % (self.port, cmd))
-
-    def hello(self):
-        info = self.command("hello")
-        if info.get("protocol_version") != PROTOCOL_VERSION:
-            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
-                            % (info.get("protocol_version"), PROTOCOL_VERSION))
-        return info

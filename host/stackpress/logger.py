@@ -20,6 +20,7 @@ from . import discover
 from .connect import open_link
 from .link import DeviceError, HandedOver, LinkError
 from .logfile import UNITS, LogError, open_log, utc
+from .owner import program_name
 from .protocol import FIXTURE_ID
 from .timebase import TimeBase, utc_text
 
@@ -241,8 +242,10 @@ class FixtureLogger:
                             self.max_bytes)
         self.seq = Sequencer(self.log, hold_unanchored=True)
         self._attach()
-        for text in self.notes:
-            self.log.note("note by %s: %s" % (getpass.getuser(), text))
+        for text in self.notes:  # as `stackpress note` writes one
+            self._side.append({"t": "note", "utc_ms": int(time.time() * 1000), "text": text,
+                               "user": getpass.getuser(), "program": program_name(), "pid": os.getpid()})
+        self._write_side()
         if self.log.last is None:
             # A new log starts with the oldest record the fixture still holds: its history
             # comes first, and nothing before it is called lost.

@@ -30,7 +30,7 @@ import threading
 import time
 
 from . import discover
-from .link import DeviceError, HandedOver, Link, LinkError
+from .link import DeviceError, Endpoint, HandedOver, Link, LinkError
 
 # Commands that change what the fixture does or what it will do: each is audited.
 AUDITED = ("hold", "gap", "idle", "jog", "release", "ack", "set", "tare", "set_calibration", "profile_set",
@@ -68,7 +68,7 @@ def _user(uid):
         return str(uid)
 
 
-class OwnedLink:
+class OwnedLink(Endpoint):
     """A fixture's port opened by this process, served to the others: a Link with a socket
     beside it. The same interface as Link (command, records, hello, on_record, listeners)."""
 
@@ -334,12 +334,6 @@ class OwnedLink:
             if self.link is not None:
                 self.link.close()
                 self.link = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 class Client:

@@ -9,8 +9,7 @@ import json
 import socket
 import time
 
-from . import PROTOCOL_VERSION
-from .link import DeviceError, HandedOver, LinkError
+from .link import DeviceError, Endpoint, HandedOver, LinkError
 from .owner import program_name
 
 
@@ -18,7 +17,7 @@ class OwnerGone(LinkError):
     """The stackpress process that owned the port ended: whoever has it now is asked next."""
 
 
-class RemoteLink:
+class RemoteLink(Endpoint):
     def __init__(self, port, path, timeout_s=3.0, subscribe=False):
         self.port = port
         self.timeout_s = timeout_s
@@ -39,12 +38,6 @@ class RemoteLink:
 
     def close(self):
         self.sock.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
     def _send(self, msg):
         msg["program"] = program_name()
@@ -111,13 +104,6 @@ class RemoteLink:
         # The owner waits for the fixture as its own Link does; allow for a queue of others.
         return self._request({"op": "command", "cmd": cmd, "args": args, "retries": retries},
                              self.timeout_s * (retries + 1) + 30)
-
-    def hello(self):
-        info = self.command("hello")
-        if info.get("protocol_version") != PROTOCOL_VERSION:
-            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
-                            % (info.get("protocol_version"), PROTOCOL_VERSION))
-        return info
 
     def records(self, duration_s):
         """Telemetry and events, as the owner hands them on (audit records and notes go to

@@ -223,6 +223,21 @@ def _settled_hold(rows):
             and b["pressure_mpa"] is not None and a["setpoint_mpa"] == b["setpoint_mpa"]]
 
 
+def _people(notes):
+    """What people did and said during the run: the log's audit and note lines, in order."""
+    out = []
+    for n in notes:
+        kind, _, rest = n.partition(" ")
+        if kind in ("audit", "note") and ": " in rest:
+            when, _, body = rest.partition(": ")
+            try:
+                d = json.loads(body)
+            except ValueError:
+                continue
+            out.append(dict(d, kind=kind, utc=when))
+    return out
+
+
 def summarize(meta, rows, events, notes, cycler=None):
     hold = _settled_hold(rows)
     err_kpa = [(r["pressure_mpa"] - r["setpoint_mpa"]) * 1000 for r in hold]
@@ -243,6 +258,7 @@ def summarize(meta, rows, events, notes, cycler=None):
         "start_utc": meta["t0_utc"], "duration_h": rows[-1]["t_s"] / 3600, "records": len(rows),
         "record_period_s": step_s, "boots": sorted({r["boot"] for r in rows}),
         "lost_notes": [n for n in notes if n.startswith("lost")],
+        "audit": _people(notes),
         "time_in_state_h": {k: v / 3600 for k, v in sorted(states.items())},
         "setpoints_mpa": sorted({r["setpoint_mpa"] for r in hold}),
         "hold_error_kpa": None if not err_kpa else {
@@ -477,6 +493,12 @@ def text(summary):
     if s["temperature_c"]:
         lines.append("frame temperature: %.2f .. %.2f degC" % (s["temperature_c"]["min"], s["temperature_c"]["max"]))
     lines.append("per %s: %d rows (in the plot and in --json)" % (s["cycles"]["by"], len(s["cycles"]["rows"])))
+    if s["audit"]:
+        lines.append("what people did (%d):" % len(s["audit"]))
+        for a in s["audit"]:
+            what = (a.get("text") if a["kind"] == "note" else "%s %s -> %s" % (
+                a.get("cmd"), json.dumps(a.get("args"), separators=(",", ":")), "ok" if a.get("ok") else "refused"))
+            lines.append("  %s %s (%s): %s" % (a["utc"], a.get("user"), a.get("program"), what))
     return "\n".join(lines)
 
 

@@ -87,7 +87,7 @@ def test_while_a_logger_runs_every_command_works_through_it(tmp_path):
     seqs = [int(r["seq"]) for r in rows]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "every record once, in order"
     notes = _notes(out)
-    assert "operator: alice" in notes and any(n.startswith("note by ") and "cell 7" in n for n in notes), notes
+    assert "operator: alice" in notes and any(n.startswith("note ") and "cell 7" in n for n in notes), notes
     audit = [json.loads(n.split(": ", 1)[1]) for n in notes if n.startswith("audit ")]
     holds = [a for a in audit if a["cmd"] == "hold"]
     assert holds and holds[0]["args"] == {"mpa": 30.0} and holds[0]["ok"] and holds[0]["program"] == "stackpress hold"
@@ -230,3 +230,25 @@ def test_serve_owns_several_fixtures_survives_sigkill_and_shares_with_a_group(tm
         assert len(keys) == len(set(keys)) and seqs == list(range(seqs[0], seqs[0] + len(seqs))), f
         assert "# lost" not in f.read_text()
         assert any(n.startswith("audit ") and '"cmd":"hold"' in n for n in _notes(f))
+
+
+def test_the_report_says_what_people_did(tmp_path):
+    from stackpress.report import report
+    sim = RunningSim("--speed", "20", "--seed", "27")
+    out = tmp_path / "run.csv"
+    lg = _logger(sim.port, out, "--note", "started by the test")
+    try:
+        _wait_rows(out, 3)
+        assert stackpress(sim.port, "hold", "20", "--wait", "--timeout", "120").returncode == 0
+        assert stackpress(sim.port, "config", "ramp_rate_mpa_s", "0.5").returncode == 0
+        _wait_rows(out, len(_rows(out)) + 3)
+    finally:
+        lg.send_signal(signal.SIGTERM)
+        lg.communicate(timeout=60)
+        sim.stop()
+    assert report(out, tmp_path / "rep", as_json=True) == 0
+    s = json.loads((tmp_path / "rep" / "summary.json").read_text())
+    cmds = [(a["kind"], a.get("cmd")) for a in s["audit"]]
+    assert ("audit", "hold") in cmds and ("audit", "set") in cmds and ("note", None) in cmds, cmds
+    text = (tmp_path / "rep" / "summary.txt").read_text()
+    assert "what people did" in text and 'set {"key":"ramp_rate_mpa_s","value":0.5} -> ok' in text, text
