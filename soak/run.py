@@ -454,8 +454,9 @@ def run_link(seed, away_s=3600):
     if out.exists():
         out.unlink()
     host = Host(sim)
-    # An hour away fits the history (395 records with three load cells) at 10 s a record.
-    host.cmd("set", key="telemetry_period_ms", value=10000)
+    # An hour away fits the history (395 records with three load cells) at 12 s a record,
+    # with the time before it (the unplug at 900 s, if the logger has not caught up on it yet).
+    host.cmd("set", key="telemetry_period_ms", value=12000)
     settle(sim, host)
     host.close()
 

@@ -537,6 +537,10 @@ LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"),
 
 
 def main(argv=None):
+    if os.environ.get("STACKPRESS_DEBUG"):
+        import faulthandler
+        import signal
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     a = build_parser().parse_args(argv)
     from .owner import PROGRAM
     PROGRAM[0] = " ".join(["stackpress", a.cmd] + ([a.action] if a.cmd == "profile" else [])

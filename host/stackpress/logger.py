@@ -359,7 +359,7 @@ def _reconnect(port_of, fixture_id, stop, end, group=None):
                 _say("stackpress log: %s is now fixture %s, not %s: still waiting" % (port, found, fixture_id))
         except LinkError:
             pass
-        stop.wait(0.5)
+        stop.wait(0.2)
     return None
 
 

@@ -77,7 +77,7 @@ class OwnedLink(Endpoint):
         self.timeout_s = timeout_s
         self.group = group
         self.on_record = None
-        self.listeners = []        # this process's own: every record and audit record
+        self.listeners = []        # this process's own: audit records and notes
         self.link = None
         self.handed_over = None    # why the port is lent out (None: it is ours)
         self._lock = threading.RLock()  # the port: open, lent, taken back (never held around I/O)
