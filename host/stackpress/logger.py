@@ -8,7 +8,6 @@ silent. The link is opened again when it drops (USB unplug, reset): the logger w
 for the fixture and catches up. The files are in logfile.py.
 """
 import collections
-import getpass
 import json
 import os
 import signal
@@ -20,7 +19,7 @@ from . import discover
 from .connect import open_link
 from .link import DeviceError, HandedOver, LinkError
 from .logfile import UNITS, LogError, open_log, utc
-from .owner import program_name
+from .owner import me, note_record
 from .protocol import FIXTURE_ID
 from .timebase import TimeBase, utc_text
 
@@ -54,15 +53,16 @@ class Sequencer:
         self.lost = 0
 
     def new_boot(self, boot, boot_id=None):
+        restarted = isinstance(boot, int) and isinstance(self.boot, int) and boot <= self.boot
         if self.boot is not None:
             self._give_up_pending("the fixture restarted (boot %s)" % boot)
-            if isinstance(boot, int) and isinstance(self.boot, int) and boot <= self.boot:
+            if restarted:
                 self.log.note("the fixture's boot count restarted: boot %s (boot_id %s) after boot %s (boot_id %s); "
                               "its flash was erased or replaced, and its records go on from here"
                               % (boot, boot_id, self.boot, self.boot_id))
             else:
                 self.log.note("fixture rebooted: boot %s" % boot)
-        if isinstance(self.boot, int) and isinstance(boot, int) and boot <= self.boot:
+        if restarted:
             self.time.forget(boot)  # a boot count that restarted: not the old boot's clock
         self.boot, self.boot_id, self.last = boot, boot_id, 0
         self.want = None
@@ -243,8 +243,7 @@ class FixtureLogger:
         self.seq = Sequencer(self.log, hold_unanchored=True)
         self._attach()
         for text in self.notes:  # as `stackpress note` writes one
-            self._side.append({"t": "note", "utc_ms": int(time.time() * 1000), "text": text,
-                               "user": getpass.getuser(), "program": program_name(), "pid": os.getpid()})
+            self._side.append(note_record(text, *me()))
         self._write_side()
         if self.log.last is None:
             # A new log starts with the oldest record the fixture still holds: its history

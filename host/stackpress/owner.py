@@ -56,9 +56,19 @@ def program_name():
     return PROGRAM[0]
 
 
+def me():
+    """(user, program, pid) of this process, as an audit record names who did something."""
+    return getpass.getuser(), program_name(), os.getpid()
+
+
 def audit_record(cmd, args, ok, reply, user, program, pid):
     return {"t": "audit", "utc_ms": int(time.time() * 1000), "cmd": cmd, "args": args, "ok": ok, "reply": reply,
             "user": user, "program": program, "pid": pid}
+
+
+def note_record(text, user, program, pid):
+    return {"t": "note", "utc_ms": int(time.time() * 1000), "text": text, "user": user, "program": program,
+            "pid": pid}
 
 
 def _user(uid):
@@ -150,17 +160,13 @@ class OwnedLink(Endpoint):
     def _audit(self, cmd, args, ok, reply, who):
         if cmd not in AUDITED:
             return
-        if who is None:
-            who = (getpass.getuser(), program_name(), os.getpid())
-        rec = audit_record(cmd, args, ok, reply, *who)
+        rec = audit_record(cmd, args, ok, reply, *(who or me()))
         for listen in self.listeners:
             listen(rec)
         self._broadcast(rec)
 
     def note(self, text, who=None):
-        who = who or (getpass.getuser(), program_name(), os.getpid())
-        rec = {"t": "note", "utc_ms": int(time.time() * 1000), "text": text, "user": who[0], "program": who[1],
-               "pid": who[2]}
+        rec = note_record(text, *(who or me()))
         for listen in self.listeners:
             listen(rec)
         self._broadcast(rec)

@@ -10,7 +10,7 @@ import time
 
 import serial
 
-from .link import DeviceError, HandedOver, Link, LinkError
+from .link import DeviceError, Link, LinkError
 
 RESET_CODE = b"import sys\nif sys.platform == 'rp2':\n import machine\n machine.reset()\nelse:\n raise SystemExit\n"
 
@@ -44,16 +44,14 @@ def _wait_for_firmware(port, timeout_s=20, direct=False):
         try:
             link = Link(port, timeout_s=1.0) if direct else open_link(port, timeout_s=1.0)
             return link.command("hello", retries=0), None
-        except HandedOver as e:
+        except LinkError as e:  # HandedOver too: the port is lent, wait for it
             why = str(e)
-        except LinkError as e:
-            why = str(e)
+            noise = b"\n".join(link.noise) + getattr(link, "_buf", b"") if link is not None else b""
+            if b">>>" in noise or b"Traceback" in noise:
+                return None, "the board is at its MicroPython REPL: the firmware stopped as it started"
         finally:
             if link is not None:
-                noise = b"\n".join(link.noise) + getattr(link, "_buf", b"")
                 link.close()
-                if b">>>" in noise or b"Traceback" in noise:
-                    return None, "the board is at its MicroPython REPL: the firmware stopped as it started"
         time.sleep(0.3)
     return None, why
 

@@ -3,9 +3,29 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
+
+
+def read_replies(ser, n, timeout_s, keep=lambda rep: True, into=None):
+    """Replies read from an open serial port until `n` are kept (or timeout_s passes)."""
+    from stackpress.protocol import parse
+    got = [] if into is None else into
+    buf = b""
+    end = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < end:
+        buf += ser.read(65536)
+        *lines, buf = buf.split(b"\n")
+        for line in lines:
+            try:
+                obj = parse(line)
+            except ValueError:
+                continue
+            if obj.get("t") == "rep" and keep(obj):
+                got.append(obj)
+    return got
 
 
 def stackpress(port, *args, timeout=120):

@@ -7,9 +7,9 @@ import time
 import pytest
 import serial
 
-from simfixture import BIN, RunningSim, stackpress
+from simfixture import BIN, RunningSim, read_replies, stackpress
 
-from stackpress.protocol import frame, parse
+from stackpress.protocol import frame
 
 
 @pytest.fixture(scope="module")
@@ -54,17 +54,7 @@ def test_garbage_on_the_line_gets_error_replies_and_changes_nothing(sim):
         s.write(frame({"id": 7, "cmd": "hold", "mpa": "60"}))             # wrong type
         s.write(frame({"id": 8, "cmd": "launch"}))                        # unknown command
         s.write(b"\xff\xfe" * 400 + b"\n")                               # overlong binary junk
-        deadline, replies, buf = time.monotonic() + 5, [], b""
-        while len(replies) < 6 and time.monotonic() < deadline:
-            buf += s.read(4096)
-            *lines, buf = buf.split(b"\n")
-            for line in lines:
-                try:
-                    obj = parse(line)
-                except ValueError:
-                    continue
-                if obj.get("t") == "rep":
-                    replies.append(obj)
+        replies = read_replies(s, 6, 5)
     assert [r["ok"] for r in replies] == [False] * 6, replies
     assert [r["err"] for r in replies] == ["frame", "crc", "range", "type", "unknown", "frame"], replies
     assert "MPa" in replies[2]["msg"]

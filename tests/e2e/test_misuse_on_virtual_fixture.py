@@ -15,8 +15,8 @@ import pytest
 import serial
 
 from conftest import ROOT
-from simfixture import BIN, RunningSim, stackpress
-from stackpress.protocol import frame, parse
+from simfixture import BIN, RunningSim, read_replies, stackpress
+from stackpress.protocol import frame
 
 
 def _status(port):
@@ -53,27 +53,14 @@ def test_a_flood_on_the_serial_line_loses_no_command():
     got = []
     try:
         with serial.Serial(sim.port, 115200, timeout=0.2) as s:
-            def read():
-                buf = b""
-                end = time.monotonic() + 120
-                while len(got) < n and time.monotonic() < end:
-                    buf += s.read(65536)
-                    *lines, buf = buf.split(b"\n")
-                    for line in lines:
-                        try:
-                            obj = parse(line)
-                        except ValueError:
-                            continue
-                        if obj.get("t") == "rep" and obj.get("id", 0) >= 1000:
-                            got.append(obj["id"])
-            t = threading.Thread(target=read)
+            t = threading.Thread(target=read_replies, args=(s, n, 120, lambda r: (r.get("id") or 0) >= 1000, got))
             t.start()
             data = b"".join(frame({"id": 1000 + i, "cmd": "hello"}) for i in range(n))
             s.write(data)  # ~100 KB at once: a real USB line blocks the writer, it never drops
             t.join(150)
     finally:
         sim.stop()
-    assert sorted(got) == list(range(1000, 1000 + n)), (len(got), len(data))
+    assert sorted(r["id"] for r in got) == list(range(1000, 1000 + n)), (len(got), len(data))
 
 
 def test_reset_is_a_clean_restart_not_a_watchdog_or_a_crash():
