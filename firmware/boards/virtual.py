@@ -7,7 +7,9 @@ board reports the step pulses emitted during one ADC conversion period, the mode
 advances virtual time by that period and answers with the next conversion, which
 this module's pin-level HX711 then shifts out to the unmodified driver.
 
-Link frames (little-endian; 16 bytes board -> model, 32 bytes back):
+Link frames (little-endian; 16 bytes board -> model, 32 bytes back; REQUEST and REPLY
+below are their one definition: the board announces them in its first line to the model,
+"lockstep REQUEST REPLY\n", and the sim packs and unpacks with what it was told):
   board -> model: u32 seq, i32 steps (signed microsteps), u32 flags (bit 0: the
                   watchdog was fed since the last frame), u32 watchdog timeout in ms
                   (0: not armed). The sim keeps the watchdog: a board that stops
@@ -30,6 +32,8 @@ TICKS_PERIOD = 1 << 30  # as on the RP2040: ticks_ms wraps after ~12.4 days
 _TICKS_MASK = TICKS_PERIOD - 1
 _TICKS_HALF = TICKS_PERIOD >> 1
 READY = 1
+REQUEST = "<IiII"  # struct formats of the link frames (see above)
+REPLY = "<IIiIiiii"
 SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0.5 ms)
 
 
@@ -170,8 +174,9 @@ class Board:
         s = socket.socket()
         s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
-        self._req = bytearray(16)
-        self._rep = bytearray(32)
+        s.write(("lockstep %s %s\n" % (REQUEST, REPLY)).encode())
+        self._req = bytearray(struct.calcsize(REQUEST))
+        self._rep = bytearray(struct.calcsize(REPLY))
         self._temp_mc = 25000
         self._seq = 0
         self._wdt_ms = 0
@@ -197,7 +202,7 @@ class Board:
 
     def _exchange(self, steps):
         req = self._req
-        struct.pack_into("<IiII", req, 0, self._seq, steps, self._fed | self._outputs, self._wdt_ms)
+        struct.pack_into(REQUEST, req, 0, self._seq, steps, self._fed | self._outputs, self._wdt_ms)
         self._fed = 0
         self._seq = (self._seq + 1) & 0x3FFFFFFF
         self._sock.write(req)
@@ -211,7 +216,7 @@ class Board:
                 for _ in self._sipoll(-1):
                     break
             n = self._readinto(rep)
-        if n != 32:
+        if n != len(rep):
             sys.exit(3)  # the fixture went away: a board without a world stops
         self._temp_mc = _i32(rep, 16)
         self._ticks_now = _u32(rep, 4) & _TICKS_MASK

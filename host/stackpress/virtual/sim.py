@@ -28,6 +28,7 @@ import tty
 from pathlib import Path
 
 from .. import discover
+from ..firmware import FIRMWARE
 from . import image
 from .model import FixtureModel
 
@@ -35,10 +36,30 @@ TICKS_MASK = (1 << 30) - 1
 HOST_WAIT_S = 0.1        # a host that has not read for this long is not reading: drop
 HANG_WALL_S = 2.0        # at full speed, a board silent this long (wall) is hung: its watchdog fires
 BACKLOG_MAX = 1 << 20
-REQ = struct.Struct("<IiII")
 PEEK = int(socket.MSG_DONTWAIT | socket.MSG_PEEK)  # an int: or-ing the flag enums costs more than the recv
-REP = struct.Struct("<IIiIiiii")  # see firmware/boards/virtual.py
 ROM = Path(__file__).with_name("rom.py")
+
+
+def lockstep_frames(conn, timeout_s=10.0):
+    """(request, reply) structs of the link frames, from the line a board sends first:
+    "lockstep REQUEST REPLY" (struct formats; firmware/boards/virtual.py defines them)."""
+    conn.settimeout(timeout_s)
+    line = b""
+    try:
+        while not line.endswith(b"\n"):
+            c = conn.recv(1)
+            if not c or len(line) > 200:
+                raise ValueError("no announcement line")
+            line += c
+    finally:
+        conn.settimeout(None)
+    words = line.decode("ascii", "replace").split()
+    if len(words) != 3 or words[0] != "lockstep":
+        raise ValueError("%r is not 'lockstep REQUEST REPLY'" % line[:60])
+    req, rep = struct.Struct(words[1]), struct.Struct(words[2])
+    if len(req.unpack(bytes(req.size))) != 4 or len(rep.unpack(bytes(rep.size))) != 8:
+        raise ValueError("frames %s %s: 4 request and 8 reply fields expected" % (words[1], words[2]))
+    return req, rep
 
 
 def micropython_bin():
@@ -71,7 +92,7 @@ def factory_calibration(model):
 
 class Sim:
     def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
-                 firmware=image.FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None, link=None,
+                 firmware=FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None, link=None,
                  status=None, label=None):
         self.speed = speed
         self.label = label or "seed %d" % seed  # what the model simulates, for the logs  # float, or None for as fast as possible
@@ -217,14 +238,14 @@ class Sim:
         deadline = time.perf_counter() + budget_s
         while served < burst and not self.backlog:
             try:
-                data = conn.recv(REQ.size, PEEK)
+                data = conn.recv(self.req.size, PEEK)
             except BlockingIOError:
                 if time.perf_counter() > deadline:
                     return served > 0
                 continue
             except OSError:
                 return served > 0
-            if len(data) < REQ.size and data:
+            if len(data) < self.req.size and data:
                 continue  # half a request: the rest is on its way
             self._serve()
             if self.conn is not conn:
@@ -362,6 +383,12 @@ class Sim:
     def _accept(self):
         conn, _ = self.listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            self.req, self.rep = lockstep_frames(conn)
+        except (OSError, ValueError, struct.error) as e:
+            self.log("a board connected without announcing its lockstep frames (%s): dropped" % e)
+            conn.close()
+            return
         if self.conn is not None:
             self.conn.close()
         self.conn = conn
@@ -375,15 +402,15 @@ class Sim:
 
     def _serve(self):
         try:
-            data = self.conn.recv(REQ.size, socket.MSG_WAITALL)
+            data = self.conn.recv(self.req.size, socket.MSG_WAITALL)
         except OSError:
             data = b""
-        if len(data) < REQ.size:
+        if len(data) < self.req.size:
             self.conn.close()
             self.conn = None
             self._down_since = time.monotonic()
             return
-        seq, steps, flags, wdt_ms = REQ.unpack(data)
+        seq, steps, flags, wdt_ms = self.req.unpack(data)
         m = self.model
         self.last_req = time.monotonic()
         if wdt_ms and not self.wdt_ms:
@@ -400,7 +427,7 @@ class Sim:
             self.log("USB plugged in again: %s" % self.port)
         if seq == 0:
             self._boot_gap()
-            self._send(REP.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc(), 0, 0, 0))
+            self._send(self.rep.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc(), 0, 0, 0))
             return
         limit = m.max_step_rate_hz * m.period_us // 1_000_000
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
@@ -422,7 +449,7 @@ class Sim:
             if c is not None:
                 flags |= 1 | (8 << i)  # a conversion, and which load cells have one
         c = [v or 0 for v in counts] + [0] * (4 - len(counts))
-        reply = REP.pack(seq, (m.t_us // 1000) & TICKS_MASK, c[0], flags, m.thermistor_mc(), c[1], c[2], c[3])
+        reply = self.rep.pack(seq, (m.t_us // 1000) & TICKS_MASK, c[0], flags, m.thermistor_mc(), c[1], c[2], c[3])
         if self.speed is None:
             self._send(reply)
             return
