@@ -17,7 +17,7 @@ Passes when:
 import csv
 import time
 
-from run import SETPOINT_MPA, DeviceError, Host, Sim, figures_time, scenario, settle
+from harness import SETPOINT_MPA, DeviceError, Host, Sim, figures_time, scenario, settle
 
 GOAL_X2_MPA = 0.04   # twice make bench's goal for a held pressure (max |error| 0.02 MPa)
 OFFSET_MM = (1.5, -1.0)

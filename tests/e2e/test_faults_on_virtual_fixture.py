@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "soak"))
+import harness  # noqa: E402
 import load_cells  # noqa: E402
 import misuse  # noqa: E402
 import run as soak  # noqa: E402
@@ -15,8 +16,8 @@ import run as soak  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _out(tmp_path, monkeypatch):
-    monkeypatch.setattr(soak, "OUT", tmp_path)
-    monkeypatch.setattr(misuse, "OUT", tmp_path)
+    for module in (harness, soak, misuse):  # each took the name from harness
+        monkeypatch.setattr(module, "OUT", tmp_path)
 
 
 def _check(result):
