@@ -48,19 +48,17 @@ board.shares = [0.36, 0.33, 0.31]
 board.sink = sink
 board.sunk = 0
 app = App(board, hist, out_buf)
-app.calib = {"tare_counts": [TARE] * CELLS, "span_counts_per_n": [SPAN] * CELLS}
-app._calibrate_cells()
-app.apply_config()
+app.instrument.recalibrate({"tare_counts": [TARE] * CELLS, "span_counts_per_n": [SPAN] * CELLS})
 for _ in range(20):
     app.loop_once()
     board.sunk = 0
-app.start_hold(40.0)
+app.instrument.hold(40.0)
 for _ in range(20000):
     app.loop_once()
     board.sunk = 0
-    if app.ctrl.mode == HOLD:
+    if app.instrument.ctrl.mode == HOLD:
         break
-assert app.ctrl.mode == HOLD, "never reached hold"
+assert app.instrument.ctrl.mode == HOLD, "never reached hold"
 
 for i in range(N):
     board.idle()
@@ -103,7 +101,7 @@ def control_on(i):
     VALUES[0] = samples[3 * i]
     VALUES[1] = samples[3 * i + 1]
     VALUES[2] = samples[3 * i + 2]
-    app.control(7)
+    app.instrument.control(7)
 
 
 net, n, locked_ok = measure(control_on, N)

@@ -384,10 +384,10 @@ def compress(paths):
 
 def alloc_probe(outdir):
     """The firmware as flashed (.mpy, as the virtual fixture's image has it), probed."""
-    from stackpress.virtual import image
+    from stackpress import firmware
     fw = outdir / "firmware_mpy"
     shutil.rmtree(fw, ignore_errors=True)
-    for name, data in image.firmware_files().items():
+    for name, data in firmware.firmware_files().items():
         (fw / name).parent.mkdir(parents=True, exist_ok=True)
         (fw / name).write_bytes(data)
     # 256k, as the firmware tests: the probe's recorded conversions (24 KB) and the test

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import time
 
-from run import BIN, OUT, ROOT, Sim, figures_time, log, scenario
+from harness import BIN, OUT, ROOT, Sim, figures_time, log, scenario
 
 SETPOINT_MPA = 40.0
 
@@ -140,8 +140,9 @@ def _flash_failures(sim, tmp):
     nostart = tmp / "fw_nostart"
     shutil.copytree(ROOT / "firmware", nostart)
     (nostart / "stackpress" / "store.py").write_text("raise ImportError('a module that can not load')\n")
-    v = nostart / "stackpress" / "version.py"
-    v.write_text(v.read_text().replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "9.9.9-broken+'))
+    v = nostart / "stackpress" / "version.json"
+    d = json.loads(v.read_text())
+    v.write_text(json.dumps(dict(d, firmware_version="9.9.9-broken+" + d["firmware_version"])))
     r2 = _cli(sim, "flash", "--firmware", str(nostart))
     st = _wait_for(sim, lambda s: s["state"] == "hold", 600, "hold after the rollback")
     rolled = (r2.returncode == 5 and "runs firmware %s again" % before["firmware_version"] in r2.stderr

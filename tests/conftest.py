@@ -1,4 +1,6 @@
+import functools
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -15,8 +17,8 @@ def compiled_firmware(into):
     written once per directory; returns it."""
     into = Path(into)
     if not (into / "main.py").exists():
-        from stackpress.virtual import image
-        for name, data in image.firmware_files(ROOT / "firmware").items():
+        from stackpress import firmware
+        for name, data in firmware.firmware_files(ROOT / "firmware").items():
             (into / name).parent.mkdir(parents=True, exist_ok=True)
             (into / name).write_bytes(data)
     return into
@@ -30,3 +32,20 @@ def firmware_dir():
     if not _FIRMWARE:
         _FIRMWARE.append(compiled_firmware(tempfile.mkdtemp(prefix="stackpress-fw-")))
     return _FIRMWARE[0]
+
+
+@functools.lru_cache(maxsize=None)
+def record_fields(load_cells=1):
+    """The telemetry record's fields as this firmware announces them (its `schema`), asked
+    of the firmware itself under MicroPython: tests never write the schema out again."""
+    code = ("import sys; sys.path.insert(0, %r); from stackpress.history import fields; print(' '.join(fields(%d)))"
+            % (str(firmware_dir()), load_cells))
+    p = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    return tuple(p.stdout.split())
+
+
+def log_meta(n_load_cells=1, **meta):
+    """A new log's metadata as the logger writes it: `meta` and the record fields of a
+    fixture with this many load cells."""
+    return dict(meta, record_fields=list(record_fields(n_load_cells)))

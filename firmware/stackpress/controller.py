@@ -41,11 +41,20 @@ class Controller:
         self._frac = 0       # sub-step remainder, Q16
         self._backoff_left = 0
         self.backed_off = False  # a release has just finished backing off (the app takes it)
-        self.configure(429.5, 0.0125 * 3.3 * 429.5, 0.25, 421, 210, 250, 8590, 4000)
 
-    def configure(self, counts_per_n, counts_per_step, loop_gain, up_cps, down_cps,
-                  max_steps, contact_counts, backoff_steps):
-        """Floats allowed here. Rates are in net counts per sample."""
+    def configure(self, c, counts_per_n, sample_rate_sps, ramp_mpa_s=None):
+        """From the settings `c` (config.py's names and units) in this fixture's counts:
+        `counts_per_n` load cell 0's span, `sample_rate_sps` the samples per second;
+        `ramp_mpa_s` a profile step's rate, both ways, instead of the configured ones.
+        Floats allowed here: the per-sample work is in net counts per sample."""
+        counts_per_step = c["stiffness_n_per_um"] * c["um_per_step"] * counts_per_n
+        per_sample = c["cell_area_mm2"] * counts_per_n / sample_rate_sps
+        up_cps = (ramp_mpa_s or c["ramp_rate_mpa_s"]) * per_sample
+        down_cps = (ramp_mpa_s or c["release_rate_mpa_s"]) * per_sample
+        max_steps = c["max_step_rate_hz"] / sample_rate_sps
+        contact_counts = c["contact_force_n"] * counts_per_n
+        loop_gain = c["loop_gain"]
+        backoff_steps = c["release_backoff_um"] / c["um_per_step"]
         self.counts_per_n = counts_per_n
         self.gain_q16 = max(1, int(loop_gain * 65536 / counts_per_step))
         self.e_lim = max(1, _SMALL // self.gain_q16)
@@ -54,11 +63,11 @@ class Controller:
         # Ramp feed-forward: the steps per sample a ramp needs, in Q16.
         self.ff_up_q16 = min(_SMALL, int(up_cps * 65536 / counts_per_step))
         self.ff_down_q16 = min(_SMALL, int(down_cps * 65536 / counts_per_step))
-        self.max_steps = max(1, int(max_steps))
+        self.max_steps_per_sample = max(1, int(max_steps))
         self.contact = int(contact_counts)
         # Until contact, move at most what the contact force's worth of steps is: the
         # first touch then overshoots the contact force by no more than itself.
-        self.approach_steps = max(1, min(self.max_steps, int(contact_counts / counts_per_step)))
+        self.approach_steps = max(1, min(self.max_steps_per_sample, int(contact_counts / counts_per_step)))
         self.backoff_steps = int(backoff_steps)
         # Over-pressure back-off: all of the excess in one move (Q16 steps per count).
         self.inv_cps_q16 = max(1, int(65536 / counts_per_step))
@@ -97,7 +106,7 @@ class Controller:
         if x > self.x_lim:
             x = self.x_lim
         steps = ((x * self.inv_cps_q16) >> 16) + 1
-        return -(steps if steps < self.max_steps else self.max_steps)
+        return -(steps if steps < self.max_steps_per_sample else self.max_steps_per_sample)
 
     # --- the control iteration: allocation-free ---
     def update(self, net):
@@ -117,7 +126,7 @@ class Controller:
                     self.mode = IDLE
                     self.backed_off = True
                     return 0
-                b = b if b < self.max_steps else self.max_steps
+                b = b if b < self.max_steps_per_sample else self.max_steps_per_sample
                 self._backoff_left -= b
                 return -b
             return self._track(fq, 0)
@@ -158,7 +167,7 @@ class Controller:
         acc = e * self.gain_q16 + ff + self._frac
         steps = acc >> 16
         self._frac = acc - (steps << 16)
-        if steps > self.max_steps or steps < -self.max_steps:
-            steps = _clamp(steps, self.max_steps)
+        if steps > self.max_steps_per_sample or steps < -self.max_steps_per_sample:
+            steps = _clamp(steps, self.max_steps_per_sample)
             self._frac = 0
         return steps

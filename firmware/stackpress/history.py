@@ -1,9 +1,9 @@
 """What the fixture said, kept in RAM so a host that was away can ask for it again.
 
 Telemetry records are kept as fixed-point integers in one preallocated array (56 bytes
-a record; 480 records: 27 KB, 40 min at a 5 s telemetry period, 8 min at 1 s; with
-several load cells a record is 4 bytes a cell longer and fewer are kept: 395 with three,
-33 min at 5 s); the
+a record; 448 records: 24.5 KB, 37 min at a 5 s telemetry period, 7.5 min at 1 s; with
+several load cells a record is 4 bytes a cell longer and fewer are kept: 368 with three,
+30 min at 5 s); the
 record a host reads, live or replayed, is always formatted from these integers, so a
 replayed record is byte for byte the one sent live. Events are rare and kept as the
 frames that were sent. Both share the sequence numbers of one boot; a reset empties
@@ -12,7 +12,9 @@ host is told where).
 """
 import uctypes
 
-TEL_RECORDS = 480  # the boards keep this many (one place: boards and tests read it here)
+from stackpress.controller import MODE_NAMES
+
+TEL_RECORDS = 448  # the boards keep this many (one place: boards and tests read it here)
 EVT_RECORDS = 32
 # Fields of a telemetry entry (integers; NONE where a value is absent).
 # ALARMS_N: the alarm bits (16) and, above them, the samples since the previous record.
@@ -21,11 +23,40 @@ EVT_RECORDS = 32
 WIDTH = 14
 CH0_MN = 14  # with several load cells, each one's force follows (mN)
 NONE = -0x40000000  # a small int on every port (RP2040: 31-bit)
+# The telemetry record as a host reads it; the one description of it (`schema` sends it):
+# FIELDS in order, then with several load cells each one's force and SPREAD. FIELDS[4:14]
+# are scaled: the value is the entry's integer at SCALED_AT[k] / SCALE[k] (the integer
+# itself at scale 1), None where the entry holds NONE.
+FIELDS = ("seq", "device_ms", "state", "n_samples", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa",
+          "p_max_mpa", "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts", "alarms")
+SCALED_AT = (P_10PA, SP_100PA, REF_10PA, PMIN_10PA, PMAX_10PA, FORCE_MN, POS_01NM, THK_01NM, TEMP_MC, RAW)
+SCALE = (1e5, 1e4, 1e5, 1e5, 1e5, 1e3, 1e4, 1e4, 1e3, 1)
+SPREAD = ("uniformity_pct", "centre_x_mm", "centre_y_mm")
+CHANNEL = "force_ch%d_n"
+
+
+def fields(load_cells):
+    """The telemetry record's fields in order (after "t" and "boot", which every record has)."""
+    f = list(FIELDS)
+    if load_cells > 1:
+        for i in range(load_cells):
+            f.append(CHANNEL % i)
+        f.extend(SPREAD)
+    return f
+
+
+def fix(x, scale):
+    """A value as an integer in units of 1/scale (a small int on the RP2040 for every
+    value the fixture reports: pressure to 10 Pa, force to 1 mN, position to 0.1 nm)."""
+    v = x * scale
+    return int(v + 0.5) if v >= 0 else -int(0.5 - v)
 
 
 class History:
     def __init__(self, tel_records=TEL_RECORDS, evt_records=EVT_RECORDS, load_cells=1):
         self.width = w = WIDTH + (load_cells if load_cells > 1 else 0)
+        self.load_cells = load_cells
+        self._ch = fields(load_cells)[len(FIELDS):] if load_cells > 1 else None
         # The same bytes whatever the number of load cells (fewer, wider records): the
         # heap has no room for a bigger block.
         self.cap = tel_records = tel_records * WIDTH // w
@@ -54,6 +85,27 @@ class History:
         self.head = (self.head + 1) % self.cap
         if self.n < self.cap:
             self.n += 1
+
+    def record(self, o, boot, alarm_names, spread):
+        """The telemetry record (a dict, fields()) of entry `o`: `alarm_names` names alarm
+        bits, `spread` gives (uniformity, centre) of several load cells' forces."""
+        h = self.tel
+        mm = h[o + MS_MODE]
+        an = h[o + ALARMS_N]
+        d = {"t": "tel", "boot": boot, "seq": h[o + SEQ], "device_ms": h[o + S] * 1000 + (mm & 1023),
+             "state": MODE_NAMES[mm >> 10], "n_samples": an >> 16, "alarms": alarm_names(an & 0xFFFF)}
+        for k in range(len(SCALED_AT)):
+            v = h[o + SCALED_AT[k]]
+            d[FIELDS[4 + k]] = None if v == NONE else v if k == 9 else v / SCALE[k]
+        if self._ch:
+            f = [round(h[o + CH0_MN + i] / 1e3, 3) for i in range(self.load_cells)]
+            for i in range(self.load_cells):
+                d[self._ch[i]] = f[i]
+            u, c = spread(f)
+            d[SPREAD[0]] = None if u is None else round(u, 2)
+            d[SPREAD[1]] = None if c is None else round(c[0], 3)
+            d[SPREAD[2]] = None if c is None else round(c[1], 3)
+        return d
 
     def add_event(self, seq, frame):
         self.evts.append((seq, frame))

@@ -25,6 +25,9 @@ ONE = 1 << Q
 OK, NO_DATA, SATURATED, STUCK, JUMP, OUTVOTED = range(6)
 REASONS = ("ok", "no_data", "saturated", "stuck", "implausible_jump", "outvoted")
 OUTVOTE_SAMPLES = 5
+# 10 kN, 2 mV/V load cell at 5 V excitation into an HX711 at gain 128 (+-19.53 mV full
+# scale over +-2**23 counts): 1 uV/N -> 429.5 counts/N. Used until calibrated.
+NOMINAL_SPAN_COUNTS_PER_N = 429.5
 
 
 def scale(x, g):
@@ -62,7 +65,7 @@ class LoadCells:
         self.n = n
         self.need = 2 if n > 1 else 1
         self.tare = [0] * n          # counts
-        self.span = [429.5] * n      # counts/N (floats: the edges only)
+        self.span = [NOMINAL_SPAN_COUNTS_PER_N] * n  # counts/N (floats: the edges only)
         self.g = [ONE] * n           # span0/span_i, Q14
         self.net = [0] * n           # reference counts, this or the last conversion
         self.bad_now = [0] * n       # this conversion's verdict (a reason code)
@@ -120,13 +123,22 @@ class LoadCells:
         spans[0] = span0
         return tares, spans
 
-    def configure(self, max_jump, stuck_samples, missed_limit, outvote, contact):
-        """Limits in reference counts (N x span0) and samples."""
-        self.max_jump = max(1, int(max_jump))
-        self.stuck_samples = int(stuck_samples)
-        self.missed_limit = max(1, int(missed_limit))
-        self.outvote_counts = max(1, int(outvote))
-        self.contact = int(contact)
+    def configure(self, c, counts_per_n, sample_rate_sps):
+        """The limits from the settings `c` (config.py's names and units), in reference
+        counts (`counts_per_n`: load cell 0's span) and samples."""
+        self.max_jump = max(1, int(c["max_jump_n"] * counts_per_n))
+        self.stuck_samples = int(c["stuck_samples"])
+        self.missed_limit = max(1, int(c["sample_timeout_ms"] * sample_rate_sps // 1000))
+        self.outvote_counts = max(1, int(c["channel_disagree_n"] * counts_per_n))
+        self.contact = int(c["contact_force_n"] * counts_per_n)
+
+    def force_n(self, net):
+        """Reference counts as newtons (floats: the edges only)."""
+        return net / self.span[0]
+
+    def counts(self, force_n):
+        """Newtons as reference counts (rounded)."""
+        return int(force_n * self.span[0] + 0.5)
 
     def _judge(self, i, raw):
         """The reason code of channel i's new conversion (0: good). Allocation-free."""

@@ -69,7 +69,7 @@ class Safety:
         self.max_net = _BIG
         self.overload_net = _BIG
         self.backoff_net = _BIG
-        self.max_steps = _BIG
+        self.travel_limit_steps = _BIG
         self.max_jump = _BIG
         self.stuck_samples = 1 << 20
         self.good_run = 0
@@ -88,23 +88,32 @@ class Safety:
         self.band_limit = 1 << 20
         self.outside = 0
 
-    def configure(self, max_net_counts, overload_counts, travel_limit_steps, max_jump_counts, stuck_samples,
-                  stall_window_samples, stall_counts, counts_per_step, zero_shift_counts=0):
-        """`zero_shift_counts`: how far the tare has moved the zero above the calibrated one.
+    def configure(self, c, counts_per_n, sample_rate_sps, zero_shift_counts=0):
+        """The limits from the settings `c` (config.py's names and units) in this
+        fixture's counts (`counts_per_n`: load cell 0's span) and samples.
+        `zero_shift_counts`: how far the tare has moved the zero above the calibrated one.
         A reading is that much below the force from the calibrated zero, so the force
         limits come down by it: a tare (under load, or walked up) never raises them."""
+        span = counts_per_n
+        area = c["cell_area_mm2"]
+        max_net_counts = c["max_pressure_mpa"] * area * span
+        overload_counts = c["load_cell_capacity_n"] * span
+        counts_per_step = c["stiffness_n_per_um"] * c["um_per_step"] * span
         lift = max(0, int(zero_shift_counts))
         self.max_net = int(max_net_counts) - lift
         self.overload_net = int(overload_counts) - lift
         # Back off to 90 % of the lower limit: below every accepted setpoint (<= 95 %).
         self.backoff_net = int(0.9 * min(max_net_counts, overload_counts)) - lift
-        self.max_steps = int(travel_limit_steps)
-        self.max_jump = max(1, int(max_jump_counts))
-        self.stuck_samples = int(stuck_samples)
-        self.stall_window = max(1, int(stall_window_samples))
-        self.stall_counts = max(1, int(stall_counts))
+        self.travel_limit_steps = int(c["travel_limit_um"] / c["um_per_step"])
+        self.max_jump = max(1, int(c["max_jump_n"] * span))
+        self.stuck_samples = int(c["stuck_samples"])
+        self.stall_window = max(1, int(sample_rate_sps))  # one second
+        self.stall_counts = max(1, int(c["stall_force_n"] * span))
         self.cps_q4 = max(1, int(counts_per_step * 16))
         self.stall_reset(0)
+        self.band = max(1, int(c["hold_alarm_band_mpa"] * area * span))
+        self.band_limit = 2 * max(1, int(c["hold_alarm_after_s"] * sample_rate_sps))
+        self.outside = 0
 
     def trusted(self):
         return self.good_run >= TRUST_SAMPLES
@@ -178,7 +187,7 @@ class Safety:
                 self.latched |= END_STOP
                 return END_STOP
         to = position + steps
-        if (to > self.max_steps and steps > 0) or (to < -self.max_steps and steps < 0):
+        if (to > self.travel_limit_steps and steps > 0) or (to < -self.travel_limit_steps and steps < 0):
             self.latched |= TRAVEL_LIMIT
             return TRAVEL_LIMIT
         return 0
@@ -215,11 +224,6 @@ class Safety:
         elif expect >= self.stall_counts:
             self._sw_strikes = 0
         return 0
-
-    def hold_band(self, band_counts, after_samples):
-        self.band = max(1, int(band_counts))
-        self.band_limit = 2 * max(1, int(after_samples))
-        self.outside = 0
 
     def check_hold(self, net, target):
         """Call once per sample while holding: a sample outside the band counts up by two,

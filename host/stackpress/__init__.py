@@ -1,3 +1,2 @@
 """stackpress host tool: talks to a fixture over its serial protocol; never in its control loop."""
 __version__ = "0.1.0"
-PROTOCOL_VERSION = 3

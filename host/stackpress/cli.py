@@ -469,11 +469,11 @@ def cmd_calibrate(a, link):
 
 def cmd_flash(a):
     from .flash import FlashError, flash
-    from .virtual import image
+    from .firmware import FIRMWARE
     if not a.port:
         raise LinkError("no port: give --port PATH or set STACKPRESS_PORT (a Pico is /dev/ttyACM0)")
     try:
-        return flash(a.port, a.firmware or image.FIRMWARE, as_json=a.json)
+        return flash(a.port, a.firmware or FIRMWARE, as_json=a.json)
     except FlashError as e:
         print("stackpress flash: %s" % e, file=sys.stderr)
         return 5

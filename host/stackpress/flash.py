@@ -24,7 +24,6 @@ never leave it without a firmware that runs.
 """
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -32,8 +31,8 @@ import time
 from pathlib import Path
 
 from .link import Link, LinkError
-from .reset import RESET_CODE, _wait_for_firmware
-from .virtual import image
+from . import firmware as fwfiles
+from .reset import RESET_CODE, wait_for_firmware
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 FOLDERS = ("stackpress", "boards")  # the firmware's own: cleaned of files it no longer has
@@ -79,10 +78,10 @@ def _checked_files(firmware):
     """The firmware as the board gets it, every file compiled first (main.py included,
     though it goes as source): a syntax error stops here, before the fixture is touched."""
     try:
-        files = image.firmware_files(firmware)
+        files = fwfiles.firmware_files(firmware)
         main = Path(firmware) / "main.py"
         if main.exists():
-            image.compiled("main.py", main.read_bytes())
+            fwfiles.compiled("main.py", main.read_bytes())
     except (RuntimeError, OSError) as e:
         raise FlashError("%s; nothing was changed on the fixture" % e) from None
     if "main.py" not in files:
@@ -96,13 +95,6 @@ def _room_needed(files):
 
 def _state(st):
     return "%s at %.3f MPa (setpoint %.3f)" % (st["state"], st["pressure_mpa"], st["setpoint_mpa"])
-
-
-def local_versions(firmware):
-    text = (Path(firmware) / "stackpress" / "version.py").read_text()
-    fw = re.search(r'FIRMWARE_VERSION = "([^"]+)"', text).group(1)
-    proto = int(re.search(r"PROTOCOL_VERSION = (\d+)", text).group(1))
-    return fw, proto
 
 
 def _mpremote(port, *args, timeout=120):
@@ -199,7 +191,7 @@ def _reset(port):
 def _back_to(port):
     """Reset into the firmware the board has, and say what runs and in what state."""
     _reset(port)
-    info, why = _wait_for_firmware(port, timeout_s=30, direct=True)
+    info, why = wait_for_firmware(port, timeout_s=30, direct=True)
     if info is None:
         return ("no firmware answers on %s now (%s): the board is at its MicroPython REPL, the motor still; "
                 "'stackpress flash' again, or 'mpremote connect %s resume fs ls' to look" % (port, why, port))
@@ -221,7 +213,7 @@ def _sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def flash(port, firmware=image.FIRMWARE, progress=None, as_json=False):
+def flash(port, firmware=fwfiles.FIRMWARE, progress=None, as_json=False):
     """Put `firmware` on the fixture on `port`, borrowing the port from its owner."""
     from .connect import open_link
     _checked_files(firmware)  # a file that does not compile: refused before anything is borrowed
@@ -240,9 +232,9 @@ def _flash(port, firmware, progress, as_json):
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.monotonic()
     try:
-        want_fw, want_proto = local_versions(firmware)
-    except (OSError, AttributeError) as e:
-        raise FlashError("%s is not a stackpress firmware tree (stackpress/version.py): %s" % (firmware, e)) from None
+        want_fw, want_proto = fwfiles.versions(firmware)
+    except (OSError, ValueError, KeyError) as e:
+        raise FlashError("%s is not a stackpress firmware tree (stackpress/version.json): %s" % (firmware, e)) from None
     say("compiling the firmware with mpy-cross")
     files = _checked_files(firmware)
     need = _room_needed(files)
@@ -284,7 +276,7 @@ def _flash(port, firmware, progress, as_json):
     if not wrong:
         say("resetting")
         _reset(port)
-        info, why = _wait_for_firmware(port, timeout_s=30, direct=True)
+        info, why = wait_for_firmware(port, timeout_s=30, direct=True)
         if info is not None and (info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto):
             why = "the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
                 info.get("firmware_version"), info.get("protocol_version"), want_fw, want_proto)

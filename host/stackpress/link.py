@@ -13,7 +13,7 @@ import time
 
 import serial
 
-from . import PROTOCOL_VERSION
+from .firmware import protocol_version
 from .protocol import FrameError, ProtocolError, check_record, check_reply, frame, parse
 
 # A fixture's longest line is a few KB; this many bytes without a frame is not a fixture.
@@ -48,9 +48,9 @@ class Endpoint:
 
     def hello(self):
         info = self.command("hello")
-        if info.get("protocol_version") != PROTOCOL_VERSION:
+        if info.get("protocol_version") != protocol_version():
             raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
-                            % (info.get("protocol_version"), PROTOCOL_VERSION))
+                            % (info.get("protocol_version"), protocol_version()))
         return info
 
     def __enter__(self):

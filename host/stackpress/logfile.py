@@ -19,6 +19,7 @@ at a time (an exclusive lock on the file while it is open). Rows carry the boot'
 identity (`boot_id`, drawn by the firmware at each boot) besides its count: a fixture whose
 flash was wiped counts its boots from 1 again, and its records are still told apart.
 """
+import csv
 import datetime
 import fcntl
 import glob
@@ -27,43 +28,32 @@ import os
 import sqlite3
 import stat
 import time
+from pathlib import Path
 
 from .timebase import utc_text
 
-TEL_FIELDS = ["state", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa", "p_max_mpa", "n_samples",
-              "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts"]
+# The host's columns around the fixture's record fields (which the fixture announces: its
+# `schema` command; the firmware's history.py is the one description of them).
 KEY_COLUMNS = ["boot", "seq", "device_ms", "host_time_utc"]
 TAIL_COLUMNS = ["alarms", "event", "boot_id", "time_source"]
-COLUMNS = KEY_COLUMNS + TEL_FIELDS + TAIL_COLUMNS
-CHANNEL_FIELDS = ["uniformity_pct", "centre_x_mm", "centre_y_mm"]
-SQL_TYPES = {"boot": "INTEGER", "seq": "INTEGER", "device_ms": "INTEGER", "n_samples": "INTEGER",
-             "raw_counts": "INTEGER", "state": "TEXT", "host_time_utc": "TEXT", "alarms": "TEXT", "event": "TEXT",
-             "boot_id": "TEXT", "time_source": "TEXT"}
+TEXT_COLUMNS = {"state", "host_time_utc", "alarms", "event", "boot_id", "time_source"}
+INTEGER_COLUMNS = {"boot", "seq", "device_ms"}
 
 
 class LogError(Exception):
     """The file given can't be this fixture's log (another fixture's, a device, a folder
     that does not exist, one another logger writes): exit code 2, nothing written."""
-UNITS = ("host_time_utc: when the record was measured (UTC, the host's clock: live, or for a record read "
-         "later from the fixture's history by its boot's clock, as time_source says); "
-         "pressure MPa (p_min/p_max: extremes of the n_samples samples since the previous row); force N; "
-         "position um (motor travel, + = compression); thickness_um: the cell's thickness change since the "
-         "current hold began (+ = thicker); temperature_c: frame thermistor degC; device_ms: ms since boot; "
-         "boot: the fixture's boot count, seq: record number within that boot; with several load cells, "
-         "force_chN_n: load cell N's force (force_n is their total), uniformity_pct: the largest deviation of a "
-         "load cell from their mean load, % of it, centre_x_mm/centre_y_mm: the load's centre from the axis "
-         "(load cell 0 on +x)")
+UNITS = ("units are in the column names (_mpa, _n, _um, _c: degC, _mm, _pct, _ms); what each of the fixture's "
+         "fields means: firmware/stackpress/PROTOCOL.md. host_time_utc: when the record was measured (UTC, the "
+         "host's clock: live, or for a record read later from the fixture's history by its boot's clock, as "
+         "time_source says); boot: the fixture's boot count, boot_id: that boot's identity, seq: record number "
+         "within the boot; event: an event record's fields (JSON)")
 
 
-def tel_fields(load_cells=1):
-    """The telemetry columns of a log of a fixture with this many load cells."""
-    if load_cells <= 1:
-        return list(TEL_FIELDS)
-    return TEL_FIELDS + ["force_ch%d_n" % i for i in range(load_cells)] + CHANNEL_FIELDS
-
-
-def columns(load_cells=1):
-    return KEY_COLUMNS + tel_fields(load_cells) + TAIL_COLUMNS
+def columns(record_fields):
+    """A log's columns for records with `record_fields` (the fixture's `schema`)."""
+    skip = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
+    return KEY_COLUMNS + [f for f in record_fields if f not in skip] + TAIL_COLUMNS
 
 
 def _fields_of(cols):
@@ -71,11 +61,25 @@ def _fields_of(cols):
     return [c for c in cols if c not in KEY_COLUMNS and c not in TAIL_COLUMNS]
 
 
+def _new_columns(meta, path):
+    """The columns of a new log: from the record fields in its metadata."""
+    f = meta.get("record_fields")
+    if isinstance(f, str):
+        try:
+            f = json.loads(f)
+        except ValueError:
+            f = None
+    if not isinstance(f, list) or not all(isinstance(x, str) for x in f):
+        raise LogError("%s: a new log needs the fixture's record fields (metadata 'record_fields', from its "
+                       "'schema' command)" % path)
+    return columns(f)
+
+
 def utc():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def values(rec, when, cols=COLUMNS, boot_id=None, source=None):
+def values(rec, when, cols, boot_id=None, source=None):
     """A record as the values of a file's columns: `when` the UTC time it was measured,
     `boot_id` its boot's identity, `source` how its time is known ("live", "replayed")."""
     d = {"boot": rec.get("boot"), "seq": rec.get("seq"), "device_ms": rec.get("device_ms"), "host_time_utc": when,
@@ -85,13 +89,6 @@ def values(rec, when, cols=COLUMNS, boot_id=None, source=None):
         return [d[c] if c in d else rec.get(c) for c in cols]
     d["event"] = json.dumps({k: v for k, v in rec.items() if k not in ("t", "seq", "device_ms", "boot")})
     return [d.get(c) for c in cols]
-
-
-def _load_cells(meta):
-    try:
-        return int(meta.get("load_cells") or 1)
-    except (TypeError, ValueError):
-        return 1
 
 
 def meta_text(v):
@@ -146,7 +143,7 @@ class CsvLog:
         self.last_boot_id = None
         self.rows = 0
         self.gaps = 0
-        self.cols = columns(_load_cells(meta))
+        self.cols = None if exists else _new_columns(meta, path)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _lock(self.fd, path)
         if exists:
@@ -156,7 +153,7 @@ class CsvLog:
                 os.close(self.fd)
                 raise
             self._cut_torn_line()
-            self.cols = _header(path) or self.cols  # the file's own columns go on
+            self.cols = _header(path) or _new_columns(meta, path)  # the file's own columns go on
             self.last, self.last_boot_id = _last_key(path, self.cols)
         self.fields = _fields_of(self.cols)
         self._synced = time.monotonic()
@@ -282,6 +279,10 @@ def last_key(path):
     return tuple(r) if r else None
 
 
+def _sql_type(col):
+    return "TEXT" if col in TEXT_COLUMNS else "INTEGER" if col in INTEGER_COLUMNS else "REAL"
+
+
 def _cell(v):
     if v is None:
         return ""
@@ -318,9 +319,13 @@ class SqliteLog:
                 os.close(self._lockfd)
                 raise
         self.db.execute("BEGIN")
-        self.cols = columns(_load_cells(meta))
         if not exists or not tables:
-            cols = ", ".join("%s %s" % (c, SQL_TYPES.get(c, "REAL")) for c in self.cols)
+            try:
+                self.cols = _new_columns(meta, path)
+            except LogError:
+                self.close()
+                raise
+            cols = ", ".join("%s %s" % (c, _sql_type(c)) for c in self.cols)
             self.db.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)")
             self.db.execute("CREATE TABLE records (%s)" % cols)
             self.db.execute("CREATE INDEX records_by_key ON records (boot, seq)")
@@ -459,3 +464,96 @@ def open_log(path, meta, daily=False, max_bytes=None):
     if daily or max_bytes:
         return Rotating(path, meta, daily, max_bytes)
     return FORMATS[format_of(path)](path, meta, resume=True)
+
+
+# --- reading ---
+def number(text):
+    """A CSV cell as a float, None when empty or not a number."""
+    try:
+        return float(text) if text != "" else None
+    except ValueError:
+        return None
+
+
+def _csv_items(path):
+    """('meta', key, value), ('note', text) and ('row', dict of strings) from a CSV log."""
+    try:
+        f = open(path, newline="")
+    except OSError as e:
+        raise LogError("can't read %s: %s" % (path, e.strerror)) from None
+    with f:
+        header = None
+        for line in f:
+            if line.startswith("#"):
+                body = line[1:].strip()
+                k, sep, v = body.partition(": ")
+                if sep and k.replace("_", "").isalnum() and header is None:
+                    yield "meta", k, v
+                else:
+                    yield "note", body
+                continue
+            if header is None:
+                header = next(csv.reader([line]))
+                if "pressure_mpa" not in header or "seq" not in header:
+                    raise LogError("%s is not a stackpress log (no pressure_mpa/seq header)" % path)
+                continue
+            yield "row", dict(zip(header, next(csv.reader([line]))))
+
+
+def _sqlite_items(path):
+    """The same from an SQLite log; notes come where the CSV would have them."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        for k, v in db.execute("SELECT key, value FROM meta"):
+            yield "meta", k, v
+        notes = db.execute("SELECT coalesce(after_row, 0), text FROM notes ORDER BY rowid").fetchall()
+        cur = db.execute("SELECT rowid, * FROM records ORDER BY rowid")
+        names = [d[0] for d in cur.description][1:]
+    except sqlite3.Error as e:
+        raise LogError("%s is not a stackpress log: %s" % (path, e)) from None
+    i = 0
+    for r in cur:
+        while i < len(notes) and notes[i][0] < r[0]:
+            yield "note", notes[i][1]
+            i += 1
+        yield "row", {k: "" if v is None else str(v) for k, v in zip(names, r[1:])}
+    for _, text in notes[i:]:
+        yield "note", text
+    db.close()
+
+
+def read_log(paths, progress=None):
+    """(metadata dict, telemetry rows, events, notes) of a log kept in one file or a series
+    of them (a rotating log, oldest first; the metadata is the first one's, with `files`
+    added). Rows: every column, numbers as floats (None where empty), boot and
+    seq as ints, the text columns as text. Events: their fields with boot, seq, device_ms
+    and host_time_utc."""
+    meta, rows, events, notes = {}, [], [], []
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    for n, path in enumerate(paths):
+        items = _sqlite_items if format_of(str(path)) == "sqlite" else _csv_items
+        for item in items(str(path)):
+            if item[0] == "meta":
+                if n == 0:
+                    meta[item[1]] = item[2]
+                continue
+            if item[0] == "note":
+                notes.append(item[1])
+                continue
+            r = item[1]
+            if r.get("event"):
+                try:
+                    events.append(dict(json.loads(r["event"]), boot=int(r["boot"]), seq=int(r["seq"]),
+                                       host_time_utc=r["host_time_utc"], device_ms=int(r["device_ms"])))
+                except ValueError:
+                    pass
+                continue
+            row = {k: (v if k in TEXT_COLUMNS else number(v)) for k, v in r.items() if k != "event"}
+            row["boot"] = int(r["boot"])
+            row["seq"] = int(r["seq"])
+            row.setdefault("alarms", "")
+            rows.append(row)
+            if progress and len(rows) % 100000 == 0:
+                progress("read %d records" % len(rows))
+    meta["files"] = len(paths)
+    return meta, rows, events, notes

@@ -167,6 +167,8 @@ class Sequencer:
 
 
 def metadata(link, status):
+    """A new log's metadata header: the fixture, its firmware and settings, and the fields
+    its records carry (its `schema`: the log's columns)."""
     meta = {
         "stackpress log": "one row per telemetry record or event, in (boot, seq) order",
         "started_utc": utc(),
@@ -179,6 +181,7 @@ def metadata(link, status):
         "cell_area_mm2": status["cell_area_mm2"],
         "calibration": status.get("calibration", {}),
         "load_cells": status.get("load_cells", 1),
+        "record_fields": link.command("schema")["telemetry"],
         "units": UNITS,
     }
     if status.get("scenario"):

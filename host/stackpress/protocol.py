@@ -7,7 +7,7 @@ import json
 import re
 import zlib
 
-from . import PROTOCOL_VERSION
+from .firmware import protocol_version
 
 FIXTURE_ID = re.compile(r"[0-9a-f]{16}\Z")  # a Pico's flash id as the firmware writes it
 BOOT_ID = re.compile(r"[0-9a-f]{8}\Z")
@@ -22,6 +22,7 @@ REPLY_FIELDS = {
                "setpoint_mpa": _NUM, "force_n": _NUM, "position_um": _NUM, "cell_area_mm2": _NUM,
                "alarms": _LIST, "seq": _INT, "oldest_seq": _INT, "samples": _INT, "locked": _BOOL},
     "replay": {"boot": _INT, "from_seq": _INT, "to_seq": _INT, "oldest_seq": _INT, "lost": _INT},
+    "schema": {"protocol_version": _INT, "telemetry": _LIST},
 }
 RECORD_FIELDS = {"boot": _INT, "seq": _INT, "device_ms": _INT}
 
@@ -44,7 +45,7 @@ def check_reply(cmd, data):
     if not isinstance(data, dict):
         raise ProtocolError("its reply to '%s' is not an object" % cmd)
     fields = REPLY_FIELDS.get(cmd)
-    if "protocol_version" in (fields or ()) and data.get("protocol_version") != PROTOCOL_VERSION:
+    if "protocol_version" in (fields or ()) and data.get("protocol_version") != protocol_version():
         return  # another protocol has other fields: Link.hello says which side to update
     if fields:
         _check(data, fields, "its reply to '%s'" % cmd)

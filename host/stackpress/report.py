@@ -13,14 +13,12 @@ import csv
 import datetime
 import json
 import math
-import sqlite3
 import sys
 from pathlib import Path
 
-from .logfile import CHANNEL_FIELDS
+from . import logfile
+from .logfile import LogError, number
 
-NUMERIC = ("device_ms", "pressure_mpa", "setpoint_mpa", "p_min_mpa", "p_max_mpa", "force_n", "position_um",
-           "thickness_um", "temperature_c")
 CYCLER_COLUMNS = {
     "abs_time": ("datetime", "date_time", "timestamp", "time_utc", "absolute_time"),
     "rel_time_s": ("time_s", "test_time_s", "elapsed_s", "time/s"),
@@ -41,96 +39,16 @@ def _utc(text):
     return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
 
 
-def _num(text):
-    try:
-        return float(text) if text != "" else None
-    except ValueError:
-        return None
-
-
-def _csv_items(path):
-    """('meta', key, value), ('note', text) and ('row', dict of strings) from a CSV log."""
-    try:
-        f = open(path, newline="")
-    except OSError as e:
-        raise ReportError("can't read %s: %s" % (path, e.strerror)) from None
-    with f:
-        header = None
-        for line in f:
-            if line.startswith("#"):
-                body = line[1:].strip()
-                k, sep, v = body.partition(": ")
-                if sep and k.replace("_", "").isalnum() and header is None:
-                    yield "meta", k, v
-                else:
-                    yield "note", body
-                continue
-            if header is None:
-                header = next(csv.reader([line]))
-                if "pressure_mpa" not in header or "seq" not in header:
-                    raise ReportError("%s is not a stackpress log (no pressure_mpa/seq header)" % path)
-                continue
-            yield "row", dict(zip(header, next(csv.reader([line]))))
-
-
-def _sqlite_items(path):
-    """The same from an SQLite log; notes come where the CSV would have them."""
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-        for k, v in db.execute("SELECT key, value FROM meta"):
-            yield "meta", k, v
-        notes = db.execute("SELECT coalesce(after_row, 0), text FROM notes ORDER BY rowid").fetchall()
-        cur = db.execute("SELECT rowid, * FROM records ORDER BY rowid")
-        names = [d[0] for d in cur.description][1:]
-    except sqlite3.Error as e:
-        raise ReportError("%s is not a stackpress log: %s" % (path, e)) from None
-    i = 0
-    for r in cur:
-        while i < len(notes) and notes[i][0] < r[0]:
-            yield "note", notes[i][1]
-            i += 1
-        yield "row", {k: "" if v is None else str(v) for k, v in zip(names, r[1:])}
-    for _, text in notes[i:]:
-        yield "note", text
-    db.close()
-
-
 def read_log(paths, progress=None):
-    """(metadata dict, telemetry rows, events, notes) of a log kept in one file or a series
-    of them (a rotating log, oldest first; the metadata is the first one's): rows carry
-    floats and a time `t_s`."""
-    meta, rows, events, notes = {}, [], [], []
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    for n, path in enumerate(paths):
-        items = _sqlite_items if str(path).lower().endswith((".sqlite", ".sqlite3", ".db")) else _csv_items
-        for item in items(str(path)):
-            if item[0] == "meta":
-                if n == 0:
-                    meta[item[1]] = item[2]
-                continue
-            if item[0] == "note":
-                notes.append(item[1])
-                continue
-            r = item[1]
-            if r.get("event"):
-                try:
-                    events.append(dict(json.loads(r["event"]), boot=int(r["boot"]), seq=int(r["seq"]),
-                                       host_time_utc=r["host_time_utc"], device_ms=int(r["device_ms"])))
-                except ValueError:
-                    pass
-                continue
-            row = {k: _num(r.get(k, "")) for k in NUMERIC}
-            for k in r:  # several load cells: each one's force, how evenly they share, where the load sits
-                if k.startswith("force_ch") or k in CHANNEL_FIELDS:
-                    row[k] = _num(r[k])
-            row.update(boot=int(r["boot"]), seq=int(r["seq"]), state=r["state"], host_time_utc=r["host_time_utc"],
-                       alarms=r.get("alarms", ""))
-            rows.append(row)
-            if progress and len(rows) % 100000 == 0:
-                progress("read %d records" % len(rows))
+    """(metadata dict, telemetry rows, events, notes) of a log (logfile.read_log), with a
+    time `t_s` on every row and event."""
+    try:
+        meta, rows, events, notes = logfile.read_log(paths, progress)
+    except LogError as e:
+        raise ReportError(str(e)) from None
     if not rows:
-        raise ReportError("%s has no telemetry records" % ", ".join(str(p) for p in paths))
-    meta["files"] = len(paths)
+        names = [paths] if isinstance(paths, (str, Path)) else paths
+        raise ReportError("%s has no telemetry records" % ", ".join(str(p) for p in names))
     _time_axis(meta, rows, events)
     return meta, rows, events, notes
 
@@ -192,14 +110,14 @@ def read_cycler(path, t0_utc, start_utc=None):
                 continue
             r = {"t_s": t}
             if "voltage_v" in col:
-                r["voltage_v"] = _num(line[col["voltage_v"]])
+                r["voltage_v"] = number(line[col["voltage_v"]])
             if "current_ma" in col:
-                r["current_ma"] = _num(line[col["current_ma"]])
+                r["current_ma"] = number(line[col["current_ma"]])
             elif "current_a" in col:
-                v = _num(line[col["current_a"]])
+                v = number(line[col["current_a"]])
                 r["current_ma"] = None if v is None else v * 1000
             if "cycle" in col:
-                c = _num(line[col["cycle"]])
+                c = number(line[col["cycle"]])
                 r["cycle"] = None if c is None else int(c)
             out.append(r)
     if not out:
@@ -254,7 +172,7 @@ def summarize(meta, rows, events, notes, cycler=None):
     s = {
         "log": meta.get("port", ""), "fixture_id": meta.get("fixture_id"), "scenario": meta.get("scenario"),
         "files": meta.get("files", 1), "firmware_version": meta.get("firmware_version"), "board": meta.get("board"),
-        "cell_area_mm2": _num(meta.get("cell_area_mm2", "")), "time_axis": meta["time_axis"],
+        "cell_area_mm2": number(meta.get("cell_area_mm2", "")), "time_axis": meta["time_axis"],
         "start_utc": meta["t0_utc"], "duration_h": rows[-1]["t_s"] / 3600, "records": len(rows),
         "record_period_s": step_s, "boots": sorted({r["boot"] for r in rows}),
         "lost_notes": [n for n in notes if n.startswith("lost")],

@@ -32,7 +32,7 @@ def _raw_repl_reset(port):
         return True
 
 
-def _wait_for_firmware(port, timeout_s=20, direct=False):
+def wait_for_firmware(port, timeout_s=20, direct=False):
     """(hello reply, None) once a firmware answers; (None, why) when none does within
     timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped).
     `direct`: open the port here even if a stackpress process owns it (it lent it to us)."""
@@ -68,7 +68,7 @@ def reset(port):
         if not _raw_repl_reset(port):
             print("stackpress: %s answers neither the protocol nor the raw REPL" % port, file=sys.stderr)
             return 3
-    info, why = _wait_for_firmware(port)
+    info, why = wait_for_firmware(port)
     if info is None:
         print("stackpress: no firmware answered on %s after the reset: %s" % (port, why), file=sys.stderr)
         return 3

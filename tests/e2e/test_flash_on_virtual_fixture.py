@@ -17,8 +17,9 @@ def _flash(port, firmware):
 def test_flashing_a_holding_fixture_changes_only_what_differs_and_keeps_the_pressure(tmp_path):
     fw = tmp_path / "firmware"
     shutil.copytree(ROOT / "firmware", fw)
-    v = fw / "stackpress" / "version.py"
-    v.write_text(v.read_text().replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "9.9.9-test+'))
+    v = fw / "stackpress" / "version.json"
+    d = json.loads(v.read_text())
+    v.write_text(json.dumps(dict(d, firmware_version="9.9.9-test+" + d["firmware_version"])))
     truth = tmp_path / "truth.csv"
     sim = RunningSim("--speed", "50", "--seed", "4", "--truth", str(truth), "--truth-every", "1")
     try:
@@ -30,7 +31,7 @@ def test_flashing_a_holding_fixture_changes_only_what_differs_and_keeps_the_pres
                            capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stderr
         r = _flash(sim.port, fw)
-        assert r["firmware_version"].startswith("9.9.9-test+") and r["changed"] == ["stackpress/version.mpy"], r
+        assert r["firmware_version"].startswith("9.9.9-test+") and r["changed"] == ["stackpress/version.json"], r
         assert r["removed"] == ["stackpress/stale.py"], r
         assert r["state"] in ("hold", "ramp") and r["setpoint_mpa"] == 40.0, r
         again = _flash(sim.port, fw)

@@ -109,8 +109,9 @@ def test_a_firmware_that_does_not_compile_is_refused_before_the_fixture_is_touch
 
 def test_a_firmware_that_can_not_start_is_rolled_back(tmp_path):
     def breaks_at_boot(fw):
-        v = fw / "stackpress" / "version.py"
-        v.write_text(v.read_text().replace('FIRMWARE_VERSION = "', 'FIRMWARE_VERSION = "9.9.9-broken+'))
+        v = fw / "stackpress" / "version.json"
+        d = json.loads(v.read_text())
+        v.write_text(json.dumps(dict(d, firmware_version="9.9.9-broken+" + d["firmware_version"])))
         (fw / "stackpress" / "store.py").write_text("raise ImportError('a module that can not load')\n")
     fw = _firmware(tmp_path, "nostart", breaks_at_boot)
     sim = RunningSim("--speed", "50", "--seed", "15")

@@ -28,13 +28,13 @@ board.frames()
 
 
 def snapshot():
-    return (app.ctrl.mode, app.setpoint_mpa, app.locked, json.dumps(app.cfg), json.dumps(app.calib),
-            app.safety.latched, json.dumps(app.profile.state()))
+    return (app.instrument.ctrl.mode, app.instrument.setpoint_mpa, app.locked, json.dumps(app.instrument.cfg), json.dumps(app.instrument.calib),
+            app.instrument.safety.latched, json.dumps(app.instrument.profile.state()))
 
 
 import gc
 gc.collect()
-print(json.dumps({"ready": app.ctrl.mode == 2, "heap_free": gc.mem_free()}))
+print(json.dumps({"ready": app.instrument.ctrl.mode == 2, "heap_free": gc.mem_free()}))
 with open(sys.argv[1], "rb") as f:
     while f.readinto(hdr) == 2:
         n = hdr[0] | (hdr[1] << 8)
@@ -52,11 +52,11 @@ with open(sys.argv[1], "rb") as f:
         except Exception as e:  # noqa: BLE001 -- any escape from the loop is a crash
             crashed = repr(e)
         reps = replies(board.frames())
-        p = app.pressure_mpa(app.net)
+        p = app.instrument.pressure_mpa(app.instrument.net)
         print(json.dumps({
             "crash": crashed,
             "replies": [{"ok": r["ok"], "err": r.get("err"), "msg": r.get("msg")} for r in reps],
             "changed": snapshot() != before,
-            "controlling": app.samples > samples and app.ctrl.mode == 2 and abs(p - 40.0) < 0.4,
+            "controlling": app.samples > samples and app.instrument.ctrl.mode == 2 and abs(p - 40.0) < 0.4,
             "p": p,
         }))

@@ -31,6 +31,6 @@ for i in range(60):
     board.command(("status", "config", "hello")[i % 3])
     board.sunk = 0  # the host read it (not decoded here: that is not the firmware's heap)
 gc.collect()
-print(json.dumps({"holding": app.ctrl.mode == 2, "boot_free": boot_free, "free": gc.mem_free(),
+print(json.dumps({"holding": (app.instrument.ctrl.mode if hasattr(app, "instrument") else app.ctrl.mode) == 2, "boot_free": boot_free, "free": gc.mem_free(),
                   "alloc": gc.mem_alloc(), "memory_errors": app.memory_errors}))
 micropython.mem_info()

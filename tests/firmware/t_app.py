@@ -83,10 +83,10 @@ def test_control_iteration_allocates_nothing():
         vals = app.hx.values
         for raw in raws:
             vals[0] = raw
-            app.control(1)
+            app.instrument.control(1)
     finally:
         micropython.heap_unlock()
-    assert app.ctrl.mode in (1, 2)
+    assert app.instrument.ctrl.mode in (1, 2)
 
 
 def test_reset_resumes_hold_from_measured_force_without_a_step():
@@ -113,17 +113,17 @@ def test_sensor_silence_faults_and_holds_position_until_ack():
     _hold(app, board, 25.0)
     board.sensor_ok = False
     run_app(app, 20)
-    assert app.ctrl.mode == 5 and "sensor_timeout" in app.safety.names()
-    pos = app.stepper.position  # a move in flight was cut at the fault: from here, nothing
+    assert app.instrument.ctrl.mode == 5 and "sensor_timeout" in app.instrument.safety.names()
+    pos = app.instrument.stepper.position  # a move in flight was cut at the fault: from here, nothing
     run_app(app, 200)
-    assert app.stepper.position == pos and not app.stepper.moving()  # never moves blind
+    assert app.instrument.stepper.position == pos and not app.instrument.stepper.moving()  # never moves blind
     board.sensor_ok = True
     run_app(app, 20)
-    assert app.ctrl.mode == 5  # latched until acknowledged
+    assert app.instrument.ctrl.mode == 5  # latched until acknowledged
     r = command(app, board, "ack")
     assert r["ok"] and r["data"]["cleared"] == ["sensor_timeout"]
     run_app(app, 300)
-    assert app.ctrl.mode == 2
+    assert app.instrument.ctrl.mode == 2
 
 
 def _tel(board):
@@ -136,17 +136,17 @@ def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken
     command(app, board, "set", key="stiffness_n_per_um", value=3.32)  # the plant's stiffness
     _hold(app, board)
     run_app(app, 50)
-    assert abs(app.thickness_um()) < 0.05, app.thickness_um()
+    assert abs(app.instrument.thickness_um()) < 0.05, app.instrument.thickness_um()
     for _ in range(400):          # the cell swells by 5 um (400 microsteps), slowly
         board.plant.gap -= 1
         run_app(app, 2)
     run_app(app, 300)
-    assert abs(app.thickness_um() - 5.0) < 0.05, app.thickness_um()
+    assert abs(app.instrument.thickness_um() - 5.0) < 0.05, app.instrument.thickness_um()
     # The frame warms by 10 K: the column grows 0.97 um against it; not the cell.
     board.temp_c += 10
-    board.plant.gap -= int(round(10 * app.cfg["frame_um_per_k"] / app.cfg["um_per_step"]))
+    board.plant.gap -= int(round(10 * app.instrument.cfg["frame_um_per_k"] / app.instrument.cfg["um_per_step"]))
     run_app(app, 300)
-    assert abs(app.thickness_um() - 5.0) < 0.05, app.thickness_um()
+    assert abs(app.instrument.thickness_um() - 5.0) < 0.05, app.instrument.thickness_um()
     board.frames()
     command(app, board, "set", key="telemetry_period_ms", value=100)
     run_app(app, 30)
@@ -163,7 +163,7 @@ def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_on
         board.plant.gap -= 1
         run_app(app, 2)
     run_app(app, 300)
-    t1 = app.thickness_um()
+    t1 = app.instrument.thickness_um()
     assert abs(t1 - 2.0) < 0.05, t1
     app.save_state()
     board2 = FakeBoard(board.plant)
@@ -171,10 +171,10 @@ def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_on
     gc.collect()
     app2 = App(board2)
     run_app(app2, 400)
-    assert app2.ctrl.mode == 2 and abs(app2.thickness_um() - t1) < 0.05, app2.thickness_um()
+    assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.thickness_um() - t1) < 0.05, app2.instrument.thickness_um()
     command(app2, board2, "hold", mpa=30.0)
     run_app(app2, 1500)
-    assert app2.ctrl.mode == 2 and abs(app2.thickness_um()) < 0.05, app2.thickness_um()
+    assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.thickness_um()) < 0.05, app2.instrument.thickness_um()
 
 
 def test_every_telemetry_record_carries_the_extremes_since_the_last():
@@ -201,15 +201,15 @@ def test_jog_moves_only_in_idle_or_gap_and_within_range():
     _hold(app, board, 25.0)
     r = command(app, board, "jog", um=1.0)
     assert not r["ok"] and r["err"] == "state", r
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     r = command(app, board, "gap")
     r = command(app, board, "jog", um=0.8)
     assert r["ok"] and r["data"]["steps"] == 64, r
-    assert app.stepper.position == pos + 64
+    assert app.instrument.stepper.position == pos + 64
     for um, code in ((500, "range"), ("1", "type")):
         r = command(app, board, "jog", um=um)
         assert not r["ok"] and r["err"] == code, r
-    assert app.stepper.position == pos + 64
+    assert app.instrument.stepper.position == pos + 64
 
 
 def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
@@ -219,20 +219,20 @@ def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
                    date="2026-11-30", tare_temperature_c=25.0)["ok"]
     assert command(app, board, "release")["ok"]  # unloaded, and shown to be: backed off
     run_app(app, 60)
-    f0 = app.cell.force_n(app.net)
+    f0 = app.instrument.force_n(app.instrument.net)
     board.temp_c = 35.0
     board.plant.extra_n = 5.0     # the load cell's zero drifts 0.5 N/K: +5 N at +10 K
     run_app(app, 40)
-    assert abs(app.cell.force_n(app.net) - f0 - 5.0) < 0.1  # uncompensated (the default)
+    assert abs(app.instrument.force_n(app.instrument.net) - f0 - 5.0) < 0.1  # uncompensated (the default)
     r = command(app, board, "set", key="load_cell_zero_n_per_k", value=0.5)
     assert r["ok"], r
     run_app(app, 200)
-    assert abs(app.cell.force_n(app.net) - f0) < 0.1, app.cell.force_n(app.net) - f0
+    assert abs(app.instrument.force_n(app.instrument.net) - f0) < 0.1, app.instrument.force_n(app.instrument.net) - f0
     r = command(app, board, "tare")  # a tare at 35 degC becomes the new reference
     assert r["ok"], r
     run_app(app, 40)
-    assert app.calib["tare_temperature_c"] == 35.0 and abs(app.cell.force_n(app.net)) < 0.1
+    assert app.instrument.calib["tare_temperature_c"] == 35.0 and abs(app.instrument.force_n(app.instrument.net)) < 0.1
     board.temp_c = 25.0
     board.plant.extra_n = 0.0
     run_app(app, 40)
-    assert abs(app.cell.force_n(app.net)) < 0.1, app.cell.force_n(app.net)
+    assert abs(app.instrument.force_n(app.instrument.net)) < 0.1, app.instrument.force_n(app.instrument.net)

@@ -77,7 +77,7 @@ def test_a_load_cell_cut_is_left_out_the_test_goes_on_and_it_comes_back_after_ac
     app, board = _app([0.36, 0.33, 0.31])
     run_app(app, 10)
     _hold(app, board)
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     board.dead = 2  # load cell 1's wire cut
     board.frames()
     run_app(app, 60)
@@ -87,7 +87,7 @@ def test_a_load_cell_cut_is_left_out_the_test_goes_on_and_it_comes_back_after_ac
     assert st["channels"][1]["state"] == "no_data" and abs(st["pressure_mpa"] - 40.0) < 0.05, st
     ev = [f for f in frames if f.get("kind") == "channel"]
     assert len(ev) == 1 and ev[0]["channel"] == 1 and ev[0]["why"] == "no_data" and ev[0]["left"] == 2, ev
-    assert abs(app.stepper.position - pos) < 2000  # still controlling, not driven away
+    assert abs(app.instrument.stepper.position - pos) < 2000  # still controlling, not driven away
     r = command(app, board, "ack")
     assert r["ok"] and "channel_fault" in _status(app, board)["alarms"]  # still out, still said
     board.dead = 0
@@ -103,12 +103,12 @@ def test_two_load_cells_cut_at_once_fault_and_hold_position():
     _hold(app, board)
     board.dead = 5  # load cells 0 and 2
     run_app(app, 5)
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     board.plant.extra_n += 300.0  # the cell swells meanwhile: nothing may move on one load cell
     run_app(app, 100)
     st = _status(app, board)
     assert st["state"] == "fault" and "sensor_timeout" in st["alarms"], st
-    assert app.stepper.position == pos
+    assert app.instrument.stepper.position == pos
     assert not command(app, board, "ack")["ok"]  # refused: not trusted
 
 
@@ -117,12 +117,12 @@ def test_tare_zeroes_every_load_cell_and_takes_a_left_out_one_back():
     assert command(app, board, "release")["ok"]  # unloaded, and shown to be: backed off
     run_app(app, 60)
     board.plant.extra_n = 0.0
-    app.cells.excluded = 4  # as if load cell 2 had been outvoted
-    app.cells.why[2] = 5
+    app.instrument.loadcells.excluded = 4  # as if load cell 2 had been outvoted
+    app.instrument.loadcells.why[2] = 5
     r = command(app, board, "tare")
     assert r["ok"] and len(r["data"]["tare_counts"]) == 3, r
     assert all(abs(t - TARE) < 40 for t in r["data"]["tare_counts"]), r
-    assert app.cells.excluded == 0
+    assert app.instrument.loadcells.excluded == 0
     board.dead = 1
     run_app(app, 30)
     r = command(app, board, "tare")
@@ -142,13 +142,13 @@ def test_calibration_per_load_cell_or_for_their_sum():
                  span_counts_per_n=[SPAN, SPAN * 1.01, SPAN], reference="certificates", date="2026-11-24")
     assert r["ok"] and r["data"]["calibration"]["span_counts_per_n"][1] == SPAN * 1.01, r
     # the sum calibrated against a reference: every span scaled alike, the zero shift shared
-    total_tare = app.cells.combined_tare()
+    total_tare = app.instrument.loadcells.combined_tare()
     r = command(app, board, "set_calibration", tare_counts=total_tare + 30, span_counts_per_n=SPAN * 1.02,
                  reference="reference cell", date="2026-11-24")
     cal = r["data"]["calibration"]
     assert r["ok"] and abs(cal["span_counts_per_n"][0] - SPAN * 1.02) < 1e-6, r
     assert abs(cal["span_counts_per_n"][1] / cal["span_counts_per_n"][0] - 1.01) < 1e-9
-    assert abs(app.cells.combined_tare() - (total_tare + 30)) < 2
+    assert abs(app.instrument.loadcells.combined_tare() - (total_tare + 30)) < 2
 
 
 def test_control_with_three_load_cells_allocates_nothing_even_when_one_is_left_out():
@@ -164,11 +164,11 @@ def test_control_with_three_load_cells_allocates_nothing_even_when_one_is_left_o
             vals[0] = good[0] + (i & 3)
             vals[1] = good[1] - (i & 1)
             vals[2] = good[2] + (i & 2)
-            app.control(7)
+            app.instrument.control(7)
         for i in range(20):
-            app.control(3)  # load cell 2 silent: estimated, then left out
+            app.instrument.control(3)  # load cell 2 silent: estimated, then left out
         vals[1] = 0x7FFFFF
-        app.control(3)  # and one more gone: too few, not trusted
+        app.instrument.control(3)  # and one more gone: too few, not trusted
     finally:
         micropython.heap_unlock()
-    assert app.cells.excluded == 4 and app.ctrl.mode == 5
+    assert app.instrument.loadcells.excluded == 4 and app.instrument.ctrl.mode == 5

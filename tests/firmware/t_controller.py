@@ -1,5 +1,6 @@
 import micropython
 
+from stackpress.config import defaults
 from stackpress.controller import Controller, HOLD, IDLE, RAMP, RELEASE
 
 SPAN = 429.5          # counts per N
@@ -7,10 +8,19 @@ AREA = 78.54          # mm2
 SPS = 80
 
 
+def settings(counts_per_step=17.8, gain=0.25, rate_mpa_s=1.0, max_steps=250, sps=SPS):
+    """The settings that give these counts per step, gain, ramp (and half the rate down),
+    steps per sample, 20 N contact and 4000 steps of back-off, in SPAN counts/N."""
+    c = defaults()
+    c.update(cell_area_mm2=AREA, um_per_step=0.0125, stiffness_n_per_um=counts_per_step / (0.0125 * SPAN),
+             loop_gain=gain, ramp_rate_mpa_s=rate_mpa_s, release_rate_mpa_s=rate_mpa_s / 2,
+             max_step_rate_hz=max_steps * sps, contact_force_n=20.0, release_backoff_um=4000 * 0.0125)
+    return c
+
+
 def _ctrl(counts_per_step=17.8, gain=0.25, rate_mpa_s=1.0):
     c = Controller()
-    cps = rate_mpa_s * AREA * SPAN / SPS
-    c.configure(SPAN, counts_per_step, gain, cps, cps / 2, 250, 20 * SPAN, 4000)
+    c.configure(settings(counts_per_step, gain, rate_mpa_s), SPAN, SPS)
     return c
 
 
@@ -80,11 +90,10 @@ def test_tunes_cautious_clamp_onto_a_stiffer_fixture_does_not_overshoot():
     # stiffness; configured 16 N/um, a rigid clamp is 4.2x stiffer, so the ramp's
     # feed-forward is too large: it is used only while the measurement is behind the ramp.
     cps_cfg = 16 * 0.0125 * SPAN
-    cps = 0.25 * AREA * SPAN / 10  # 0.25 MPa/s at 10 samples/s
     for true_cps in (2 * cps_cfg, 4.2 * cps_cfg):
         for delay in (0, 1):  # one or two samples old
             c = Controller()
-            c.configure(SPAN, cps_cfg, 0.05, cps, cps / 2, 2000, 20 * SPAN, 4000)
+            c.configure(settings(cps_cfg, 0.05, 0.25, 2000, 10), SPAN, 10)  # 0.25 MPa/s at 10 samples/s
             target = int(40 * AREA * SPAN)
             c.hold(target, 0)
             net, peak, _ = _run(c, true_cps, 40, 6000, delay=delay)

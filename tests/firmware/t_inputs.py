@@ -15,7 +15,7 @@ def _hold(app, board, mpa=40.0):
     command(app, board, "set", key="ramp_rate_mpa_s", value=10)
     assert command(app, board, "hold", mpa=mpa)["ok"]
     run_app(app, 1500)
-    assert app.ctrl.mode == 2
+    assert app.instrument.ctrl.mode == 2
 
 
 def test_estop_stops_switches_the_driver_off_and_holds_until_released_and_acked():
@@ -24,24 +24,24 @@ def test_estop_stops_switches_the_driver_off_and_holds_until_released_and_acked(
     board.plant.extra_n += 100.0  # the cell swells: holding would need the motor
     board.switches = 1
     run_app(app, 2)
-    assert app.ctrl.mode == 5 and "estop" in app.safety.names(), app.safety.names()
+    assert app.instrument.ctrl.mode == 5 and "estop" in app.instrument.safety.names(), app.instrument.safety.names()
     assert board.driver is False
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     run_app(app, 300)
-    assert app.stepper.position == pos and not app.stepper.moving()
+    assert app.instrument.stepper.position == pos and not app.instrument.stepper.moving()
     r = command(app, board, "ack")
     assert not r["ok"] and r["err"] == "estop" and "release" in r["msg"], r
-    assert app.ctrl.mode == 5 and board.driver is False
+    assert app.instrument.ctrl.mode == 5 and board.driver is False
     st = command(app, board, "status")["data"]
     assert st["estop_open"] is True and st["driver_enabled"] is False and "estop" in st["alarms"], st
     board.switches = 0
     run_app(app, 5)
-    assert app.ctrl.mode == 5  # latched: released is not acknowledged
+    assert app.instrument.ctrl.mode == 5  # latched: released is not acknowledged
     r = command(app, board, "ack")
     assert r["ok"] and "estop" in r["data"]["cleared"], r
     assert board.driver is True
     run_app(app, 600)
-    assert app.ctrl.mode == 2 and abs(app.pressure_mpa(app.net) - 40.0) < 0.4
+    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4
 
 
 def test_estop_trips_with_the_adc_silent_too():
@@ -50,7 +50,7 @@ def test_estop_trips_with_the_adc_silent_too():
     board.sensor_ok = False
     board.switches = 1
     run_app(app, 1)
-    assert "estop" in app.safety.names() and board.driver is False
+    assert "estop" in app.instrument.safety.names() and board.driver is False
 
 
 def test_end_stop_refuses_moves_towards_it_and_allows_moves_away():
@@ -59,18 +59,18 @@ def test_end_stop_refuses_moves_towards_it_and_allows_moves_away():
     run_app(app, 2)
     board.switches = 2  # reached while moving forward
     run_app(app, 2)
-    assert app.ctrl.mode == 5 and "end_stop" in app.safety.names()
+    assert app.instrument.ctrl.mode == 5 and "end_stop" in app.instrument.safety.names()
     assert command(app, board, "ack")["ok"]
     run_app(app, 20)
     r = command(app, board, "jog", um=5.0)
     assert not r["ok"] and r["err"] == "end_stop", r
     assert command(app, board, "ack")["ok"]
     run_app(app, 20)
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     r = command(app, board, "jog", um=-5.0)
     assert r["ok"], r
     run_app(app, 20)
-    assert app.stepper.position == pos - 400
+    assert app.instrument.stepper.position == pos - 400
     board.switches = 0
     run_app(app, 2)
     assert command(app, board, "jog", um=5.0)["ok"]
@@ -82,7 +82,7 @@ def test_end_stop_open_at_boot_refuses_every_move():
     board.switches = 2
     app = App(board)
     run_app(app, 10)
-    assert "end_stop" in app.safety.names()
+    assert "end_stop" in app.instrument.safety.names()
     assert command(app, board, "ack")["ok"]
     run_app(app, 3)
     for um in (5.0, -5.0):

@@ -12,7 +12,8 @@ def _cells(n=3, spans=None):
     c = LoadCells(n)
     c.calibrate([TARE + 100 * i for i in range(n)], spans or [SPAN] * n)
     # max jump 200 N, stuck after 20 samples, no data after 10, outvote 2 N, contact 20 N
-    c.configure(200 * SPAN, 20, 10, 2 * SPAN, 20 * SPAN)
+    c.configure({"max_jump_n": 200, "stuck_samples": 20, "sample_timeout_ms": 1000, "channel_disagree_n": 2,
+                 "contact_force_n": 20}, SPAN, 10)
     return c
 
 

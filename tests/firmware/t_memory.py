@@ -17,7 +17,7 @@ def _holding():
     board.command("set", key="ramp_rate_mpa_s", value=10)
     board.command("hold", mpa=40.0)
     run_app(app, 1500)
-    assert app.ctrl.mode == 2, app.ctrl.mode
+    assert app.instrument.ctrl.mode == 2, app.instrument.ctrl.mode
     return app, board
 
 
@@ -62,7 +62,7 @@ def test_a_fragmented_heap_still_gets_every_reply_and_record():
     assert reps[1]["data"]["memory_errors"] == 0, reps[1]
     tel = [f["seq"] for f in frames if f.get("t") == "tel"]
     assert tel == list(range(seq + 1, seq + 1 + len(tel))) and len(tel) >= 5, (seq, tel)
-    assert app.ctrl.mode == 2 and app.memory_errors == 0
+    assert app.instrument.ctrl.mode == 2 and app.memory_errors == 0
 
 
 class _Board(FakeBoard):
@@ -104,7 +104,7 @@ def test_no_memory_at_all_costs_records_never_control():
     app = App(board)
     board.app = app
     run_app(app, 10)
-    app.setpoint_mpa = 0.0
+    app.instrument.setpoint_mpa = 0.0
     board.command("set", key="ramp_rate_mpa_s", value=10)
     board.command("hold", mpa=40.0)
     run_app(app, 1500)
@@ -120,8 +120,8 @@ def test_no_memory_at_all_costs_records_never_control():
     assert app.memory_errors > 0, app.memory_errors
     # one sample every other pass on this board double: 400 passes, 200 samples
     assert board.samples_at_unlock - board.samples_at_lock >= 195, (board.samples_at_lock, board.samples_at_unlock)
-    assert app.ctrl.mode == 2, app.ctrl.mode
-    assert abs(app.pressure_mpa(app.net) - 40.0) < 0.4, app.pressure_mpa(app.net)
+    assert app.instrument.ctrl.mode == 2, app.instrument.ctrl.mode
+    assert abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, app.instrument.pressure_mpa(app.instrument.net)
     board.captured()
     board.command("status")
     run_app(app, 4)

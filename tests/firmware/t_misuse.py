@@ -31,7 +31,7 @@ def _hold(app, board, mpa=40.0):
     r = command(app, board, "hold", mpa=mpa)
     assert r["ok"], r
     run_app(app, 1500)
-    assert app.ctrl.mode == 2, app.ctrl.mode
+    assert app.instrument.ctrl.mode == 2, app.instrument.ctrl.mode
     return r
 
 
@@ -60,11 +60,11 @@ def test_tare_under_load_is_refused_and_the_next_hold_is_at_the_true_pressure():
     app, board = _app()
     _hold(app, board)
     assert command(app, board, "idle")["ok"]  # the self-locking drive keeps the load: 3141 N on the cell
-    cal = dict(app.calib)
+    cal = dict(app.instrument.calib)
     r = command(app, board, "tare")
     assert not r["ok"] and r["err"] in ("loaded", "state"), r
     assert "release" in r["msg"], r
-    assert app.calib == cal
+    assert app.instrument.calib == cal
     _hold(app, board)
     assert abs(_true_mpa(board) - 40.0) < 0.4, _true_mpa(board)
 
@@ -75,7 +75,7 @@ def test_tare_needs_a_release_and_a_zero_near_the_calibrated_one():
     assert not r["ok"] and r["err"] == "state" and "release" in r["msg"], r
     assert command(app, board, "release")["ok"]
     run_app(app, 100)
-    assert app.ctrl.mode == 0
+    assert app.instrument.ctrl.mode == 0
     board.plant.extra_n = 60.0  # the zero 60 N away from the calibrated one: a load, or a fault
     run_app(app, 40)
     r = command(app, board, "tare")
@@ -85,7 +85,7 @@ def test_tare_needs_a_release_and_a_zero_near_the_calibrated_one():
     r = command(app, board, "tare")
     assert r["ok"], r
     run_app(app, 40)
-    assert abs(app.cell.force_n(app.net)) < 0.5
+    assert abs(app.instrument.force_n(app.instrument.net)) < 0.5
     assert command(app, board, "gap")["ok"]
     assert command(app, board, "jog", um=5.0)["ok"]  # towards the cell: not backed off any more
     run_app(app, 20)
@@ -115,17 +115,17 @@ def test_the_over_pressure_guard_counts_from_the_calibrated_zero():
     board.plant.extra_n = 0.0
     assert command(app, board, "set", key="max_pressure_mpa", value=30.0)["ok"]
     _hold(app, board, 28.0)
-    assert "over_pressure" not in app.safety.names()
-    shift = _true_mpa(board) - app.pressure_mpa(app.net)
+    assert "over_pressure" not in app.instrument.safety.names()
+    shift = _true_mpa(board) - app.instrument.pressure_mpa(app.instrument.net)
     assert 0.4 < shift < 0.55, shift  # the reading is ~37 N low: the tare took it (the filter lags)
     # A step of +1.91 MPa: the true pressure goes over 30 MPa (30.4), the reading does not.
     board.plant.extra_n = 150.0
     seen = 0.0
     for _ in range(6):
         run_app(app, 1)
-        seen = max(seen, app.pressure_mpa(app.net))
+        seen = max(seen, app.instrument.pressure_mpa(app.instrument.net))
     assert seen < 30.0, seen
-    assert "over_pressure" in app.safety.names(), (_true_mpa(board), seen)
+    assert "over_pressure" in app.instrument.safety.names(), (_true_mpa(board), seen)
 
 
 # --- 2. loop settings and the hold's deviation -----------------------------------------
@@ -133,25 +133,25 @@ def test_a_loop_setting_that_would_wreck_the_hold_is_refused_while_controlling()
     app, board = _app()
     _hold(app, board)
     for key, value in (("stiffness_n_per_um", 0.332), ("loop_gain", 0.9), ("max_step_rate_hz", 200000)):
-        cfg = dict(app.cfg)
+        cfg = dict(app.instrument.cfg)
         r = command(app, board, "set", key=key, value=value)
         assert not r["ok"] and r["err"] == "loop" and "gap" in r["msg"], (key, r)
-        assert app.cfg == cfg
+        assert app.instrument.cfg == cfg
     for key, value in (("stiffness_n_per_um", 3.0), ("loop_gain", 0.1), ("stiffness_n_per_um", 30.0)):
         assert command(app, board, "set", key=key, value=value)["ok"], key  # gentler, or within 2x
     board.sensor_ok = False
     run_app(app, 30)
-    assert app.ctrl.mode == 5  # a fault interrupting the hold: ack resumes it with these settings
+    assert app.instrument.ctrl.mode == 5  # a fault interrupting the hold: ack resumes it with these settings
     r = command(app, board, "set", key="stiffness_n_per_um", value=0.3)
     assert not r["ok"] and r["err"] == "loop", r
     for key in ("cell_area_mm2", "um_per_step"):
-        r = command(app, board, "set", key=key, value=app.cfg[key] * 1.5)
+        r = command(app, board, "set", key=key, value=app.instrument.cfg[key] * 1.5)
         assert not r["ok"] and r["err"] == "locked", (key, r)
     board.sensor_ok = True
     run_app(app, 30)
     assert command(app, board, "ack")["ok"]
     run_app(app, 1500)
-    assert app.ctrl.mode == 2 and abs(_true_mpa(board) - 40.0) < 0.4, _true_mpa(board)
+    assert app.instrument.ctrl.mode == 2 and abs(_true_mpa(board) - 40.0) < 0.4, _true_mpa(board)
 
 
 def test_a_hold_that_drifts_from_its_setpoint_raises_a_latched_alarm():
@@ -163,14 +163,14 @@ def test_a_hold_that_drifts_from_its_setpoint_raises_a_latched_alarm():
     assert command(app, board, "set", key="max_step_rate_hz", value=10)["ok"]
     _hold(app, board, 20.0)
     board.frames()
-    assert app.safety.names() == []
+    assert app.instrument.safety.names() == []
     ev = []
     for _ in range(600):  # 60 s of a cell swelling 1 um/s
         board.plant.gap -= 8
         run_app(app, 2)
         ev += [f for f in board.frames() if f.get("kind") == "alarm"]
-    assert "hold_deviation" in app.safety.names(), app.pressure_mpa(app.net)
-    assert app.ctrl.mode == 2  # reported; the fixture goes on holding
+    assert "hold_deviation" in app.instrument.safety.names(), app.instrument.pressure_mpa(app.instrument.net)
+    assert app.instrument.ctrl.mode == 2  # reported; the fixture goes on holding
     assert ev and "hold_deviation" in ev[0]["alarms"], ev
     r = command(app, board, "ack")
     assert r["ok"] and "hold_deviation" in r["data"]["cleared"], r
@@ -183,7 +183,7 @@ def test_a_good_hold_raises_no_deviation_alarm():
         if _ % 10 == 0:
             board.plant.gap -= 1
         run_app(app, 2)
-    assert app.safety.names() == [], app.safety.names()
+    assert app.instrument.safety.names() == [], app.instrument.safety.names()
 
 
 # --- 5. profile hold time across resets --------------------------------------------------
@@ -193,16 +193,16 @@ def test_a_reset_lengthens_a_profile_hold_never_shortens_it():
     assert command(app, board, "profile_run")["ok"]
     run_app(app, 2 * 10 * 200)  # the ramp, then into the hold
     run_app(app, 2 * 10 * 61)   # past a periodic save
-    before = app.profile.held_s
-    assert app.profile.holding and before > 150, before
+    before = app.instrument.profile.held_s
+    assert app.instrument.profile.holding and before > 150, before
     app.save_state()
     app = None  # noqa: F841 -- a power cut: the old firmware's heap is gone
     gc.collect()
     board.t = 11 * 3600 * 1000  # the board's clock after a boot: far from any value the old one had
     app2 = App(board)
     run_app(app2, 2 * 10 * 30)  # 30 s: resume, then hold again
-    after = app2.profile.held_s
-    assert app2.profile.running and app2.ctrl.mode == 2, app2.profile.state()
+    after = app2.instrument.profile.held_s
+    assert app2.instrument.profile.running and app2.instrument.ctrl.mode == 2, app2.instrument.profile.state()
     assert before <= after <= before + 30, (before, after)  # not 11 h for the time since boot
 
 
@@ -214,9 +214,9 @@ def test_a_lock_covers_profile_stop():
     assert command(app, board, "lock")["ok"]
     r = command(app, board, "profile_stop")
     assert not r["ok"] and r["err"] == "locked", r
-    assert app.profile.running
+    assert app.instrument.profile.running
     assert command(app, board, "unlock")["ok"]
-    assert command(app, board, "profile_stop")["ok"] and not app.profile.running
+    assert command(app, board, "profile_stop")["ok"] and not app.instrument.profile.running
 
 
 # --- 12. frames a strict JSON parser refuses ----------------------------------------------
@@ -231,9 +231,9 @@ def test_json_that_is_not_json_is_refused_and_changes_nothing():
         r = _last_reply(app, board)
         assert not r["ok"] and r["err"] == "json", (payload, r)
         assert r["id"] == 5, (payload, r)  # the id is read when it can be: no host takes it for silence
-        assert app.setpoint_mpa == 20.0
+        assert app.instrument.setpoint_mpa == 20.0
     _raw(board, b'{"id":6,"cmd":"hold","mpa":2.5e1}')
-    assert _last_reply(app, board)["ok"] and app.setpoint_mpa == 25.0
+    assert _last_reply(app, board)["ok"] and app.instrument.setpoint_mpa == 25.0
 
 
 def test_a_whole_number_setting_given_1e400_is_out_of_range():

@@ -41,7 +41,7 @@ def test_bad_schedules_are_refused_with_the_step_and_the_range():
     app, board = _app()
     r = _command(app, board, "profile_set", steps=[[40, 0.5, 10], [90, 0.5, 10]])
     assert not r["ok"] and r["err"] == "range" and "step 2" in r["msg"], r
-    assert app.profile.steps == []
+    assert app.instrument.profile.steps == []
     r = _command(app, board, "profile_run")
     assert not r["ok"] and r["err"] == "profile", r
 
@@ -58,12 +58,12 @@ def test_a_profile_ramps_holds_steps_down_and_ends_holding():
     seen = []
     for _ in range(120):  # 120 x 2 s
         run_app(app, 20)
-        st = app.profile
-        seen.append((st.running, st.index, app.ctrl.mode, round(app.pressure_mpa(app.net), 1)))
+        st = app.instrument.profile
+        seen.append((st.running, st.index, app.instrument.ctrl.mode, round(app.instrument.pressure_mpa(app.instrument.net), 1)))
     assert any(i == 0 and m == 2 and abs(p - 30) < 0.5 for r, i, m, p in seen), seen
     assert any(i == 1 and m == 2 and abs(p - 20) < 0.5 for r, i, m, p in seen), seen
-    assert not app.profile.running and app.ctrl.mode == 2 and app.setpoint_mpa == 20.0
-    assert abs(app.pressure_mpa(app.net) - 20.0) < 0.3
+    assert not app.instrument.profile.running and app.instrument.ctrl.mode == 2 and app.instrument.setpoint_mpa == 20.0
+    assert abs(app.instrument.pressure_mpa(app.instrument.net) - 20.0) < 0.3
     # the down-step at 1 MPa/s: from 30 to 20 took >= 10 s (5 passes of 2 s)
     down = [k for k, (r, i, m, p) in enumerate(seen) if i == 1 and 20.5 < p < 29.5]
     assert len(down) >= 4, seen
@@ -74,17 +74,17 @@ def test_a_reset_mid_hold_resumes_the_step_with_the_hold_time_done():
     assert _command(app, board, "profile_set", steps=[[30, 5.0, 600], [20, 1.0, -1]])["ok"]
     assert _command(app, board, "profile_run")["ok"]
     run_app(app, 2 * 10 * 200)  # 200 s: ramp, then well into the 600 s hold
-    held = app.profile.held_s
-    assert app.profile.index == 0 and held > 100, held
+    held = app.instrument.profile.held_s
+    assert app.instrument.profile.index == 0 and held > 100, held
     run_app(app, 2 * 10 * 61)  # past a periodic save
-    saved = app.profile.held_s
+    saved = app.instrument.profile.held_s
     app = None  # noqa: F841 -- the reset: the old firmware's heap is gone
     gc.collect()
     app2 = App(board)  # a new App on the same flash and plant
     run_app(app2, 40)
-    assert app2.profile.running and app2.profile.index == 0, app2.profile.state()
-    assert app2.profile.held_s >= saved - 61, (saved, app2.profile.held_s)
-    assert app2.ctrl.mode == 2 and abs(app2.pressure_mpa(app2.net) - 30) < 0.5
+    assert app2.instrument.profile.running and app2.instrument.profile.index == 0, app2.instrument.profile.state()
+    assert app2.instrument.profile.held_s >= saved - 61, (saved, app2.instrument.profile.held_s)
+    assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.pressure_mpa(app2.instrument.net) - 30) < 0.5
     st = _command(app2, board, "profile")["data"]
     assert st["running"] and st["step"] == 1 and 0 < st["remaining_s"] < 600 - 100, st
 
@@ -94,19 +94,19 @@ def test_hold_time_does_not_count_in_fault_and_stop_keeps_the_setpoint():
     assert _command(app, board, "profile_set", steps=[[30, 5.0, 100], [20, 1.0, 10]])["ok"]
     assert _command(app, board, "profile_run")["ok"]
     run_app(app, 2 * 10 * 30)  # reached and holding
-    assert app.profile.holding
+    assert app.instrument.profile.holding
     board.sensor_ok = False
     run_app(app, 2 * 10 * 50)  # 50 s in fault
-    h = app.profile.held_s
+    h = app.instrument.profile.held_s
     run_app(app, 2 * 10 * 50)
-    assert app.profile.held_s == h and app.ctrl.mode == 5
+    assert app.instrument.profile.held_s == h and app.instrument.ctrl.mode == 5
     board.sensor_ok = True
     run_app(app, 40)
     assert _command(app, board, "ack")["ok"]
     run_app(app, 2 * 10 * 20)
-    assert app.profile.index == 0 and app.profile.held_s > h
+    assert app.instrument.profile.index == 0 and app.instrument.profile.held_s > h
     r = _command(app, board, "profile_stop")
     assert r["ok"] and r["data"]["running"] is False and r["data"]["setpoint_mpa"] == 30.0, r
     run_app(app, 2 * 10 * 200)
-    assert app.ctrl.mode == 2 and app.setpoint_mpa == 30.0 and not app.profile.running
+    assert app.instrument.ctrl.mode == 2 and app.instrument.setpoint_mpa == 30.0 and not app.instrument.profile.running
     assert _command(app, board, "hold", mpa=25.0)["ok"]  # the setpoint is the user's again

@@ -23,26 +23,26 @@ def _hold(app, board, mpa=40.0):
     assert command(app, board, "set", key="ramp_rate_mpa_s", value=10)["ok"]
     assert command(app, board, "hold", mpa=mpa)["ok"]
     run_app(app, 1500)
-    assert app.ctrl.mode == 2, app.ctrl.mode
+    assert app.instrument.ctrl.mode == 2, app.instrument.ctrl.mode
 
 
 def _holds_position_until_trusted_and_acked(app, board, alarm, heal):
-    assert app.ctrl.mode == 5 and alarm in app.safety.names(), app.safety.names()
+    assert app.instrument.ctrl.mode == 5 and alarm in app.instrument.safety.names(), app.instrument.safety.names()
     run_app(app, 3)
-    pos = app.stepper.position
+    pos = app.instrument.stepper.position
     run_app(app, 100)
-    assert app.stepper.position == pos and not app.stepper.moving()
-    trusted = app.safety.trusted()
+    assert app.instrument.stepper.position == pos and not app.instrument.stepper.moving()
+    trusted = app.instrument.safety.trusted()
     r = command(app, board, "ack")
     if not trusted:
         assert not r["ok"] and r["err"] == "sensor" and "not trusted" in r["msg"], r
-        assert app.ctrl.mode == 5
+        assert app.instrument.ctrl.mode == 5
         heal()
         run_app(app, 20)
         r = command(app, board, "ack")
     assert r["ok"] and alarm in r["data"]["cleared"], r
     run_app(app, 600)
-    assert app.ctrl.mode == 2 and abs(app.pressure_mpa(app.net) - 40.0) < 0.4, app.pressure_mpa(app.net)
+    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, app.instrument.pressure_mpa(app.instrument.net)
 
 
 def test_stuck_reading_faults_and_holds_until_the_sensor_lives_again():
@@ -61,7 +61,7 @@ def test_saturated_adc_faults_and_holds():
     _hold(app, board)
     board.stuck_at = 0x7FFFFF
     run_app(app, 3)
-    assert "adc_saturated" in app.safety.names()
+    assert "adc_saturated" in app.instrument.safety.names()
 
     def heal():
         board.stuck_at = None
@@ -75,8 +75,8 @@ def test_implausible_jump_and_noise_burst_fault_without_moving():
     run_app(app, 1)
     board.plant.extra_n = 0.0
     run_app(app, 1)
-    assert "implausible_jump" in app.safety.names(), app.safety.names()
-    assert "over_pressure" not in app.safety.names()  # an untrusted reading is not a force
+    assert "implausible_jump" in app.instrument.safety.names(), app.instrument.safety.names()
+    assert "over_pressure" not in app.instrument.safety.names()  # an untrusted reading is not a force
     _holds_position_until_trusted_and_acked(app, board, "implausible_jump", lambda: None)
 
 
@@ -100,13 +100,13 @@ def _expand(app, board, total_n, samples, limit_n):
     for i in range(samples + 100):
         if i < samples:
             board.plant.extra_n += total_n / samples
-        pos = app.stepper.position
+        pos = app.instrument.stepper.position
         while not app.hx.ready():
             app.loop_once()  # the board idles while the ADC converts
         if first_over is None and board.plant.force_n() > limit_n:
             first_over = i
         app.loop_once()  # the conversion is read and acted on
-        if first_back is None and app.stepper.position < pos and app.ctrl.mode == 5:
+        if first_back is None and app.instrument.stepper.position < pos and app.instrument.ctrl.mode == 5:
             first_back = i
         peak = max(peak, board.plant.force_n())
     return peak, first_over, first_back
@@ -119,7 +119,7 @@ def test_over_pressure_backs_off_within_the_sample():
     trip_force = 45.0 * AREA
     # +7.6 MPa in 0.3 s: faster than this plant's motor can retreat (83 N per sample)
     peak, first_over, first_back = _expand(app, board, 600.0, 3, trip_force)
-    assert "over_pressure" in app.safety.names() and app.ctrl.mode == 5
+    assert "over_pressure" in app.instrument.safety.names() and app.instrument.ctrl.mode == 5
     assert first_over is not None and first_back == first_over  # backing off in that very sample
     assert board.plant.force_n() < 0.95 * trip_force, board.plant.force_n()
     assert peak < trip_force + 200.0 + 5, (peak, trip_force)  # at most one sample's rise over
@@ -133,7 +133,7 @@ def test_overload_of_the_load_cell_backs_off():
     assert command(app, board, "set", key="load_cell_capacity_n", value=3500.0)["ok"]
     _hold(app, board)
     _expand(app, board, 600.0, 3, 3500.0)
-    assert "overload" in app.safety.names()
+    assert "overload" in app.instrument.safety.names()
     assert board.plant.force_n() < 0.9 * 3500 + 50
 
 
@@ -152,10 +152,10 @@ def test_back_off_allocates_nothing():
         vals = app.hx.values
         for raw in raws:
             vals[0] = raw
-            app.control(1)
+            app.instrument.control(1)
     finally:
         micropython.heap_unlock()
-    assert "over_pressure" in app.safety.names()
+    assert "over_pressure" in app.instrument.safety.names()
 
 
 def test_stalled_motor_faults_and_stops():
@@ -163,13 +163,13 @@ def test_stalled_motor_faults_and_stops():
     assert command(app, board, "set", key="ramp_rate_mpa_s", value=2)["ok"]
     assert command(app, board, "hold", mpa=40.0)["ok"]
     run_app(app, 200)  # in contact and ramping
-    assert app.ctrl.mode == 1 and app.net > app.ctrl.contact
+    assert app.instrument.ctrl.mode == 1 and app.instrument.net > app.instrument.ctrl.contact
     board.plant.blocked = True
     run_app(app, 60)
-    assert "motor_stall" in app.safety.names() and app.ctrl.mode == 5, app.safety.names()
-    pos = app.stepper.position
+    assert "motor_stall" in app.instrument.safety.names() and app.instrument.ctrl.mode == 5, app.instrument.safety.names()
+    pos = app.instrument.stepper.position
     run_app(app, 50)
-    assert app.stepper.position == pos
+    assert app.instrument.stepper.position == pos
 
 
 def test_no_stall_while_holding_a_breathing_cell():
@@ -181,7 +181,7 @@ def test_no_stall_while_holding_a_breathing_cell():
     for _ in range(3000):
         board.plant.gap -= 1
         run_app(app, 1)
-    assert app.safety.names() == [] and app.ctrl.mode == 2, app.safety.names()
+    assert app.instrument.safety.names() == [] and app.instrument.ctrl.mode == 2, app.instrument.safety.names()
 
 
 def test_lock_refuses_what_changes_pressure_and_survives_a_reset():
@@ -193,7 +193,7 @@ def test_lock_refuses_what_changes_pressure_and_survives_a_reset():
                       ("repl", {})):
         r = command(app, board, cmd, **args)
         assert not r["ok"] and r["err"] == "locked" and "unlock" in r["msg"], r
-    assert app.ctrl.mode == 2 and app.setpoint_mpa == 40.0 and app.cfg["loop_gain"] == 0.25
+    assert app.instrument.ctrl.mode == 2 and app.instrument.setpoint_mpa == 40.0 and app.instrument.cfg["loop_gain"] == 0.25
     assert command(app, board, "status")["data"]["locked"] is True
     app = None
     gc.collect()
@@ -215,7 +215,7 @@ def test_a_host_that_does_not_read_never_blocks_control_and_replay_fills_the_hol
         board.plant.gap += 1  # the cell breathes meanwhile
         run_app(app, 10)
     assert app.out.dropped > 0
-    assert app.ctrl.mode == 2 and abs(app.pressure_mpa(app.net) - 40.0) < 0.4  # control went on
+    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4  # control went on
     board.line_takes = None
     run_app(app, 5)
     live = [f for f in board.frames() if f.get("t") == "tel"]
@@ -262,5 +262,5 @@ def test_watchdog_is_fed_every_pass_and_a_watchdog_reset_is_reported():
     app2.run()
     boot = [f for f in board2.frames() if f.get("kind") == "boot"][0]
     assert boot["reset_cause"] == "watchdog" and boot["boot"] == 2
-    assert "watchdog_reset" in app2.safety.names()
+    assert "watchdog_reset" in app2.instrument.safety.names()
     assert board2.wdt_ms == 0  # parked: the REPL is fed by a timer, not watched by the loop

@@ -9,7 +9,7 @@ import subprocess
 
 from conftest import MICROPYTHON, ROOT
 
-from stackpress.virtual import image
+from stackpress import firmware
 
 HERE = ROOT / "tests" / "firmware"
 
@@ -17,7 +17,7 @@ HERE = ROOT / "tests" / "firmware"
 def test_the_firmware_runs_in_a_192k_heap_with_room_to_spare(tmp_path):
     # As flashed (and as the virtual fixture's image holds it): modules as .mpy.
     fw = tmp_path / "fw"
-    for name, data in image.firmware_files().items():
+    for name, data in firmware.firmware_files().items():
         (fw / name).parent.mkdir(parents=True, exist_ok=True)
         (fw / name).write_bytes(data)
     (tmp_path / "flash").mkdir()

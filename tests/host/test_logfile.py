@@ -1,12 +1,14 @@
 """The log's files: SQLite like CSV, a rotating series like one file, and a killed writer
 that leaves nothing torn and nothing the next one can't pick up from."""
 import datetime
+import json
 import sqlite3
 import subprocess
 import sys
 
 import pytest
 
+from conftest import log_meta
 from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
 from stackpress.logger import Sequencer
 from stackpress.report import read_log
@@ -27,7 +29,7 @@ def _keys(db_path):
 
 
 def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path):
-    meta = {"board": "pico", "fixture_id": "e66038b7137a2f2c", "cell_area_mm2": 78.54, "units": "MPa"}
+    meta = log_meta(board="pico", fixture_id="e66038b7137a2f2c", cell_area_mm2=78.54, units="MPa")
     logs = [CsvLog(str(tmp_path / "run.csv"), meta), SqliteLog(str(tmp_path / "run.sqlite"), meta)]
     for log in logs:
         seq = Sequencer(log)
@@ -52,10 +54,10 @@ def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path
 
 
 KILLED_WRITER = """
-import os, sys
+import json, os, sys
 sys.path.insert(0, sys.argv[2])
 from stackpress.logfile import SqliteLog
-log = SqliteLog(sys.argv[1], {"board": "pico"}, resume=True)
+log = SqliteLog(sys.argv[1], json.loads(sys.argv[3]), resume=True)
 for s in range(1, 41):
     log.row({"t": "tel", "boot": 1, "seq": s, "device_ms": s, "alarms": []})
 log.flush()  # the logger commits once a loop: 1..40 are in
@@ -69,7 +71,8 @@ def test_a_killed_sqlite_writer_leaves_a_sound_file_ending_at_its_last_commit(tm
     import stackpress
     path = tmp_path / "run.sqlite"
     p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path),
-                        str(__import__("pathlib").Path(stackpress.__file__).parent.parent)])
+                        str(__import__("pathlib").Path(stackpress.__file__).parent.parent),
+                        json.dumps(log_meta(board="pico"))])
     assert p.returncode == -9
     assert last_key(str(path)) == (1, 40)
     log = SqliteLog(str(path), {}, resume=True)
@@ -96,7 +99,7 @@ def test_a_file_that_is_not_a_log_is_refused(tmp_path):
 @pytest.mark.parametrize("ext", [".csv", ".sqlite"])
 def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path, ext):
     base = str(tmp_path / ("run" + ext))
-    log = open_log(base, {"board": "pico", "fixture_id": "f1"}, max_bytes=12000)
+    log = open_log(base, log_meta(board="pico", fixture_id="f1"), max_bytes=12000)
     seq = Sequencer(log)
     for s in range(1, 401):
         seq.offer(_rec(2, s))
@@ -111,7 +114,7 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
     assert notes.count("continued in the next file (rotation)") == len(files) - 1
 
     # A new logger on the same name resumes the newest file and carries on the sequence.
-    log2 = open_log(base, {"board": "pico"}, max_bytes=12000)
+    log2 = open_log(base, log_meta(board="pico"), max_bytes=12000)
     assert log2.last == (2, 400) and log2.path == files[-1]
     seq2 = Sequencer(log2)
     for s in range(390, 421):
@@ -123,7 +126,7 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
 
 def test_a_new_utc_day_starts_a_new_file(tmp_path):
     base = str(tmp_path / "run.csv")
-    log = Rotating(base, {"board": "pico"}, daily=True)
+    log = Rotating(base, log_meta(board="pico"), daily=True)
     seq = Sequencer(log)
     for s in range(1, 11):
         seq.offer(_rec(1, s))
@@ -141,20 +144,20 @@ def test_a_new_utc_day_starts_a_new_file(tmp_path):
 
 def test_resuming_when_the_newest_file_has_no_row_yet_finds_the_last_row_before_it(tmp_path):
     base = str(tmp_path / "run.csv")
-    log = open_log(base, {}, max_bytes=3000)
+    log = open_log(base, log_meta(), max_bytes=3000)
     seq = Sequencer(log)
     for s in range(1, 30):
         seq.offer(_rec(1, s))
     log.cur.close()
     log.cur = log._open(log.cur.path)  # a rotation, then the logger was killed before a row
     log.close()
-    log2 = open_log(base, {}, max_bytes=3000)
+    log2 = open_log(base, log_meta(), max_bytes=3000)
     assert log2.last == (1, 29)
     log2.close()
 
 
 def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_columns(tmp_path):
-    meta = {"board": "virtual", "cell_area_mm2": 78.54, "load_cells": 3}
+    meta = log_meta(3, board="virtual", cell_area_mm2=78.54, load_cells=3)
     for name, cls in (("run.csv", CsvLog), ("run.sqlite", SqliteLog)):
         path = str(tmp_path / name)
         log = cls(path, meta)
@@ -166,7 +169,7 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
                  "excluded": True, "why": "stuck", "left": 2})
         log.close()
         # a logger started later with the wrong idea of the fixture keeps the file's columns
-        log = cls(path, {"load_cells": 1}, resume=True)
+        log = cls(path, log_meta(1, load_cells=1), resume=True)
         log.row(dict(_rec(1, 7), force_ch0_n=1107.0, force_ch1_n=1000.0, force_ch2_n=1034.6, uniformity_pct=5.7,
                      centre_x_mm=0.5, centre_y_mm=-0.2))
         log.close()

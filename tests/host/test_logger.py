@@ -1,6 +1,7 @@
 """The logger's bookkeeping: every record once, in order, whatever order they come in."""
 import random
 
+from conftest import log_meta
 from stackpress.logfile import CsvLog
 from stackpress.logger import Sequencer
 
@@ -21,7 +22,7 @@ def _rows(path):
 
 def test_shuffled_duplicated_records_come_out_once_in_order(tmp_path):
     p = tmp_path / "run.csv"
-    seq = Sequencer(CsvLog(str(p), {"units": "MPa"}))
+    seq = Sequencer(CsvLog(str(p), log_meta(units="MPa")))
     recs = [_rec(1, s) for s in range(1, 301)]
     rng = random.Random(4)
     stream = recs + rng.sample(recs, 100)  # duplicates, as a replay overlapping live records gives
@@ -35,7 +36,7 @@ def test_shuffled_duplicated_records_come_out_once_in_order(tmp_path):
 
 def test_a_hole_asks_for_a_replay_and_what_is_gone_is_written_down(tmp_path):
     p = tmp_path / "run.csv"
-    seq = Sequencer(CsvLog(str(p), {}))
+    seq = Sequencer(CsvLog(str(p), log_meta()))
     for s in (1, 2, 3, 9, 10):
         seq.offer(_rec(1, s))
     assert seq.want == 4
@@ -49,7 +50,7 @@ def test_a_hole_asks_for_a_replay_and_what_is_gone_is_written_down(tmp_path):
 
 def test_a_killed_logger_resumes_its_file_without_a_torn_row_or_a_duplicate(tmp_path):
     p = tmp_path / "run.csv"
-    log = CsvLog(str(p), {"units": "MPa"})
+    log = CsvLog(str(p), log_meta(units="MPa"))
     seq = Sequencer(log)
     for s in range(1, 51):
         seq.offer(_rec(3, s))
@@ -70,7 +71,7 @@ def test_a_killed_logger_resumes_its_file_without_a_torn_row_or_a_duplicate(tmp_
 
 def test_a_reboot_starts_a_new_boot_and_keeps_order(tmp_path):
     p = tmp_path / "run.csv"
-    seq = Sequencer(CsvLog(str(p), {}))
+    seq = Sequencer(CsvLog(str(p), log_meta()))
     for s in range(1, 6):
         seq.offer(_rec(1, s))
     seq.offer({"t": "evt", "boot": 2, "seq": 1, "kind": "boot", "device_ms": 0})

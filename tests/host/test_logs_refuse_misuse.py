@@ -9,8 +9,10 @@ import tracemalloc
 import pytest
 
 from fakedevice import FakeDevice
+from conftest import log_meta
 from stackpress.logfile import CsvLog, LogError, SqliteLog
 from stackpress.logger import Sequencer, out_path
+from stackpress.firmware import protocol_version
 from stackpress.link import LinkError
 
 BIN = os.path.dirname(sys.executable)
@@ -30,7 +32,7 @@ def _rows(path):
 @pytest.mark.parametrize("cls,ext", [(CsvLog, ".csv"), (SqliteLog, ".sqlite")])
 def test_a_log_of_another_fixture_is_refused_and_left_as_it_was(tmp_path, cls, ext):
     p = tmp_path / ("run" + ext)
-    log = cls(str(p), {"fixture_id": A})
+    log = cls(str(p), log_meta(fixture_id=A))
     log.row(_rec(1, 1), "aaaaaaaa")
     log.close()
     before = p.read_bytes()
@@ -43,7 +45,7 @@ def test_a_log_of_another_fixture_is_refused_and_left_as_it_was(tmp_path, cls, e
 @pytest.mark.parametrize("cls,ext", [(CsvLog, ".csv"), (SqliteLog, ".sqlite")])
 def test_two_loggers_can_not_write_one_file(tmp_path, cls, ext):
     p = str(tmp_path / ("run" + ext))
-    first = cls(p, {"fixture_id": A})
+    first = cls(p, log_meta(fixture_id=A))
     with pytest.raises(LogError, match="another stackpress logger"):
         cls(p, {"fixture_id": A}, resume=True)
     first.close()
@@ -52,7 +54,7 @@ def test_two_loggers_can_not_write_one_file(tmp_path, cls, ext):
 
 def test_a_wiped_fixture_counting_boots_from_1_again_is_logged_not_dropped(tmp_path):
     p = tmp_path / "run.csv"
-    log = CsvLog(str(p), {"fixture_id": A})
+    log = CsvLog(str(p), log_meta(fixture_id=A))
     seq = Sequencer(log)
     seq.catch_up({"boot": 1, "boot_id": "aaaaaaaa", "seq": 0})
     for s in range(1, 403):
@@ -89,14 +91,14 @@ def test_a_device_never_names_a_file_outside_the_folder(tmp_path, bad):
 
 def test_text_from_a_device_can_not_add_lines_to_the_header(tmp_path):
     p = tmp_path / "run.csv"
-    CsvLog(str(p), {"fixture_id": A, "board": "pico\n# fixture_id: %s" % B, "scenario": "x\ry"}).close()
+    CsvLog(str(p), log_meta(fixture_id=A, board="pico\n# fixture_id: %s" % B, scenario="x\ry")).close()
     meta = [line for line in p.read_text().splitlines() if line.startswith("#")]
-    assert len(meta) == 3 and sum(B in line for line in meta) == 1 and meta[1].startswith("# board: ")
+    assert len(meta) == 4 and sum(B in line for line in meta) == 1 and meta[1].startswith("# board: ")
 
 
 def test_resuming_a_big_log_reads_only_its_tail(tmp_path):
     p = tmp_path / "big.csv"
-    log = CsvLog(str(p), {"fixture_id": A})
+    log = CsvLog(str(p), log_meta(fixture_id=A))
     log.close()
     row = "1,%d,1000,2026-11-30T00:00:00.000+00:00,hold,40.0,40.0,40.0,39.99,40.01,10,3141.6,1.0,,25.0,1392284,,,\n"
     with open(p, "a") as f:
@@ -120,8 +122,8 @@ def test_a_log_goes_to_a_regular_file_in_a_folder_that_exists(tmp_path):
         CsvLog(str(tmp_path / "nodir" / "run.csv"), {}, resume=True)
 
 
-HELLO = {"firmware_version": "0.5.0", "protocol_version": 3, "board": "pico", "runtime": "micropython 1.28.0",
-         "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa", "max_line_bytes": 1024}
+HELLO = {"firmware_version": "0.5.0", "protocol_version": protocol_version(), "board": "pico",
+         "runtime": "micropython 1.28.0", "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa", "max_line_bytes": 1024}
 
 
 @pytest.mark.parametrize("broken", [

@@ -1,5 +1,6 @@
 import pytest
 
+from conftest import log_meta
 from stackpress.logfile import CsvLog
 from stackpress.protocol import FrameError, frame, parse
 
@@ -15,7 +16,7 @@ def test_frame_round_trip_and_crc():
 
 
 def test_log_marks_gaps_and_reboots(tmp_path):
-    log = CsvLog(str(tmp_path / "x.csv"), {"units": "MPa"})
+    log = CsvLog(str(tmp_path / "x.csv"), log_meta(units="MPa"))
     for seq in (1, 2, 5):
         log.write({"t": "tel", "boot": 1, "seq": seq, "device_ms": seq * 100, "state": "hold", "pressure_mpa": 40.0,
                    "alarms": []})
@@ -26,4 +27,4 @@ def test_log_marks_gaps_and_reboots(tmp_path):
     assert "# fixture rebooted" in text
     assert '"{""kind"": ""boot""' in text
     with pytest.raises(FileExistsError):
-        CsvLog(str(tmp_path / "x.csv"), {})
+        CsvLog(str(tmp_path / "x.csv"), log_meta())

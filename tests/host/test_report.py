@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from stackpress.logfile import COLUMNS
+from conftest import record_fields
+from stackpress.logfile import columns
 from stackpress.report import ReportError, read_cycler, report
 
 BIN = Path(sys.executable).parent
@@ -16,8 +17,9 @@ BIN = Path(sys.executable).parent
 def _log(path, boots=((1, 5400), (2, 5400)), period_s=10):
     """A virtual-fixture log: holding 40 MPa with a +-2 kPa sine error, the cell breathing
     +-1.5 um once an hour; two boots; an alarm event and a lost-records note."""
+    cols = columns(record_fields())
     lines = ["# stackpress log: test", "# board: virtual", "# firmware_version: 0.2.0", "# cell_area_mm2: 78.54",
-             ",".join(COLUMNS)]
+             ",".join(cols)]
     t_run = 0.0
     expect = []
     for boot, dur in boots:
@@ -30,13 +32,17 @@ def _log(path, boots=((1, 5400), (2, 5400)), period_s=10):
             p = 40 + err
             thk = 1.5 * math.sin(2 * math.pi * t / 3600.0)
             expect.append(err * 1000)
-            lines.append(",".join(str(v) for v in [
-                boot, seq, dev_ms, "2026-11-24T00:00:00+00:00", "hold", round(p, 6), 40.0, 40.0, round(p - 0.001, 6),
-                round(p + 0.001, 6), 10, 3141.6, 1000.0, round(thk, 4), 25.0, 1392000, "", ""]))
+            rec = {"boot": boot, "seq": seq, "device_ms": dev_ms, "host_time_utc": "2026-11-24T00:00:00+00:00",
+                   "state": "hold", "pressure_mpa": round(p, 6), "setpoint_mpa": 40.0, "ref_mpa": 40.0,
+                   "p_min_mpa": round(p - 0.001, 6), "p_max_mpa": round(p + 0.001, 6), "n_samples": 10,
+                   "force_n": 3141.6, "position_um": 1000.0, "thickness_um": round(thk, 4), "temperature_c": 25.0,
+                   "raw_counts": 1392000}
+            lines.append(",".join(str(rec.get(c, "")) for c in cols))
             if boot == 1 and k == 100:
                 seq += 1
-                lines.append('1,%d,%d,2026-11-24T00:00:00+00:00,,,,,,,,,,,,,,"{""kind"": ""alarm"", ""alarms"": '
-                             '[""stuck_reading""]}"' % (seq, dev_ms))
+                ev = {"boot": 1, "seq": seq, "device_ms": dev_ms, "host_time_utc": "2026-11-24T00:00:00+00:00",
+                      "event": '"{""kind"": ""alarm"", ""alarms"": [""stuck_reading""]}"'}
+                lines.append(",".join(str(ev.get(c, "")) for c in cols))
         t_run += dur
     lines.insert(5, "# lost: records 3..4 of boot 1 (no longer held by the fixture)")
     path.write_text("\n".join(lines) + "\n")
@@ -93,8 +99,7 @@ def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
 
 
 def test_several_load_cells_are_summarised_and_drawn(tmp_path):
-    from stackpress.logfile import columns
-    cols = columns(3)
+    cols = columns(record_fields(3))
     lines = ["# board: virtual", "# load_cells: 3", "# cell_area_mm2: 78.54", ",".join(cols)]
     for k in range(1, 601):
         f = [1100.0, 1000.0, 1041.6]

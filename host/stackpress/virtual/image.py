@@ -1,18 +1,13 @@
 """Building the virtual board's flash: a littlefs2 image laid out as on a Pico.
 
-The firmware goes in as a Pico gets it: modules compiled by mpy-cross to .mpy (no
-compiler run, and no compiler's heap, at boot), main.py as source.
+The firmware goes in as a Pico gets it (firmware.py: modules as .mpy, so no compiler
+run, and no compiler's heap, at boot; main.py as source).
 """
-import hashlib
-import os
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from littlefs import LittleFS
 
-FIRMWARE = Path(__file__).resolve().parents[3] / "firmware"
+from ..firmware import FIRMWARE, firmware_files
 BLOCK_SIZE = 4096
 BLOCK_COUNT = 256  # 1 MiB: the Pico's filesystem is 1.4 MB
 
@@ -25,40 +20,6 @@ def _mkdirs(fs, path):
             fs.mkdir(d)
         except FileExistsError:
             pass
-
-
-MPY_CROSS = Path(sys.executable).parent / "mpy-cross"
-_CACHE = Path(tempfile.gettempdir()) / ("stackpress-mpy-%d" % os.getuid())
-
-
-def compiled(name, source):
-    """The .mpy of one module (mpy-cross, cached by the source's and the compiler's hash)."""
-    key = hashlib.sha256(source + str(MPY_CROSS.stat().st_mtime_ns).encode() + name.encode()).hexdigest()
-    cached = _CACHE / (key + ".mpy")
-    if not cached.exists():
-        _CACHE.mkdir(exist_ok=True)
-        src = _CACHE / ("%s.%d.py" % (key, os.getpid()))
-        src.write_bytes(source)
-        tmp = _CACHE / ("%s.%d.tmp" % (key, os.getpid()))
-        p = subprocess.run([str(MPY_CROSS), "-s", name, "-o", str(tmp), str(src)], capture_output=True, text=True)
-        src.unlink()
-        if p.returncode:
-            raise RuntimeError("mpy-cross %s: %s" % (name, p.stderr.strip()))
-        os.replace(tmp, cached)  # concurrent sims may compile the same module
-    return cached.read_bytes()
-
-
-def firmware_files(firmware=FIRMWARE):
-    """{path on the board: bytes}: every module as .mpy, main.py as source, and the data
-    files the firmware reads at run time (.txt) as they are."""
-    files = {}
-    for p in sorted(Path(firmware).rglob("*")):
-        rel = str(p.relative_to(firmware))
-        if rel == "main.py" or p.suffix == ".txt":
-            files[rel] = p.read_bytes()
-        elif p.suffix == ".py":
-            files[rel[:-3] + ".mpy"] = compiled(rel, p.read_bytes())
-    return files
 
 
 def build(out, firmware=FIRMWARE, extra=None):
