@@ -12,7 +12,6 @@ from stackpress import config as cfgmod
 from stackpress import history
 from stackpress import profile as profmod
 from stackpress.instrument import Refused
-from stackpress.loadcells import LoadCells
 from stackpress.protocol import MAX_LINE
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
@@ -163,23 +162,17 @@ def set_calibration(app, obj):
     reference it was made against, its date, points and figures of merit."""
     _not_locked(app, obj)
     ins = app.instrument
-    ins.require_idle("a new calibration changes every force reading")
-    n = ins.loadcells.n
+    ins.require_idle("set_calibration", "a new calibration changes every force reading")
+    n = ins.load_cells
     if n > 1 and isinstance(obj.get("tare_counts"), list):
         # Each load cell's own zero and span (its certificate, or a calibration of each).
         tares = [int(v) for v in _numbers(obj, "tare_counts", n, -0x800000, 0x7FFFFF, "counts")]
-        spans = _numbers(obj, "span_counts_per_n", n, 1.0, 100000.0, "counts/N")
-        try:
-            LoadCells(n).calibrate(tares, spans)  # refused here, before anything is stored
-        except ValueError as e:
-            raise Refused("range", str(e))
-        tare_c, span = tares, spans  # type: object, object
+        tare_c, span = ins.calibration(tares, _numbers(obj, "span_counts_per_n", n, 1.0, 100000.0, "counts/N"))
     else:
         # One load cell; or several calibrated as one against a reference under the whole
         # stack: numbers for the summed reading (status raw_counts), in channel 0's counts.
         t = _number(obj, "tare_counts", -0x800000 * n, 0x7FFFFF * n, "counts")
-        s = _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N")
-        tare_c, span = ins.loadcells.combined_calibration(t, s) if n > 1 else (int(t), s)
+        tare_c, span = ins.calibration(t, _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N"))
     pts = obj.get("points", [])
     if (not isinstance(pts, list) or len(pts) > 6 or not all(
             isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -251,13 +244,12 @@ def profile_set(app, obj):
     """Store a schedule: `steps` [[mpa, rate_mpa_s, hold_s], ...] (hold -1: until stopped)."""
     _not_locked(app, obj)
     ins = app.instrument
-    if ins.profile.running:
-        raise Refused("profile", "a profile is running: 'profile_stop' before storing another")
     lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
     try:
-        ins.profile.steps = profmod.check(obj.get("steps"), ins.max_setpoint_mpa(), lo, hi)
+        steps = profmod.check(obj.get("steps"), ins.max_setpoint_mpa(), lo, hi)
     except profmod.ProfileError as e:
         raise Refused("range", e.msg)
+    ins.store_profile(steps)
     app.save_state()
     return profile_status(app, obj)
 
@@ -278,12 +270,7 @@ def profile_stop(app, obj):
 
 
 def profile_status(app, obj):
-    ins = app.instrument
-    p = ins.profile
-    return {"steps": p.steps, "running": p.running, "step": p.index + 1 if p.running else None,
-            "holding": p.holding if p.running else None, "held_s": p.held_s if p.running else None,
-            "remaining_s": p.remaining_s() if p.running else None, "setpoint_mpa": ins.setpoint_mpa,
-            "state": ins.state_name()}
+    return app.instrument.profile_status()
 
 
 HANDLERS = {
@@ -293,16 +280,10 @@ HANDLERS = {
     "profile_set": profile_set, "profile_run": profile_run, "profile_stop": profile_stop,
     "profile": profile_status, "set_calibration": set_calibration, "schema": schema,
 }
-# While a profile runs it owns the setpoint: these would take it away.
-BLOCKED_BY_PROFILE = ("hold", "gap", "idle", "release", "jog", "tare", "set_calibration")
 
 
 def handle(app, obj):
     h = HANDLERS.get(obj["cmd"])
     if h is None:
         raise Refused("unknown", "unknown command %r; known: %s" % (obj["cmd"], ", ".join(sorted(HANDLERS))))
-    p = app.instrument.profile
-    if p.running and obj["cmd"] in BLOCKED_BY_PROFILE:
-        raise Refused("profile", "a profile is running (step %d of %d): '%s' would take the setpoint from "
-                      "it; 'profile_stop' first" % (p.index + 1, len(p.steps), obj["cmd"]))
     return h(app, obj)

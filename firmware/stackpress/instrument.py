@@ -40,6 +40,7 @@ class Instrument:
         self.safety = Safety()
         self.ctrl = Controller()
         self.loadcells = LoadCells(adc.n)
+        self.load_cells = adc.n
         self.stepper = Stepper(board.step_pulses, board.dir_pin, 20000)
         self.dil = Dilatometer()
         self.profile = Profile()
@@ -193,7 +194,9 @@ class Instrument:
         self.apply_settings(self.cfg)  # limits and targets in the new counts
         return why
 
-    def require_idle(self, why):
+    def require_idle(self, verb, why):
+        """Refuse `verb` unless idle (`why`: what it would do otherwise)."""
+        self._no_profile(verb)
         if self.ctrl.mode != IDLE:
             raise Refused("state", "%s: only when idle (now %s)" % (why, self.state_name()))
 
@@ -208,12 +211,28 @@ class Instrument:
         t = t if isinstance(t, list) and len(t) == n else [t / n] * n
         return sum((t[i] - z[i]) / lc.span[i] for i in range(n))
 
+    def calibration(self, tare_counts, span_counts_per_n):
+        """(tares, spans) to store for a calibration given as lists (each load cell's own)
+        or as numbers (the summed reading, in load cell 0's counts: every span scaled
+        alike, the zero shift shared); refused if the load cells can't take it."""
+        lc = self.loadcells
+        if isinstance(tare_counts, list):
+            try:
+                LoadCells(lc.n).calibrate(tare_counts, span_counts_per_n)  # refused here, before anything is stored
+            except ValueError as e:
+                raise Refused("range", str(e))
+            return tare_counts, span_counts_per_n
+        if lc.n > 1:
+            return lc.combined_calibration(tare_counts, span_counts_per_n)
+        return int(tare_counts), span_counts_per_n
+
     def tare(self):
         """The calibration with the load cells zeroed at their reading now; only when the
         fixture is demonstrably unloaded: idle and still since a release backed the
         plunger off, and reading within tare_max_shift_n of the calibrated zero (a tare
         under load would make every later hold press harder). Changes nothing: store the
         result, then recalibrate(result, tared=True)."""
+        self._no_profile("tare")
         st = self.stepper
         if self.ctrl.mode != IDLE or st.moving() or self.backed_off_at is None or st.position > self.backed_off_at:
             raise Refused("state", "tare needs the fixture unloaded: 'release' first (it steps the pressure "
@@ -254,14 +273,21 @@ class Instrument:
             self.zero_offset = int(k * (t - t0) * self.loadcells.span[0])
 
     # --- verbs: every change of mode is here ---
-    def _free(self):
+    def _no_profile(self, verb):
+        p = self.profile
+        if p.running:  # it owns the setpoint
+            raise Refused("profile", "a profile is running (step %d of %d): '%s' would take the setpoint from "
+                          "it; 'profile_stop' first" % (p.index + 1, len(p.steps), verb))
+
+    def _free(self, verb):
+        self._no_profile(verb)
         if self.ctrl.mode == FAULT:
             raise Refused("fault", "fixture is in fault (%s): acknowledge with 'ack' first"
                           % ", ".join(self.safety.names()))
 
     def hold(self, mpa):
         """Ramp to `mpa` and hold it."""
-        self._free()
+        self._free("hold")
         self._hold(mpa)
 
     def _hold(self, mpa):
@@ -273,19 +299,19 @@ class Instrument:
 
     def gap(self):
         """Hold the position, record the pressure."""
-        self._free()
+        self._free("gap")
         self.stepper.stop()
         self.ctrl.set_mode(GAP)
 
     def idle(self):
-        self._free()
+        self._free("idle")
         self.stepper.stop()
         self.ctrl.set_mode(IDLE)
         self.dil.clear()
 
     def release(self):
         """Step the pressure down gently, then back the plunger off."""
-        self._free()
+        self._free("release")
         self.setpoint_mpa = 0.0
         self.ctrl.release(self.net)
         self.dil.clear()
@@ -294,7 +320,7 @@ class Instrument:
         """Move the motor by `um` (+ = more compression) while idle or in gap: probing,
         set-up. Returns the steps. A move the travel limit or the end stop forbids
         latches a fault and is refused."""
-        self._free()
+        self._free("jog")
         if self.ctrl.mode not in (IDLE, GAP):
             raise Refused("state", "jog moves the motor by hand: only in idle or gap (now %s)" % self.state_name())
         st = self.stepper
@@ -361,13 +387,19 @@ class Instrument:
         """Stop the motor, whatever the mode (before a reset or a REPL hand-over)."""
         self.stepper.stop()
 
+    def store_profile(self, steps):
+        """Keep the schedule `steps` (checked: profile.check) to run later."""
+        if self.profile.running:
+            raise Refused("profile", "a profile is running: 'profile_stop' before storing another")
+        self.profile.steps = steps
+
     def profile_run(self):
         p = self.profile
-        self._free()
-        if not p.steps:
-            raise Refused("profile", "no profile stored: 'profile_set' first")
         if p.running:
             raise Refused("profile", "the profile is running already (step %d)" % (p.index + 1))
+        self._free("profile_run")
+        if not p.steps:
+            raise Refused("profile", "no profile stored: 'profile_set' first")
         p.start()
         self._profile_step()
 
@@ -381,6 +413,14 @@ class Instrument:
         self.apply_settings(self.cfg)
         self.event("profile", stopped=True, step=p.index + 1, setpoint_mpa=self.setpoint_mpa)
         return True
+
+    def profile_status(self):
+        p = self.profile
+        r = p.running
+        return {"steps": p.steps, "running": r, "step": p.index + 1 if r else None,
+                "holding": p.holding if r else None, "held_s": p.held_s if r else None,
+                "remaining_s": p.remaining_s() if r else None, "setpoint_mpa": self.setpoint_mpa,
+                "state": self.state_name()}
 
     def profile_tick(self, now):
         """Advance a running profile; returns True when it moved on (a state to keep)."""
