@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 PORT ?=
 
-.PHONY: setup demo test test-firmware test-host test-e2e bench soak wiring clean
+.PHONY: setup demo test test-firmware test-host test-e2e bench soak wiring lint format clean
 
 setup: $(STAMP)
 
@@ -37,6 +37,13 @@ soak: setup
 # hardware/wiring.svg from the pin map in firmware/boards/pico.py (make test checks they agree)
 wiring: setup
 	$(BIN)/python hardware/wiring.py
+
+# ruff (ruff.toml): `make lint` checks as `make test` does; `make format` fixes what it can.
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
 test-firmware: setup
 	$(BIN)/python -m pytest -q tests/firmware

@@ -106,5 +106,16 @@ def control_on(i):
 
 net, n, locked_ok = measure(control_on, N)
 gc.collect()
-print(json.dumps({"iterations": n, "alloc_bytes": net, "alloc_bytes_per_loop": net / n, "load_cells": CELLS,
-                  "heap_lock_ok": locked_ok, "mode": "hold", "heap_alloc_after_bytes": gc.mem_alloc()}))
+print(
+    json.dumps(
+        {
+            "iterations": n,
+            "alloc_bytes": net,
+            "alloc_bytes_per_loop": net / n,
+            "load_cells": CELLS,
+            "heap_lock_ok": locked_ok,
+            "mode": "hold",
+            "heap_alloc_after_bytes": gc.mem_alloc(),
+        }
+    )
+)

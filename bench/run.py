@@ -15,6 +15,7 @@ every sample between records) and of the model's true pressure (the sim's truth 
 every sample), over the cycling window. Prints a table, writes bench/out/bench.png and
 the logs, and prints one JSON object as its last line.
 """
+
 import argparse
 import concurrent.futures
 import csv
@@ -41,11 +42,11 @@ from stackpress.virtual.params import resolve  # noqa: E402
 
 SETPOINTS_MPA = (25.0, 40.0, 60.0)
 KINDS = ("active", "gap", "spring")
-LOST_CHANNEL = 1          # the load cell lost mid-run in the `lost` run (40 MPa, active)
-LOST_AT_S = 9000          # mid-way through the second cycle
-REST_S = 1500        # the cell rests while the fixture is tuned and clamped
-TAIL_S = 300         # recorded after the last cycle
-STEP_HOLD_S = 240    # each level of the step test
+LOST_CHANNEL = 1  # the load cell lost mid-run in the `lost` run (40 MPa, active)
+LOST_AT_S = 9000  # mid-way through the second cycle
+REST_S = 1500  # the cell rests while the fixture is tuned and clamped
+TAIL_S = 300  # recorded after the last cycle
+STEP_HOLD_S = 240  # each level of the step test
 SETTLE_BAND_MPA = 0.02
 
 
@@ -57,8 +58,18 @@ def log(msg):
 class Fixture:
     def __init__(self, outdir, name, seed, sets):
         self.truth_path = outdir / ("%s_truth.csv" % name)
-        args = [str(BIN / "stackpress"), "sim", "--speed", "max", "--seed", str(seed),
-                "--truth", str(self.truth_path), "--truth-every", "1"]
+        args = [
+            str(BIN / "stackpress"),
+            "sim",
+            "--speed",
+            "max",
+            "--seed",
+            str(seed),
+            "--truth",
+            str(self.truth_path),
+            "--truth-every",
+            "1",
+        ]
         for s in sets:
             args += ["--set", s]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -141,8 +152,10 @@ def run_tempco(seed, outdir, step_at_s=600, settle_s=6000):
     """The virtual climate chamber: the unloaded fixture, the room 10 degC warmer at
     step_at_s; the load cell's zero drift per kelvin of the frame thermistor, measured as a
     lab would measure it, for the firmware's `load_cell_zero_n_per_k`."""
-    sets = ["scenario.cycling.rest_before_s=1000000000",
-            'scenario.events=[{"at_s": %d, "ambient_temperature_c": 35.0}]' % step_at_s]
+    sets = [
+        "scenario.cycling.rest_before_s=1000000000",
+        'scenario.events=[{"at_s": %d, "ambient_temperature_c": 35.0}]' % step_at_s,
+    ]
     fx = Fixture(outdir, "tempco", seed, sets)
     try:
         with Link(fx.port, timeout_s=10) as link:
@@ -156,6 +169,7 @@ def run_tempco(seed, outdir, step_at_s=600, settle_s=6000):
     def mean(key, t0, t1):
         vals = [r[key] for r in rec.tel if t0 * 1000 <= r["device_ms"] < t1 * 1000]
         return sum(vals) / len(vals)
+
     t_a, t_b = step_at_s - 300, step_at_s - 10
     t_c, t_d = step_at_s + settle_s - 300, step_at_s + settle_s
     dT = mean("temperature_c", t_c, t_d) - mean("temperature_c", t_a, t_b)
@@ -182,18 +196,35 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
             wait_settled(link, mpa)
             if kind not in ("active", "lost"):
                 link.command("gap")  # clamped: from now on the motor never moves
-            rec = Recorder(link, outdir / ("%s.csv" % name),
-                           {"bench": "%s at %g MPa, seed %d" % (kind, mpa, seed), "model_set": sets})
+            rec = Recorder(
+                link,
+                outdir / ("%s.csv" % name),
+                {"bench": "%s at %g MPa, seed %d" % (kind, mpa, seed), "model_set": sets},
+            )
             follow(link, rec, (t_end + TAIL_S) * 1000, name)
             rec.log.close()
     finally:
         virt, wall, dropped = fx.stop()
     if rec.tel[0]["device_ms"] > t_start * 1000:
-        raise RuntimeError("%s: tuning and clamping ran into the cycling (log starts at %.0f s, cycling at %.0f s)"
-                           % (name, rec.tel[0]["device_ms"] / 1000, t_start))
-    return {"kind": kind, "setpoint_mpa": mpa, "tune": tune, "tel": rec.tel, "events": rec.events, "heap": rec.heap,
-            "gaps": rec.log.gaps, "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped,
-            "truth": str(fx.truth_path), "window_s": (t_start, t_end), "name": name}
+        raise RuntimeError(
+            "%s: tuning and clamping ran into the cycling (log starts at %.0f s, cycling at %.0f s)"
+            % (name, rec.tel[0]["device_ms"] / 1000, t_start)
+        )
+    return {
+        "kind": kind,
+        "setpoint_mpa": mpa,
+        "tune": tune,
+        "tel": rec.tel,
+        "events": rec.events,
+        "heap": rec.heap,
+        "gaps": rec.log.gaps,
+        "virtual_s": virt,
+        "wall_s": wall,
+        "dropped_bytes": dropped,
+        "truth": str(fx.truth_path),
+        "window_s": (t_start, t_end),
+        "name": name,
+    }
 
 
 def run_step(seed, outdir, zero_n_per_k=0.0):
@@ -220,8 +251,17 @@ def run_step(seed, outdir, zero_n_per_k=0.0):
     # host sent it: at full speed a millisecond of host latency is a second of device time.
     starts = [e["device_ms"] / 1000 for e in rec.events if e.get("kind") == "mode" and e.get("state") == "ramp"]
     marks = [(next((t for t in starts if t >= t_sent), t_sent), target) for t_sent, target in marks]
-    return {"kind": "step", "tel": rec.tel, "marks": marks, "heap": rec.heap, "gaps": rec.log.gaps,
-            "virtual_s": virt, "wall_s": wall, "dropped_bytes": dropped, "truth": str(fx.truth_path)}
+    return {
+        "kind": "step",
+        "tel": rec.tel,
+        "marks": marks,
+        "heap": rec.heap,
+        "gaps": rec.log.gaps,
+        "virtual_s": virt,
+        "wall_s": wall,
+        "dropped_bytes": dropped,
+        "truth": str(fx.truth_path),
+    }
 
 
 # --- analysis ---------------------------------------------------------------------
@@ -230,8 +270,16 @@ def read_truth(path):
         rd = csv.reader(f)
         head = next(rd)
         cols = {k: i for i, k in enumerate(head)}
-        return [(float(r[0]), float(r[cols["true_pressure_mpa"]]), float(r[cols["cell_thickness_um"]]),
-                 float(r[cols["temperature_c"]]), float(r[cols["sensed_force_n"]])) for r in rd]
+        return [
+            (
+                float(r[0]),
+                float(r[cols["true_pressure_mpa"]]),
+                float(r[cols["cell_thickness_um"]]),
+                float(r[cols["temperature_c"]]),
+                float(r[cols["sensed_force_n"]]),
+            )
+            for r in rd
+        ]
 
 
 def err_stats(errs):
@@ -261,12 +309,18 @@ def analyse_hold(run):
         if ext:
             out["after_loss"]["max_err_mpa"] = max(out["after_loss"]["max_err_mpa"], max(ext))
         out["after_loss"]["true"] = err_stats([row[1] - sp for row in tw if row[0] >= LOST_AT_S])
-        out["channel_events"] = [{k: e.get(k) for k in ("channel", "why", "left", "device_ms")}
-                                 for e in run["events"] if e.get("kind") == "channel"]
+        out["channel_events"] = [
+            {k: e.get(k) for k in ("channel", "why", "left", "device_ms")}
+            for e in run["events"]
+            if e.get("kind") == "channel"
+        ]
     if run["kind"] in ("active", "lost"):
         by_t = {int(round(row[0] * 10)): row[2] for row in tw}
-        pairs = [(r["thickness_um"], by_t.get(int(round(r["device_ms"] / 100))))
-                 for r in tel if r.get("thickness_um") is not None]
+        pairs = [
+            (r["thickness_um"], by_t.get(int(round(r["device_ms"] / 100))))
+            for r in tel
+            if r.get("thickness_um") is not None
+        ]
         pairs = [p for p in pairs if p[1] is not None]
         if pairs:
             f0, m0 = pairs[0]
@@ -297,8 +351,7 @@ def analyse_step(run):
             if abs(r["pressure_mpa"] - target) > SETTLE_BAND_MPA:
                 break
             settled = r["device_ms"]
-        res["settle_s" if up else "step_down_settle_s"] = (
-            None if settled is None else round(settled / 1000 - t_cmd, 2))
+        res["settle_s" if up else "step_down_settle_s"] = None if settled is None else round(settled / 1000 - t_cmd, 2)
     run["truth_rows"] = truth[::5]
     return res
 
@@ -306,6 +359,7 @@ def analyse_step(run):
 # --- the plot ---------------------------------------------------------------------
 def plot(runs, step, path):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -324,18 +378,38 @@ def plot(runs, step, path):
         ax.set_xlabel("time (h)")
         ax.legend(loc="upper left", fontsize=8)
         r = runs[("active", sp)]
-        az.plot([x["device_ms"] / 3.6e6 for x in r["tel"]], [(x["pressure_mpa"] - sp) * 1000 for x in r["tel"]],
-                color="tab:green", lw=0.6, label="reported (load cells)")
+        az.plot(
+            [x["device_ms"] / 3.6e6 for x in r["tel"]],
+            [(x["pressure_mpa"] - sp) * 1000 for x in r["tel"]],
+            color="tab:green",
+            lw=0.6,
+            label="reported (load cells)",
+        )
         if ("lost", sp) in runs:
             rl = runs[("lost", sp)]
-            az.plot([x["device_ms"] / 3.6e6 for x in rl["tel"]],
-                    [(x["pressure_mpa"] - sp) * 1000 for x in rl["tel"]], color="tab:orange", lw=0.6,
-                    label="reported, load cell %d lost at %.1f h" % (LOST_CHANNEL, LOST_AT_S / 3600))
-            az.plot([x[0] / 3600 for x in rl["truth_rows"]], [(x[1] - sp) * 1000 for x in rl["truth_rows"]],
-                    color="tab:brown", lw=0.8, ls=":", label="true, load cell %d lost" % LOST_CHANNEL)
+            az.plot(
+                [x["device_ms"] / 3.6e6 for x in rl["tel"]],
+                [(x["pressure_mpa"] - sp) * 1000 for x in rl["tel"]],
+                color="tab:orange",
+                lw=0.6,
+                label="reported, load cell %d lost at %.1f h" % (LOST_CHANNEL, LOST_AT_S / 3600),
+            )
+            az.plot(
+                [x[0] / 3600 for x in rl["truth_rows"]],
+                [(x[1] - sp) * 1000 for x in rl["truth_rows"]],
+                color="tab:brown",
+                lw=0.8,
+                ls=":",
+                label="true, load cell %d lost" % LOST_CHANNEL,
+            )
             az.axvline(LOST_AT_S / 3600, color="tab:orange", lw=0.5, ls="--")
-        az.plot([x[0] / 3600 for x in r["truth_rows"]], [(x[1] - sp) * 1000 for x in r["truth_rows"]],
-                color="k", lw=0.8, label="true (model)")
+        az.plot(
+            [x[0] / 3600 for x in r["truth_rows"]],
+            [(x[1] - sp) * 1000 for x in r["truth_rows"]],
+            color="k",
+            lw=0.8,
+            label="true (model)",
+        )
         az.set_ylim(-120, 120)
         az.set_title("%g MPa, stackpress: error (kPa), reported and true" % sp)
         az.set_ylabel("error (kPa)")
@@ -343,10 +417,21 @@ def plot(runs, step, path):
         az.legend(loc="upper left", fontsize=8)
     ax, az = axes[-1]
     t_cmd = step["marks"][0][0]
-    ax.plot([x["device_ms"] / 1000 - t_cmd for x in step["tel"]], [x["pressure_mpa"] for x in step["tel"]],
-            color="tab:green", lw=0.8, label="reported")
-    ax.plot([x[0] - t_cmd for x in step["truth_rows"]], [x[1] for x in step["truth_rows"]], color="k", lw=0.5,
-            ls=":", label="true")
+    ax.plot(
+        [x["device_ms"] / 1000 - t_cmd for x in step["tel"]],
+        [x["pressure_mpa"] for x in step["tel"]],
+        color="tab:green",
+        lw=0.8,
+        label="reported",
+    )
+    ax.plot(
+        [x[0] - t_cmd for x in step["truth_rows"]],
+        [x[1] for x in step["truth_rows"]],
+        color="k",
+        lw=0.5,
+        ls=":",
+        label="true",
+    )
     ax.set_title("setpoint step %g -> %g -> %g MPa" % (SETPOINTS_MPA[0], SETPOINTS_MPA[-1], SETPOINTS_MPA[0]))
     ax.set_xlabel("time since the step (s)")
     ax.set_ylabel("pressure (MPa)")
@@ -361,8 +446,14 @@ def plot(runs, step, path):
         tr = [(k / 36000, v) for k, v in sorted(by_t.items())]
         k0 = int(round(tel[0]["device_ms"] / 100))
         ref = min(by_t, key=lambda k: abs(k - k0))
-        az.plot([p[0] for p in tr], [p[1] - by_t[ref] + tel[0]["thickness_um"] for p in tr], color="k", lw=0.6,
-                ls="--", label="true thickness change (model)")
+        az.plot(
+            [p[0] for p in tr],
+            [p[1] - by_t[ref] + tel[0]["thickness_um"] for p in tr],
+            color="k",
+            lw=0.6,
+            ls="--",
+            label="true thickness change (model)",
+        )
     az.set_title("%g MPa: dilatometry, cell thickness change" % r["setpoint_mpa"])
     az.set_xlabel("time (h)")
     az.set_ylabel("thickness change (µm)")
@@ -381,10 +472,10 @@ def compress(paths):
         os.unlink(path)
 
 
-
 def alloc_probe(outdir):
     """The firmware as flashed (.mpy, as the virtual fixture's image has it), probed."""
     from stackpress import firmware
+
     fw = outdir / "firmware_mpy"
     shutil.rmtree(fw, ignore_errors=True)
     for name, data in firmware.firmware_files().items():
@@ -392,9 +483,19 @@ def alloc_probe(outdir):
         (fw / name).write_bytes(data)
     # 256k, as the firmware tests: the probe's recorded conversions (24 KB) and the test
     # double's RAM disk (24 KB) share the heap; the firmware's fit in 192k is make test's.
-    p = subprocess.run([str(BIN / "micropython"), "-X", "heapsize=256k", str(ROOT / "bench" / "alloc_probe.py"),
-                        str(fw), str(ROOT / "tests" / "firmware")],
-                       capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [
+            str(BIN / "micropython"),
+            "-X",
+            "heapsize=256k",
+            str(ROOT / "bench" / "alloc_probe.py"),
+            str(fw),
+            str(ROOT / "tests" / "firmware"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     shutil.rmtree(fw, ignore_errors=True)
     if p.returncode:
         raise RuntimeError("alloc probe failed: " + p.stdout + p.stderr)
@@ -422,8 +523,10 @@ def main(argv=None):
     probe = alloc_probe(outdir)  # first: seconds, and nothing long runs if it fails
     tc = run_tempco(a.seed + 200, outdir)
     zc = tc["zero_n_per_k"]
-    log("load cell zero drift: %+.3f N over %+.2f K: %.4f N/K (entered as load_cell_zero_n_per_k)"
-        % (tc["delta_f_n"], tc["delta_t_k"], zc))
+    log(
+        "load cell zero drift: %+.3f N over %+.2f K: %.4f N/K (entered as load_cell_zero_n_per_k)"
+        % (tc["delta_f_n"], tc["delta_t_k"], zc)
+    )
     with concurrent.futures.ProcessPoolExecutor(max_workers=a.jobs) as ex:
         futs = {ex.submit(run_hold, k, sp, a.seed + i, outdir, zc): (k, sp) for i, (k, sp) in enumerate(jobs)}
         fstep = ex.submit(run_step, a.seed + 100, outdir, zc)
@@ -433,37 +536,74 @@ def main(argv=None):
                 step = r
             else:
                 runs[(r["kind"], r["setpoint_mpa"])] = r
-            log("[%d/%d] %s done: %.0f s virtual in %.1f s wall (x%.0f)"
-                % (n, len(futs) + 1, r.get("name", "step"), r["virtual_s"], r["wall_s"], r["virtual_s"] / r["wall_s"]))
+            log(
+                "[%d/%d] %s done: %.0f s virtual in %.1f s wall (x%.0f)"
+                % (n, len(futs) + 1, r.get("name", "step"), r["virtual_s"], r["wall_s"], r["virtual_s"] / r["wall_s"])
+            )
 
     results = {key: analyse_hold(r) for key, r in runs.items()}
     st = analyse_step(step)
     print()
-    print("%-8s %-7s %12s %12s %12s %12s %10s %9s" % ("setpoint", "way", "rms err MPa", "max err MPa",
-                                                    "true rms", "true max", "k N/um", "thk err"))
+    print(
+        "%-8s %-7s %12s %12s %12s %12s %10s %9s"
+        % ("setpoint", "way", "rms err MPa", "max err MPa", "true rms", "true max", "k N/um", "thk err")
+    )
     for sp in SETPOINTS_MPA:
         for k in KINDS:
             res = results[(k, sp)]
-            print("%-8g %-7s %12s %12s %12s %12s %10.2f %9s" % (
-                sp, k, fmt(res["measured"]["rms_err_mpa"]), fmt(res["measured"]["max_err_mpa"]),
-                fmt(res["true"]["rms_err_mpa"]), fmt(res["true"]["max_err_mpa"]),
-                runs[(k, sp)]["tune"]["stiffness_n_per_um"], fmt(res.get("thickness_err_um"), "%.3f")))
+            print(
+                "%-8g %-7s %12s %12s %12s %12s %10.2f %9s"
+                % (
+                    sp,
+                    k,
+                    fmt(res["measured"]["rms_err_mpa"]),
+                    fmt(res["measured"]["max_err_mpa"]),
+                    fmt(res["true"]["rms_err_mpa"]),
+                    fmt(res["true"]["max_err_mpa"]),
+                    runs[(k, sp)]["tune"]["stiffness_n_per_um"],
+                    fmt(res.get("thickness_err_um"), "%.3f"),
+                )
+            )
     lost = results[("lost", 40.0)]
-    print("%-8g %-7s %12s %12s %12s %12s %10.2f %9s   <- load cell %d lost at %.1f h: after it, max err %s MPa, "
-          "true max %s" % (40.0, "lost", fmt(lost["measured"]["rms_err_mpa"]), fmt(lost["measured"]["max_err_mpa"]),
-                           fmt(lost["true"]["rms_err_mpa"]), fmt(lost["true"]["max_err_mpa"]),
-                           runs[("lost", 40.0)]["tune"]["stiffness_n_per_um"], fmt(lost.get("thickness_err_um"), "%.3f"),
-                           LOST_CHANNEL, LOST_AT_S / 3600, fmt(lost["after_loss"]["max_err_mpa"]),
-                           fmt(lost["after_loss"]["true"]["max_err_mpa"])))
-    print("step %g -> %g MPa: overshoot %.3f %% (true %.3f %%), settled within %.0f kPa after %s s; "
-          "step down undershoot %.3f %%, settled after %s s"
-          % (SETPOINTS_MPA[0], SETPOINTS_MPA[-1], st["overshoot_pct"], st["true_overshoot_pct"],
-             SETTLE_BAND_MPA * 1000, st["settle_s"], st["step_down_undershoot_pct"], st["step_down_settle_s"]))
+    print(
+        "%-8g %-7s %12s %12s %12s %12s %10.2f %9s   <- load cell %d lost at %.1f h: after it, max err %s MPa, "
+        "true max %s"
+        % (
+            40.0,
+            "lost",
+            fmt(lost["measured"]["rms_err_mpa"]),
+            fmt(lost["measured"]["max_err_mpa"]),
+            fmt(lost["true"]["rms_err_mpa"]),
+            fmt(lost["true"]["max_err_mpa"]),
+            runs[("lost", 40.0)]["tune"]["stiffness_n_per_um"],
+            fmt(lost.get("thickness_err_um"), "%.3f"),
+            LOST_CHANNEL,
+            LOST_AT_S / 3600,
+            fmt(lost["after_loss"]["max_err_mpa"]),
+            fmt(lost["after_loss"]["true"]["max_err_mpa"]),
+        )
+    )
+    print(
+        "step %g -> %g MPa: overshoot %.3f %% (true %.3f %%), settled within %.0f kPa after %s s; "
+        "step down undershoot %.3f %%, settled after %s s"
+        % (
+            SETPOINTS_MPA[0],
+            SETPOINTS_MPA[-1],
+            st["overshoot_pct"],
+            st["true_overshoot_pct"],
+            SETTLE_BAND_MPA * 1000,
+            st["settle_s"],
+            st["step_down_undershoot_pct"],
+            st["step_down_settle_s"],
+        )
+    )
 
     def worst(kind, which):
         vals = [results[(kind, sp)][which] for sp in SETPOINTS_MPA]
-        return {"rms_err_mpa": round(max(v["rms_err_mpa"] for v in vals), 6),
-                "max_err_mpa": round(max(v["max_err_mpa"] for v in vals), 6)}
+        return {
+            "rms_err_mpa": round(max(v["rms_err_mpa"] for v in vals), 6),
+            "max_err_mpa": round(max(v["max_err_mpa"] for v in vals), 6),
+        }
 
     all_runs = list(runs.values()) + [step]
     png = outdir / "bench.png"
@@ -485,13 +625,16 @@ def main(argv=None):
         "gap_over_active_max_err": None,
         "step_down_undershoot_pct": round(st["step_down_undershoot_pct"], 4),
         "one_load_cell_lost": {
-            "setpoint_mpa": 40.0, "channel": LOST_CHANNEL, "at_s": LOST_AT_S,
+            "setpoint_mpa": 40.0,
+            "channel": LOST_CHANNEL,
+            "at_s": LOST_AT_S,
             "max_err_mpa": round(lost["measured"]["max_err_mpa"], 6),
             "after_loss_max_err_mpa": round(lost["after_loss"]["max_err_mpa"], 6),
             "after_loss_rms_err_mpa": round(lost["after_loss"]["rms_err_mpa"], 6),
             "after_loss_true_max_err_mpa": round(lost["after_loss"]["true"]["max_err_mpa"], 6),
             "active_true_max_err_mpa_40": round(results[("active", 40.0)]["true"]["max_err_mpa"], 6),
-            "channel_events": lost["channel_events"]},
+            "channel_events": lost["channel_events"],
+        },
         "heap_size_bytes": 192 * 1024,
         "load_cell_zero_n_per_k_measured": round(zc, 4),
         "heap_lock_ok": probe["heap_lock_ok"],
@@ -501,7 +644,9 @@ def main(argv=None):
         "wall_s": round(time.monotonic() - t_wall, 1),
         "plot": str(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png),
     }
-    summary["spring_over_active_max_err"] = round(summary["spring"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
+    summary["spring_over_active_max_err"] = round(
+        summary["spring"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1
+    )
     summary["gap_over_active_max_err"] = round(summary["gap"]["max_err_mpa"] / summary["active"]["max_err_mpa"], 1)
     (outdir / "summary.json").write_text(json.dumps(summary, indent=1))
     compress(r["truth"] for r in all_runs)

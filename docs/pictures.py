@@ -1,6 +1,7 @@
 """Make the README's pictures from the virtual fixture: docs/monitor.svg (the monitor's
 screen) and docs/report.png (`stackpress report` of a run with a profile and cycling).
 Run: .venv/bin/python docs/pictures.py  (about a minute)."""
+
 import collections
 import subprocess
 import sys
@@ -18,20 +19,30 @@ BIN = Path(sys.executable).parent
 
 
 def main():
-    sim = subprocess.Popen([str(BIN / "stackpress"), "sim", "--speed", "max", "--seed", "11"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sim = subprocess.Popen(
+        [str(BIN / "stackpress"), "sim", "--speed", "max", "--seed", "11"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     port = sim.stdout.readline().split(" ", 1)[1].strip()
     try:
         prof = HERE / "_profile.toml"
-        prof.write_text('name = "demo"\n[[step]]\nto_mpa = 50\nrate_mpa_s = 0.5\nhold_min = 40\n'
-                        '[[step]]\nto_mpa = 30\nrate_mpa_s = 0.05\nuntil_stopped = true\n')
-        subprocess.run([str(BIN / "stackpress"), "--port", port, "profile", "run", str(prof)], check=True,
-                       capture_output=True)
+        prof.write_text(
+            'name = "demo"\n[[step]]\nto_mpa = 50\nrate_mpa_s = 0.5\nhold_min = 40\n'
+            "[[step]]\nto_mpa = 30\nrate_mpa_s = 0.05\nuntil_stopped = true\n"
+        )
+        subprocess.run(
+            [str(BIN / "stackpress"), "--port", port, "profile", "run", str(prof)], check=True, capture_output=True
+        )
         prof.unlink()
         log = HERE / "_run.csv"
         log.unlink(missing_ok=True)
-        subprocess.run([str(BIN / "stackpress"), "--port", port, "log", "--out", str(log), "--duration", "50"],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "stackpress"), "--port", port, "log", "--out", str(log), "--duration", "50"],
+            check=True,
+            capture_output=True,
+        )
         report(log, HERE / "_report")
         (HERE / "_report" / "report.png").replace(HERE / "report.png")
         with Link(port) as link:
@@ -51,8 +62,11 @@ def main():
                     hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000)
                     hist_x.append(rec["position_um"])
         console = Console(record=True, width=100, file=open("/dev/null", "w"))
-        console.print(mon._panel(info, last, hist_p, hist_e, hist_x, events,
-                                 "keys: a ack alarms · s new setpoint · q quit", profile))
+        console.print(
+            mon._panel(
+                info, last, hist_p, hist_e, hist_x, events, "keys: a ack alarms · s new setpoint · q quit", profile
+            )
+        )
         console.save_svg(str(HERE / "monitor.svg"), title="stackpress monitor")
         log.unlink()
         for p in (HERE / "_report").iterdir():

@@ -1,8 +1,8 @@
 """What the soak scenarios share: the virtual fixture they run (Sim), a host driving it as
 `stackpress` does (Host), scenario files, the truth file, and the campaign's timing."""
+
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -49,8 +49,21 @@ class Sim:
         self.status_path = OUT / ("%s_status.json" % name)
         self.truth = OUT / ("%s_truth.csv" % name)
         self.errlog = open(OUT / ("%s_sim.log" % name), "w")
-        args = [str(BIN / "stackpress"), "sim", "--speed", str(speed), "--seed", str(seed), "--scenario", str(scen),
-                "--link", self.link, "--status", str(self.status_path), *extra]
+        args = [
+            str(BIN / "stackpress"),
+            "sim",
+            "--speed",
+            str(speed),
+            "--seed",
+            str(seed),
+            "--scenario",
+            str(scen),
+            "--link",
+            self.link,
+            "--status",
+            str(self.status_path),
+            *extra,
+        ]
         if truth_every:
             args += ["--truth", str(self.truth), "--truth-every", str(truth_every)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.errlog, text=True)
@@ -97,7 +110,7 @@ class Host:
         self.records = []
         self.seen = set()
         self.expect = {}  # boot -> next seq expected
-        self.cont = {}    # boot -> every seq up to this one has been seen
+        self.cont = {}  # boot -> every seq up to this one has been seen
         self.link = None
         self._asked = 0.0
         self._open()

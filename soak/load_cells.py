@@ -14,12 +14,13 @@ Passes when:
   position, and an ack after the faults end resumes the hold;
 - an ack takes a cell back once it reads again, but leaves a drifted one out.
 """
+
 import csv
 import time
 
 from harness import SETPOINT_MPA, DeviceError, Host, Sim, figures_time, scenario, settle
 
-GOAL_X2_MPA = 0.04   # twice make bench's goal for a held pressure (max |error| 0.02 MPa)
+GOAL_X2_MPA = 0.04  # twice make bench's goal for a held pressure (max |error| 0.02 MPa)
 OFFSET_MM = (1.5, -1.0)
 WHY = {"adc_disconnected": "no_data", "adc_stuck": "stuck", "adc_saturated": "saturated", "adc_drift": "outvoted"}
 
@@ -31,8 +32,7 @@ def _plan(fault_s):
     drift = ("adc_drift", 2, 1200)
     ev = [{"at_s": t, "fault": f, "channel": ch, "duration_s": fault_s} for f, ch, t in singles]
     ev += [{"at_s": pair[0], "fault": f, "channel": ch, "duration_s": fault_s} for f, ch in pair[1]]
-    ev.append({"at_s": drift[2], "fault": drift[0], "channel": drift[1], "duration_s": fault_s,
-               "drift_n_per_s": 1.0})
+    ev.append({"at_s": drift[2], "fault": drift[0], "channel": drift[1], "duration_s": fault_s, "drift_n_per_s": 1.0})
     return singles, pair, drift, ev
 
 
@@ -80,11 +80,21 @@ def _held(host, truth, ch, f, t0, t1):
     named = bool(said) and said[0]["why"] == WHY[f] and said[0]["left"] == 2
     alarmed = any("channel_fault" in r["alarms"] for r in tel)
     holding = all(r["state"] == "hold" for r in tel)
-    return {"ok": named and alarmed and holding and worst <= GOAL_X2_MPA and true_dev <= GOAL_X2_MPA,
-            "text": "%s on %d: %s, %s, %s, max err %.4f MPa, true %+.4f MPa" % (
-                f, ch, "named %s" % WHY[f] if named else "NOT NAMED (%s)" % said[:1],
-                "alarm" if alarmed else "NO ALARM", "held" if holding else "NOT HOLDING", worst, true_dev),
-            "max_err_mpa": worst, "true_dev_mpa": true_dev}
+    return {
+        "ok": named and alarmed and holding and worst <= GOAL_X2_MPA and true_dev <= GOAL_X2_MPA,
+        "text": "%s on %d: %s, %s, %s, max err %.4f MPa, true %+.4f MPa"
+        % (
+            f,
+            ch,
+            "named %s" % WHY[f] if named else "NOT NAMED (%s)" % said[:1],
+            "alarm" if alarmed else "NO ALARM",
+            "held" if holding else "NOT HOLDING",
+            worst,
+            true_dev,
+        ),
+        "max_err_mpa": worst,
+        "true_dev_mpa": true_dev,
+    }
 
 
 def _ack(host):
@@ -96,8 +106,9 @@ def _ack(host):
 
 def run_load_cells(seed, fault_s=60):
     singles, pair, drift, ev = _plan(fault_s)
-    sc = scenario("load_cells", ev, cycles=1, rest_s=400,
-                  load={"offset_x_mm": OFFSET_MM[0], "offset_y_mm": OFFSET_MM[1]})
+    sc = scenario(
+        "load_cells", ev, cycles=1, rest_s=400, load={"offset_x_mm": OFFSET_MM[0], "offset_y_mm": OFFSET_MM[1]}
+    )
     sim = Sim("load_cells", sc, seed)
     host = Host(sim)
     out = []
@@ -124,8 +135,12 @@ def run_load_cells(seed, fault_s=60):
         resumed = st["state"] == "hold"
         pair_ok = in_fault and still and sensor and resumed
         pair_text = "two at once (%s): %s, %s, alarms %s, %s" % (
-            " + ".join("%s on %d" % x for x in faults), "fault" if in_fault else "NOT IN FAULT",
-            "position held" if still else "MOVED", ",".join(alarms), "resumed after ack" if resumed else "NOT RESUMED")
+            " + ".join("%s on %d" % x for x in faults),
+            "fault" if in_fault else "NOT IN FAULT",
+            "position held" if still else "MOVED",
+            ",".join(alarms),
+            "resumed after ack" if resumed else "NOT RESUMED",
+        )
         f, ch, t = drift
         _wait(host, t + fault_s + 5)
         _ack(host)
@@ -142,9 +157,19 @@ def run_load_cells(seed, fault_s=60):
     unif_err = abs(ecc["uniformity_pct"] - near["true_uniformity_pct"])
     ecc_ok = ecc["load_cells"] == 3 and centre_err <= 0.02 and unif_err <= 0.05 and not ecc["alarms"]
     ok &= ecc_ok
-    out.append("centre (%.3f, %.3f) mm for (%.1f, %.1f): %.4f mm off; uniformity %.3f %% for %.3f %%%s"
-               % (cx, cy, OFFSET_MM[0], OFFSET_MM[1], centre_err, ecc["uniformity_pct"],
-                  near["true_uniformity_pct"], "" if ecc_ok else " FAILED %s" % ecc["alarms"]))
+    out.append(
+        "centre (%.3f, %.3f) mm for (%.1f, %.1f): %.4f mm off; uniformity %.3f %% for %.3f %%%s"
+        % (
+            cx,
+            cy,
+            OFFSET_MM[0],
+            OFFSET_MM[1],
+            centre_err,
+            ecc["uniformity_pct"],
+            near["true_uniformity_pct"],
+            "" if ecc_ok else " FAILED %s" % ecc["alarms"],
+        )
+    )
     errs = []
     for f, ch, t, after_ok, after_text in after:
         res = _held(host, truth, ch, f, t, t + fault_s)
@@ -154,7 +179,10 @@ def run_load_cells(seed, fault_s=60):
         if f != drift[0] and len(out) == 4:
             out.append(pair_text)
     ok &= pair_ok
-    figures = {"eccentric_centre_err_mm": centre_err, "eccentric_uniformity_err_pct": unif_err,
-               "one_channel_failed_max_err_mpa": max(r["max_err_mpa"] for r in errs),
-               "one_channel_failed_true_dev_mpa": max(r["true_dev_mpa"] for r in errs)}
+    figures = {
+        "eccentric_centre_err_mm": centre_err,
+        "eccentric_uniformity_err_pct": unif_err,
+        "one_channel_failed_max_err_mpa": max(r["max_err_mpa"] for r in errs),
+        "one_channel_failed_true_dev_mpa": max(r["true_dev_mpa"] for r in errs),
+    }
     return ok, "; ".join(out), figures

@@ -15,6 +15,7 @@ Passes when:
 6. a firmware with a syntax error is refused before the fixture is touched, and one that
    can not start is rolled back: either way the fixture goes on holding its setpoint.
 """
+
 import csv
 import json
 import shutil
@@ -28,8 +29,9 @@ SETPOINT_MPA = 40.0
 
 
 def _cli(sim, *args, timeout=300):
-    return subprocess.run([str(BIN / "stackpress"), "--port", sim.link, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "stackpress"), "--port", sim.link, *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def _json(sim, *args):
@@ -79,8 +81,12 @@ def _stiffness_typo(sim):
     accepted = _cli(sim, "config", "stiffness_n_per_um", "0.5").returncode == 0
     _cli(sim, "hold", "40")
     try:
-        st = _wait_for(sim, lambda s: "hold_deviation" in s["alarms"] or s["state"] == "fault", 600,
-                       "hold_deviation with stiffness 0.5")
+        st = _wait_for(
+            sim,
+            lambda s: "hold_deviation" in s["alarms"] or s["state"] == "fault",
+            600,
+            "hold_deviation with stiffness 0.5",
+        )
         alarm = "hold_deviation" in st["alarms"]
     except RuntimeError:
         alarm = False
@@ -89,16 +95,20 @@ def _stiffness_typo(sim):
     _cli(sim, "config", "stiffness_n_per_um", str(k0))
     back = _cli(sim, "hold", "40", "--wait", "--timeout", "300").returncode == 0
     ok = refused and accepted and alarm and back
-    return ok, ("stiffness 1.6 mid-hold refused %s; 0.5 in gap accepted %s, then hold_deviation %s; put right and "
-                "acked, holding again %s" % (refused, accepted, alarm, back))
+    return ok, (
+        "stiffness 1.6 mid-hold refused %s; 0.5 in gap accepted %s, then hold_deviation %s; put right and "
+        "acked, holding again %s" % (refused, accepted, alarm, back)
+    )
 
 
 def _profile_across_resets(seed):
     sim = Sim("misuse_profile", scenario("misuse_profile", [], cycles=1), seed, speed=100)
     try:
         toml = OUT / "misuse_profile.toml"
-        toml.write_text('name = "one long hold"\n\n[[step]]\nto_mpa = 40.0\nrate_mpa_s = 2.0\nhold_s = 36000\n\n'
-                        '[[step]]\nto_mpa = 30.0\nrate_mpa_s = 0.5\nuntil_stopped = true\n')
+        toml.write_text(
+            'name = "one long hold"\n\n[[step]]\nto_mpa = 40.0\nrate_mpa_s = 2.0\nhold_s = 36000\n\n'
+            "[[step]]\nto_mpa = 30.0\nrate_mpa_s = 0.5\nuntil_stopped = true\n"
+        )
         r = _cli(sim, "profile", "run", str(toml))
         if r.returncode:
             raise RuntimeError("profile run: %s" % r.stderr)
@@ -114,8 +124,10 @@ def _profile_across_resets(seed):
         figures_time(sim)
     # The status file's virtual time lags by up to a quarter second of wall time (25 s at 100x).
     ok = p["step"] == 1 and p["held_s"] <= elapsed + 30 and p["held_s"] >= elapsed - 3 * 120
-    return ok, ("profile hold across 3 resets: %d s credited for %.0f s since it began holding (each reset may "
-                "cost up to a minute's save and the ramp back), still step %s" % (p["held_s"], elapsed, p["step"]))
+    return ok, (
+        "profile hold across 3 resets: %d s credited for %.0f s since it began holding (each reset may "
+        "cost up to a minute's save and the ramp back), still step %s" % (p["held_s"], elapsed, p["step"])
+    )
 
 
 def _wait_for_profile(sim, pred, virtual_s):
@@ -145,12 +157,17 @@ def _flash_failures(sim, tmp):
     v.write_text(json.dumps(dict(d, firmware_version="9.9.9-broken+" + d["firmware_version"])))
     r2 = _cli(sim, "flash", "--firmware", str(nostart))
     st = _wait_for(sim, lambda s: s["state"] == "hold", 600, "hold after the rollback")
-    rolled = (r2.returncode == 5 and "runs firmware %s again" % before["firmware_version"] in r2.stderr
-              and st["firmware_version"] == before["firmware_version"] and st["setpoint_mpa"] == SETPOINT_MPA)
+    rolled = (
+        r2.returncode == 5
+        and "runs firmware %s again" % before["firmware_version"] in r2.stderr
+        and st["firmware_version"] == before["firmware_version"]
+        and st["setpoint_mpa"] == SETPOINT_MPA
+    )
     ok = refused and rolled
-    return ok, ("flash of a main.py that does not compile refused before parking %s; one that can not start rolled "
-                "back, holding %.3f MPa on firmware %s %s" % (refused, st["pressure_mpa"], st["firmware_version"],
-                                                              rolled))
+    return ok, (
+        "flash of a main.py that does not compile refused before parking %s; one that can not start rolled "
+        "back, holding %.3f MPa on firmware %s %s" % (refused, st["pressure_mpa"], st["firmware_version"], rolled)
+    )
 
 
 def _rows(path):
@@ -159,8 +176,12 @@ def _rows(path):
 
 
 def _logger(sim, out):
-    return subprocess.Popen([str(BIN / "stackpress"), "--port", sim.link, "log", "--out", str(out)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(BIN / "stackpress"), "--port", sim.link, "log", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _stop(lg):
@@ -201,14 +222,31 @@ def _wiped_flash(seed, tmp):
     second = len(rows) - first
     keys = [(bid, s) for b_, s, bid in rows]
     text = out.read_text()
-    ok = (first > 50 and second > 50 and len(keys) == len(set(keys)) and "boot count restarted" in text
-          and r_other.returncode == 2 and locked and r_mixed.returncode == 2 and "log of fixture" in r_mixed.stderr
-          and out.stat().st_size >= size and "Traceback" not in err)
-    return ok, ("wiped flash: %d records of the first life, %d of the second appended (boot count restart noted %s, "
-                "each once %s); a second logger on the file refused %s, another fixture's resume refused %s%s"
-                % (first, second, "boot count restarted" in text, len(keys) == len(set(keys)),
-                   r_other.returncode == 2 and locked, r_mixed.returncode == 2,
-                   "" if "Traceback" not in err else "; the logger's traceback: " + err[-300:]))
+    ok = (
+        first > 50
+        and second > 50
+        and len(keys) == len(set(keys))
+        and "boot count restarted" in text
+        and r_other.returncode == 2
+        and locked
+        and r_mixed.returncode == 2
+        and "log of fixture" in r_mixed.stderr
+        and out.stat().st_size >= size
+        and "Traceback" not in err
+    )
+    return ok, (
+        "wiped flash: %d records of the first life, %d of the second appended (boot count restart noted %s, "
+        "each once %s); a second logger on the file refused %s, another fixture's resume refused %s%s"
+        % (
+            first,
+            second,
+            "boot count restarted" in text,
+            len(keys) == len(set(keys)),
+            r_other.returncode == 2 and locked,
+            r_mixed.returncode == 2,
+            "" if "Traceback" not in err else "; the logger's traceback: " + err[-300:],
+        )
+    )
 
 
 def run_misuse(seed):

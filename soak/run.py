@@ -7,6 +7,7 @@ heapsize=192k) in `stackpress sim --speed max`, with faults injected by scenario
 comes from the sim's truth file (every sample), not from what the firmware reports.
 Prints a table and, as its last line, one JSON object with the campaign's figures.
 """
+
 import argparse
 import concurrent.futures
 import csv
@@ -17,21 +18,42 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-from harness import (BIN, OUT, ROOT, SETPOINT_MPA, DeviceError, Host, LinkError, Sim, figures_time, log, scenario,
-                     settle, truth_rows, _TIMES)
 import load_cells
 import misuse
+from harness import (
+    _TIMES,
+    BIN,
+    OUT,
+    ROOT,
+    SETPOINT_MPA,
+    DeviceError,
+    Host,
+    LinkError,
+    Sim,
+    figures_time,
+    log,
+    scenario,
+    settle,
+    truth_rows,
+)
 
-ALARM_OF = {"adc_disconnected": "sensor_timeout", "adc_stuck": "stuck_reading",
-            "adc_saturated": "adc_saturated", "noise_burst": "implausible_jump"}
+ALARM_OF = {
+    "adc_disconnected": "sensor_timeout",
+    "adc_stuck": "stuck_reading",
+    "adc_saturated": "adc_saturated",
+    "noise_burst": "implausible_jump",
+}
 
 
 def run_sensor_faults(seed):
     # At --speed max a host's wall-clock latency is tens of virtual seconds: generous windows.
-    faults = [("adc_disconnected", 300, 20), ("adc_stuck", 900, 20), ("adc_saturated", 1500, 10),
-              ("noise_burst", 2100, 3)]
+    faults = [
+        ("adc_disconnected", 300, 20),
+        ("adc_stuck", 900, 20),
+        ("adc_saturated", 1500, 10),
+        ("noise_burst", 2100, 3),
+    ]
     ev = [{"at_s": t, "fault": f, "duration_s": d, "noise_n": 300.0} for f, t, d in faults]
     sim = Sim("sensor_faults", scenario("sensor_faults", ev), seed)
     host = Host(sim)
@@ -52,17 +74,32 @@ def run_sensor_faults(seed):
                 elif acked and tel[-1]["state"] == "hold":
                     break
                 host.pump(0.01)
-            fault_recs = [r for r in host.tel() if r["state"] == "fault" and ALARM_OF[f] in r["alarms"]
-                          and t - 5 <= r["device_ms"] / 1000 <= t + d + 10]
+            fault_recs = [
+                r
+                for r in host.tel()
+                if r["state"] == "fault" and ALARM_OF[f] in r["alarms"] and t - 5 <= r["device_ms"] / 1000 <= t + d + 10
+            ]
             held = len({r["position_um"] for r in fault_recs[1:]}) <= 1
-            back = [r for r in host.tel() if t + d < r["device_ms"] / 1000 <= t + 580 and r["state"] == "hold"
-                    and abs(r["pressure_mpa"] - SETPOINT_MPA) < 0.4]
+            back = [
+                r
+                for r in host.tel()
+                if t + d < r["device_ms"] / 1000 <= t + 580
+                and r["state"] == "hold"
+                and abs(r["pressure_mpa"] - SETPOINT_MPA) < 0.4
+            ]
             checks.append((f, bool(fault_recs), held, bool(back)))
         ok = all(a and b and c for _, a, b, c in checks)
-        detail = "; ".join("%s->%s %s%s%s" % (f, ALARM_OF[f], "alarm" if a else "NO ALARM",
-                                                ", position held" if b else " MOVED",
-                                                ", resumed after ack" if c else " NOT RESUMED")
-                           for f, a, b, c in checks)
+        detail = "; ".join(
+            "%s->%s %s%s%s"
+            % (
+                f,
+                ALARM_OF[f],
+                "alarm" if a else "NO ALARM",
+                ", position held" if b else " MOVED",
+                ", resumed after ack" if c else " NOT RESUMED",
+            )
+            for f, a, b, c in checks
+        )
         return ok, detail, {}
     finally:
         host.close()
@@ -93,8 +130,14 @@ def run_over_pressure(seed):
     back_s = (max(over) - min(over)) if over else 0.0
     pct = max(0.0, (peak - limit) / limit * 100)
     ok = alarm and refused and back_s < 1.0
-    return ok, ("mistaken setpoint 60 MPa refused: %s; cell +300 um in 2 s: true peak %.3f MPa (limit %.0f), "
-                "above it for %.2f s, alarm %s" % (refused, peak, limit, back_s, alarm)), {"overpressure_max_pct": pct}
+    return (
+        ok,
+        (
+            "mistaken setpoint 60 MPa refused: %s; cell +300 um in 2 s: true peak %.3f MPa (limit %.0f), "
+            "above it for %.2f s, alarm %s" % (refused, peak, limit, back_s, alarm)
+        ),
+        {"overpressure_max_pct": pct},
+    )
 
 
 def run_motor_faults(seed):
@@ -118,16 +161,17 @@ def run_motor_faults(seed):
         host.close()
         figures_time(sim)
     ok = bool(stall) and held and limit
-    return ok, "travel limit -> %s; blocked screw -> motor_stall %s, position held %s" % (
-        limit, bool(stall), held), {}
+    return ok, "travel limit -> %s; blocked screw -> motor_stall %s, position held %s" % (limit, bool(stall), held), {}
 
 
 def run_switches(seed):
     # The e-stop pressed while holding and the cell swelling meanwhile; the end stop
     # opening while holding. Generous windows: at --speed max a host's reply is tens of s.
-    ev = [{"at_s": 400, "fault": "estop", "duration_s": 600},
-          {"at_s": 420, "fault": "cell_expansion", "duration_s": 20, "expansion_um": 20.0},
-          {"at_s": 2000, "fault": "end_stop", "duration_s": 300}]
+    ev = [
+        {"at_s": 400, "fault": "estop", "duration_s": 600},
+        {"at_s": 420, "fault": "cell_expansion", "duration_s": 20, "expansion_um": 20.0},
+        {"at_s": 2000, "fault": "end_stop", "duration_s": 300},
+    ]
     sim = Sim("switches", scenario("switches", ev), seed)
     host = Host(sim)
     try:
@@ -152,9 +196,15 @@ def run_switches(seed):
     still = {round(d, 4) for t, d, _ in rows if 401 <= t <= 1000}
     swell = max(p for t, d, p in rows if 401 <= t <= 1000)
     ok = refused and driver_off and len(still) == 1 and resumed and end_fault
-    return ok, ("e-stop at 400 s: driver off %s, drive still %s (cell swelled to %.2f MPa meanwhile), ack refused "
-                "while pressed %s, hold resumed after release and ack %s; end stop at 2000 s -> fault %s" % (
-                    driver_off, len(still) == 1, swell, refused, resumed, end_fault)), {}
+    return (
+        ok,
+        (
+            "e-stop at 400 s: driver off %s, drive still %s (cell swelled to %.2f MPa meanwhile), ack refused "
+            "while pressed %s, hold resumed after release and ack %s; end stop at 2000 s -> fault %s"
+            % (driver_off, len(still) == 1, swell, refused, resumed, end_fault)
+        ),
+        {},
+    )
 
 
 def _wait_state(sim, host, state, until_s):
@@ -180,11 +230,22 @@ def run_watchdog(seed):
         res = figures_time(sim)
     rows = [p for t, p in truth_rows(sim) if 400 <= t <= 500]
     exc = (max(rows) / SETPOINT_MPA - 1) * 100  # the worst, above (+) or below (-) the setpoint
-    ok = (res["resets"]["watchdog"] == 1 and boots and boots[0]["reset_cause"] == "watchdog"
-          and st["state"] == "hold" and exc <= 1.0)
-    return ok, ("hung loop at 400 s: watchdog resets %d, boot record cause %s, state after %s, worst true pressure "
-                "%+.3f %% of setpoint" % (res["resets"]["watchdog"], boots[0]["reset_cause"] if boots else None, st["state"],
-                             exc)), {"resume_max_excursion_pct": exc}
+    ok = (
+        res["resets"]["watchdog"] == 1
+        and boots
+        and boots[0]["reset_cause"] == "watchdog"
+        and st["state"] == "hold"
+        and exc <= 1.0
+    )
+    return (
+        ok,
+        (
+            "hung loop at 400 s: watchdog resets %d, boot record cause %s, state after %s, worst true pressure "
+            "%+.3f %% of setpoint"
+            % (res["resets"]["watchdog"], boots[0]["reset_cause"] if boots else None, st["state"], exc)
+        ),
+        {"resume_max_excursion_pct": exc},
+    )
 
 
 def run_power_cuts(seed, n_cuts):
@@ -193,8 +254,14 @@ def run_power_cuts(seed, n_cuts):
     for i in range(n_cuts):
         t += rng.uniform(25, 45)
         if i % 3 == 2:
-            ev.append({"at_s": round(t, 1), "board": "flash_write_cut", "after_writes": rng.randint(1, 10),
-                       "off_s": round(rng.uniform(0.2, 2), 2)})
+            ev.append(
+                {
+                    "at_s": round(t, 1),
+                    "board": "flash_write_cut",
+                    "after_writes": rng.randint(1, 10),
+                    "off_s": round(rng.uniform(0.2, 2), 2),
+                }
+            )
         else:
             ev.append({"at_s": round(t, 1), "board": "power_cut", "off_s": round(rng.uniform(0.2, 5), 2)})
     end_s = t + 120
@@ -232,15 +299,32 @@ def run_power_cuts(seed, n_cuts):
     boots = host.events("boot")
     bad_notes = [b["notes"] for b in boots if b.get("notes")]
     resumed = [b for b in boots if b.get("boot", 0) > 1]
-    ok = (len(cuts) == n_cuts and not bad_notes and cfg["loop_gain"]["value"] in gains
-          and st["calibration"].get("reference") and st["state"] == "hold" and exc <= 1.0
-          and all(b["resume"] in ("hold", "ramp") for b in resumed))
-    return ok, ("%d cuts, %d more during a flash write, %d config writes; boot notes %s; config %s; "
-                "calibration kept %s; worst true pressure after a cut %+.3f %% of setpoint"
-                % (len(cuts), res["resets"]["flash_write_cut"], k, bad_notes[:2] or "none",
-                   "intact" if cfg["loop_gain"]["value"] in gains else "CORRUPT",
-                   bool(st["calibration"].get("reference")), exc)), {
-        "power_cuts": len(cuts) + len(cuts_w), "resume_max_excursion_pct": exc}
+    ok = (
+        len(cuts) == n_cuts
+        and not bad_notes
+        and cfg["loop_gain"]["value"] in gains
+        and st["calibration"].get("reference")
+        and st["state"] == "hold"
+        and exc <= 1.0
+        and all(b["resume"] in ("hold", "ramp") for b in resumed)
+    )
+    return (
+        ok,
+        (
+            "%d cuts, %d more during a flash write, %d config writes; boot notes %s; config %s; "
+            "calibration kept %s; worst true pressure after a cut %+.3f %% of setpoint"
+            % (
+                len(cuts),
+                res["resets"]["flash_write_cut"],
+                k,
+                bad_notes[:2] or "none",
+                "intact" if cfg["loop_gain"]["value"] in gains else "CORRUPT",
+                bool(st["calibration"].get("reference")),
+                exc,
+            )
+        ),
+        {"power_cuts": len(cuts) + len(cuts_w), "resume_max_excursion_pct": exc},
+    )
 
 
 def run_long(seed, days):
@@ -263,12 +347,32 @@ def run_long(seed, days):
     worst = max(max(abs(r["p_max_mpa"] - SETPOINT_MPA), abs(r["p_min_mpa"] - SETPOINT_MPA)) for r in tel)
     alarms = sorted({a for r in tel for a in r["alarms"]})
     states = sorted({r["state"] for r in tel})
-    ok = (monotonic and states == ["hold"] and not alarms and worst < 0.4 and res["boots"] == 1
-          and st["uptime_s"] >= end_s - 86400 * 0.01)
-    return ok, ("%.1f days, ticks_ms wrapped %d times, uptime %.2f d, device time monotonic %s, states %s, alarms "
-                "%s, worst sample %.3f MPa off, boots %d" % (res["t_s"] / 86400, int(res["t_s"] * 1000) >> 30,
-                                                            st["uptime_s"] / 86400, monotonic, states, alarms or
-                                                            "none", worst, res["boots"])), {}
+    ok = (
+        monotonic
+        and states == ["hold"]
+        and not alarms
+        and worst < 0.4
+        and res["boots"] == 1
+        and st["uptime_s"] >= end_s - 86400 * 0.01
+    )
+    return (
+        ok,
+        (
+            "%.1f days, ticks_ms wrapped %d times, uptime %.2f d, device time monotonic %s, states %s, alarms "
+            "%s, worst sample %.3f MPa off, boots %d"
+            % (
+                res["t_s"] / 86400,
+                int(res["t_s"] * 1000) >> 30,
+                st["uptime_s"] / 86400,
+                monotonic,
+                states,
+                alarms or "none",
+                worst,
+                res["boots"],
+            )
+        ),
+        {},
+    )
 
 
 def run_link(seed, away_s=3600):
@@ -285,8 +389,12 @@ def run_link(seed, away_s=3600):
     host.close()
 
     def logger():
-        return subprocess.Popen([str(BIN / "stackpress"), "--port", sim.link, "log", "--out", str(out)],
-                                stdout=subprocess.DEVNULL, stderr=open(OUT / "link_logger.log", "a"))
+        return subprocess.Popen(
+            [str(BIN / "stackpress"), "--port", sim.link, "log", "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=open(OUT / "link_logger.log", "a"),
+        )
+
     lg = logger()
     try:
         sim.wait_t(1500)
@@ -316,11 +424,20 @@ def run_link(seed, away_s=3600):
     dup = len(keys) - len(distinct)
     ordered = keys == sorted(keys)
     ok = lost == 0 and dup == 0 and ordered and res["unplugs"] == 1 and res["boots"] == 1
-    return ok, ("unplug 30 s, host away %.0f s (port held, unread), logger SIGKILLed and resumed: %d records "
-                "expected, %d logged, %d lost, %d duplicated, in order %s" % (away_s, expected, len(distinct), lost,
-                                                                            dup, ordered)), {
-        "records_expected": expected, "records_logged": len(distinct), "records_lost": lost,
-        "records_duplicated": dup}
+    return (
+        ok,
+        (
+            "unplug 30 s, host away %.0f s (port held, unread), logger SIGKILLed and resumed: %d records "
+            "expected, %d logged, %d lost, %d duplicated, in order %s"
+            % (away_s, expected, len(distinct), lost, dup, ordered)
+        ),
+        {
+            "records_expected": expected,
+            "records_logged": len(distinct),
+            "records_lost": lost,
+            "records_duplicated": dup,
+        },
+    )
 
 
 def run_fuzz(examples):
@@ -328,9 +445,21 @@ def run_fuzz(examples):
     if count.exists():
         count.unlink()
     env = dict(os.environ, FUZZ_EXAMPLES=str(examples), FUZZ_COUNT_FILE=str(count))
-    p = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                        str(ROOT / "tests" / "firmware" / "test_fuzz_protocol.py")], env=env, cwd=str(ROOT),
-                       capture_output=True, text=True)
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(ROOT / "tests" / "firmware" / "test_fuzz_protocol.py"),
+        ],
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        text=True,
+    )
     n = crashes = 0
     first_crash = None
     if count.exists():
@@ -341,10 +470,17 @@ def run_fuzz(examples):
             first_crash = first_crash or (json.loads(what) or [None])[0]
     ok = p.returncode == 0 and n >= examples * 50 and crashes == 0
     (OUT / "fuzz_pytest.txt").write_text(p.stdout + p.stderr)
-    return ok, "%d hostile inputs (hypothesis), %d crashes%s, pytest %s" % (
-        n, crashes, "" if not first_crash else " (first: %s)" % first_crash,
-        "passed" if p.returncode == 0 else "FAILED (soak/out/fuzz_pytest.txt)"), {
-        "fuzz_inputs": n, "crashes": crashes}
+    return (
+        ok,
+        "%d hostile inputs (hypothesis), %d crashes%s, pytest %s"
+        % (
+            n,
+            crashes,
+            "" if not first_crash else " (first: %s)" % first_crash,
+            "passed" if p.returncode == 0 else "FAILED (soak/out/fuzz_pytest.txt)",
+        ),
+        {"fuzz_inputs": n, "crashes": crashes},
+    )
 
 
 def main():
@@ -353,8 +489,12 @@ def main():
     ap.add_argument("--cuts", type=int, default=110, help="power cuts in the power-cut scenario")
     ap.add_argument("--fuzz", type=int, default=200, help="fuzz batches of 50 inputs")
     ap.add_argument("--away-s", type=float, default=3600.0, help="how long the host is away, simulated s")
-    ap.add_argument("--jobs", type=int, default=1,
-                    help="scenarios at once (each sim spins two processes in lockstep: on 2 cores, 1 is fastest)")
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="scenarios at once (each sim spins two processes in lockstep: on 2 cores, 1 is fastest)",
+    )
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--channel-fault-s", type=float, default=120.0, help="how long each load-cell fault lasts, s")
@@ -397,13 +537,17 @@ def main():
         ok, detail, _ = results[name]
         print("%-14s %-5s %s" % (name, "yes" if ok else "NO", detail))
     summary = {
-        "scenarios": len(results), "passed": sum(1 for r in results.values() if r[0]),
+        "scenarios": len(results),
+        "passed": sum(1 for r in results.values() if r[0]),
         "power_cuts": figs.get("power_cuts", 0),
         "resume_max_excursion_pct": round(figs.get("resume_max_excursion_pct", 0.0), 4),
         "overpressure_max_pct": round(figs.get("overpressure_max_pct", 0.0), 4),
-        "fuzz_inputs": figs.get("fuzz_inputs", 0), "crashes": figs.get("crashes", 0),
-        "records_expected": figs.get("records_expected", 0), "records_logged": figs.get("records_logged", 0),
-        "records_lost": figs.get("records_lost", 0), "records_duplicated": figs.get("records_duplicated", 0),
+        "fuzz_inputs": figs.get("fuzz_inputs", 0),
+        "crashes": figs.get("crashes", 0),
+        "records_expected": figs.get("records_expected", 0),
+        "records_logged": figs.get("records_logged", 0),
+        "records_lost": figs.get("records_lost", 0),
+        "records_duplicated": figs.get("records_duplicated", 0),
         "one_channel_failed_max_err_mpa": round(figs.get("one_channel_failed_max_err_mpa", 0.0), 4),
         "one_channel_failed_true_dev_mpa": round(figs.get("one_channel_failed_true_dev_mpa", 0.0), 4),
         "eccentric_centre_err_mm": round(figs.get("eccentric_centre_err_mm", 0.0), 4),

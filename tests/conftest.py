@@ -18,6 +18,7 @@ def compiled_firmware(into):
     into = Path(into)
     if not (into / "main.py").exists():
         from stackpress import firmware
+
         for name, data in firmware.firmware_files(ROOT / "firmware").items():
             (into / name).parent.mkdir(parents=True, exist_ok=True)
             (into / name).write_bytes(data)
@@ -38,8 +39,10 @@ def firmware_dir():
 def record_fields(load_cells=1):
     """The telemetry record's fields as this firmware announces them (its `schema`), asked
     of the firmware itself under MicroPython: tests never write the schema out again."""
-    code = ("import sys; sys.path.insert(0, %r); from stackpress.history import fields; print(' '.join(fields(%d)))"
-            % (str(firmware_dir()), load_cells))
+    code = "import sys; sys.path.insert(0, %r); from stackpress.history import fields; print(' '.join(fields(%d)))" % (
+        str(firmware_dir()),
+        load_cells,
+    )
     p = subprocess.run([MICROPYTHON, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     return tuple(p.stdout.split())

@@ -8,6 +8,7 @@
 - the protocol version is written once (firmware/stackpress/version.json), and so is the
   virtual board's lockstep frame layout (firmware/boards/virtual.py).
 """
+
 import ast
 import json
 from pathlib import Path
@@ -50,8 +51,7 @@ def _instrument_names(tree):
     """Names bound to `app.instrument` in a function (e.g. `ins = app.instrument`)."""
     names = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and \
-                node.value.attr == "instrument":
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Attribute) and node.value.attr == "instrument":
             names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
     return names
 
@@ -65,7 +65,8 @@ def test_commands_call_the_instruments_verbs_never_its_parts():
             continue
         v = node.value
         is_instrument = (isinstance(v, ast.Attribute) and v.attr == "instrument") or (
-            isinstance(v, ast.Name) and v.id in aliases)
+            isinstance(v, ast.Name) and v.id in aliases
+        )
         if is_instrument:
             used.add(node.attr)
             if node.attr in PARTS or node.attr.startswith("_"):
@@ -77,8 +78,9 @@ def test_commands_call_the_instruments_verbs_never_its_parts():
     instrument = _tree(FIRMWARE / "instrument.py")
     cls = next(n for n in instrument.body if isinstance(n, ast.ClassDef) and n.name == "Instrument")
     defined = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
-    defined |= {t.attr for n in ast.walk(cls) if isinstance(n, ast.Assign) for t in n.targets
-                if isinstance(t, ast.Attribute)}
+    defined |= {
+        t.attr for n in ast.walk(cls) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Attribute)
+    }
     assert used - defined == set(), used - defined
 
 
@@ -115,8 +117,11 @@ def test_the_protocol_version_and_the_lockstep_frames_are_written_once():
         if rel.parts[0] == "tests":
             continue
         for node in ast.walk(_tree(path)):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant) and any(
-                    getattr(t, "id", None) in ("PROTOCOL_VERSION", "FIRMWARE_VERSION") for t in node.targets):
+            if (
+                isinstance(node, ast.Assign)
+                and isinstance(node.value, ast.Constant)
+                and any(getattr(t, "id", None) in ("PROTOCOL_VERSION", "FIRMWARE_VERSION") for t in node.targets)
+            ):
                 again.append("%s:%d version" % (rel, node.lineno))
             if isinstance(node, ast.Constant) and node.value in frames and rel != Path("firmware/boards/virtual.py"):
                 again.append("%s:%d frame" % (rel, node.lineno))

@@ -4,13 +4,14 @@ Thin in this release: pins, clock, serial and the step-pulse program are here, b
 the PIO timing has not yet been verified in an emulator or on a bench (tracked as
 the real-hardware issue). Pin numbers are the reference build's; see hardware/.
 """
+
 import math
+import select
 import sys
 import time
 
 import machine
 import rp2
-import select
 
 from stackpress.hx711 import GAIN_PULSES, HX711, signed24
 
@@ -20,15 +21,15 @@ except ImportError:
     pass
 
 PINS = {
-    "hx_sck": 2,     # HX711 PD_SCK
-    "hx_dout": 3,    # HX711 #0 DOUT (load cell 0, on +x)
-    "hx_dout1": 4,   # HX711 #1 DOUT (load cell 1, 120 degrees on), same PD_SCK
-    "hx_dout2": 5,   # HX711 #2 DOUT (load cell 2, 240 degrees on), same PD_SCK
-    "step": 10,      # driver STEP
-    "dir": 11,       # driver DIR
-    "enable": 12,    # driver EN (active low)
-    "ntc": 26,       # frame thermistor: 10 kOhm NTC (B 3950) to GND, 10 kOhm to 3V3 (ADC0)
-    "estop": 14,     # e-stop, normally closed to GND, internal pull-up: 1 = pressed or wire cut
+    "hx_sck": 2,  # HX711 PD_SCK
+    "hx_dout": 3,  # HX711 #0 DOUT (load cell 0, on +x)
+    "hx_dout1": 4,  # HX711 #1 DOUT (load cell 1, 120 degrees on), same PD_SCK
+    "hx_dout2": 5,  # HX711 #2 DOUT (load cell 2, 240 degrees on), same PD_SCK
+    "step": 10,  # driver STEP
+    "dir": 11,  # driver DIR
+    "enable": 12,  # driver EN (active low)
+    "ntc": 26,  # frame thermistor: 10 kOhm NTC (B 3950) to GND, 10 kOhm to 3V3 (ADC0)
+    "estop": 14,  # e-stop, normally closed to GND, internal pull-up: 1 = pressed or wire cut
     "end_stop": 15,  # end-of-travel switch, normally closed to GND, internal pull-up: 1 = open
 }
 LOAD_CELLS = 3  # the reference build: three load cells under the base plate (1 to 4; see hardware/)
@@ -71,21 +72,21 @@ def _hx711_program():
     # 60 us powers the chip down) and low >= 1 us (>= 0.2 us); DOUT is read 1 us after
     # the rising edge (valid 0.1 us after it). Interrupts and the CPU's pace can't touch
     # this timing. Verified in rp2040-pio-emulator (tests/pio/test_pio_hx711.py).
-    pull(block)             .side(0)
-    mov(y, osr)             .side(0)
+    pull(block).side(0)
+    mov(y, osr).side(0)
     label("conversion")
-    set(x, 23)              .side(0)
-    wait(0, pin, 0)         .side(0)
+    set(x, 23).side(0)
+    wait(0, pin, 0).side(0)
     label("bit")
-    nop()                   .side(1)
-    in_(pins, 1)            .side(1)
-    jmp(x_dec, "bit")       .side(0)
-    mov(x, y)               .side(0)
+    nop().side(1)
+    in_(pins, 1).side(1)
+    jmp(x_dec, "bit").side(0)
+    mov(x, y).side(0)
     label("gain")
-    nop()                   .side(1) [1]
-    jmp(x_dec, "gain")      .side(0) [1]
-    push(block)             .side(0)
-    jmp("conversion")       .side(0)
+    nop().side(1)[1]
+    jmp(x_dec, "gain").side(0)[1]
+    push(block).side(0)
+    jmp("conversion").side(0)
 
 
 def step_delay(rate_hz, pio_freq=PIO_FREQ):
@@ -171,8 +172,7 @@ class Board:
 
     def __init__(self):
         sck = machine.Pin(PINS["hx_sck"], machine.Pin.OUT, value=0)
-        douts = [machine.Pin(PINS["hx_dout" + ("%d" % i if i else "")], machine.Pin.IN)
-                 for i in range(self.load_cells)]
+        douts = [machine.Pin(PINS["hx_dout" + ("%d" % i if i else "")], machine.Pin.IN) for i in range(self.load_cells)]
         self.adc = None  # type: HX711 | None
         if self.load_cells == 1:
             self.adc = PioHX711(1, sck, douts[0])

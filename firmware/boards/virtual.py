@@ -22,6 +22,7 @@ below are their one definition: the board announces them in its first line to th
   conversion period in microseconds in the counts field. The number of load cells
   comes from the sim in STACKPRESS_LOAD_CELLS (all share one PD_SCK).
 """
+
 import os
 import select
 import socket

@@ -7,6 +7,7 @@ loop, the serial line, the records and the flash. Time comes from the board, so 
 virtual board can run it in virtual time. Nothing a host sends can stop the loop: every
 command error becomes an error reply.
 """
+
 import sys
 from binascii import hexlify
 from os import urandom
@@ -33,8 +34,9 @@ WATCHDOG_MS = 8000
 REPLAY_PER_PASS = 4
 REPLAY_ROOM = 700  # bytes free in the outbox before a replayed record is queued
 # Sent when even an error reply finds no memory; built at import, when there is.
-NO_MEMORY = encode({"t": "rep", "id": None, "ok": False, "err": "memory",
-                    "msg": "no memory left for this reply: ask again"})
+NO_MEMORY = encode(
+    {"t": "rep", "id": None, "ok": False, "err": "memory", "msg": "no memory left for this reply: ask again"}
+)
 TEMPERATURE_PERIOD_MS = 1000
 
 
@@ -45,8 +47,9 @@ class App:
         self.store = Store(board.root)
         # A board may read the ADC its own way (the Pico: PIO); otherwise this driver
         # clocks it through the board's two pins.
-        self.hx = getattr(board, "adc", None) or HX711(board.hx_sck, board.hx_dout, irq_off=board.irq_off,
-                                                       irq_on=board.irq_on)
+        self.hx = getattr(board, "adc", None) or HX711(
+            board.hx_sck, board.hx_dout, irq_off=board.irq_off, irq_on=board.irq_on
+        )
         self.lines = LineReader()
         self._byte = bytearray(1)
         self.out = Outbox(board.serial_write, buf=out_buf)
@@ -133,9 +136,16 @@ class App:
     def run(self):
         micropython.kbd_intr(-1)  # a stray Ctrl-C on the serial line is just a byte
         try:
-            self.event("boot", boot_id=self.boot_id, firmware=FIRMWARE_VERSION, board=self.board.name,
-                       reset_cause=self.reset_cause, resume=(self.resume or {}).get("mode", "idle"),
-                       setpoint_mpa=(self.resume or {}).get("setpoint_mpa", 0.0), notes=self.notes)
+            self.event(
+                "boot",
+                boot_id=self.boot_id,
+                firmware=FIRMWARE_VERSION,
+                board=self.board.name,
+                reset_cause=self.reset_cause,
+                resume=(self.resume or {}).get("mode", "idle"),
+                setpoint_mpa=(self.resume or {}).get("setpoint_mpa", 0.0),
+                notes=self.notes,
+            )
             self.board.watchdog_start(WATCHDOG_MS)
             while not self.handover:
                 try:
@@ -222,8 +232,9 @@ class App:
             keep = True
             if a & MOTOR_STALL:
                 ins.safety.stall_reset(ins.net)
-        elif (self.board.ticks_diff(now, self._last_save) >= POSITION_SAVE_MS
-              and (ins.stepper.position != self._saved_position or ins.profile.running)):
+        elif self.board.ticks_diff(now, self._last_save) >= POSITION_SAVE_MS and (
+            ins.stepper.position != self._saved_position or ins.profile.running
+        ):
             keep = True
         if keep:
             self.save_state()
@@ -285,8 +296,15 @@ class App:
             if line is None:
                 continue
             if line is False:
-                self.send({"t": "rep", "id": None, "ok": False, "err": "frame",
-                           "msg": "line longer than %d bytes discarded" % len(self.lines._buf)})
+                self.send(
+                    {
+                        "t": "rep",
+                        "id": None,
+                        "ok": False,
+                        "err": "frame",
+                        "msg": "line longer than %d bytes discarded" % len(self.lines._buf),
+                    }
+                )
             else:
                 self.on_line(line)
             if self.handover:
@@ -305,8 +323,15 @@ class App:
             self.send({"t": "rep", "id": cid, "ok": False, "err": e.code, "msg": e.msg})
         except Exception as e:  # a bug in one command must not stop control
             try:
-                self.send({"t": "rep", "id": cid, "ok": False,
-                           "err": "memory" if isinstance(e, MemoryError) else "internal", "msg": repr(e)})
+                self.send(
+                    {
+                        "t": "rep",
+                        "id": cid,
+                        "ok": False,
+                        "err": "memory" if isinstance(e, MemoryError) else "internal",
+                        "msg": repr(e),
+                    }
+                )
             except MemoryError:
                 self.out.put(NO_MEMORY)
         if self.reset_requested:
@@ -316,4 +341,3 @@ class App:
                     break
                 self.board.serial_flush()
             self.board.reset()
-

@@ -6,6 +6,7 @@ message a person can act on; ranges and units are always in the message. The phy
 state a command assumes is checked by the verb it calls (instrument.py); what is
 checked here is the command itself: its arguments, the lock, a running profile.
 """
+
 import gc
 
 from stackpress import config as cfgmod
@@ -37,14 +38,22 @@ def _numbers(obj, key, n, lo, hi, unit):
 
 def _not_locked(app, obj):
     if app.locked:
-        raise Refused("locked", "the fixture is locked (a test is running): '%s' changes pressure; "
-                           "'unlock' first" % obj["cmd"])
+        raise Refused(
+            "locked", "the fixture is locked (a test is running): '%s' changes pressure; 'unlock' first" % obj["cmd"]
+        )
 
 
 def hello(app, obj):
-    return {"firmware_version": FIRMWARE_VERSION, "protocol_version": PROTOCOL_VERSION,
-            "board": app.board.name, "runtime": app.runtime(), "fixture_id": app.board.unique_id(),
-            "boot": app.boot, "boot_id": app.boot_id, "max_line_bytes": MAX_LINE}
+    return {
+        "firmware_version": FIRMWARE_VERSION,
+        "protocol_version": PROTOCOL_VERSION,
+        "board": app.board.name,
+        "runtime": app.runtime(),
+        "fixture_id": app.board.unique_id(),
+        "boot": app.boot,
+        "boot_id": app.boot_id,
+        "max_line_bytes": MAX_LINE,
+    }
 
 
 def schema(app, obj):
@@ -57,21 +66,23 @@ def status(app, obj):
     gc.collect()  # so the heap figures are the live footprint, not garbage
     d = hello(app, obj)
     d.update(app.instrument.describe())
-    d.update({
-        "uptime_s": app.clock.s + app.clock.ms / 1000,
-        "sample_rate_sps": app.board.sample_rate_sps,
-        "samples": app.samples,
-        "seq": app.seq,
-        "oldest_seq": app.hist.oldest_seq(),
-        "history_records": app.hist.cap,
-        "locked": app.locked,
-        "reset_cause": app.reset_cause,
-        "frames_dropped": app.out.dropped,
-        "memory_errors": app.memory_errors,
-        "flash_free_bytes": app.store.free_bytes(),
-        "heap_free_bytes": gc.mem_free(),
-        "heap_alloc_bytes": gc.mem_alloc(),
-    })
+    d.update(
+        {
+            "uptime_s": app.clock.s + app.clock.ms / 1000,
+            "sample_rate_sps": app.board.sample_rate_sps,
+            "samples": app.samples,
+            "seq": app.seq,
+            "oldest_seq": app.hist.oldest_seq(),
+            "history_records": app.hist.cap,
+            "locked": app.locked,
+            "reset_cause": app.reset_cause,
+            "frames_dropped": app.out.dropped,
+            "memory_errors": app.memory_errors,
+            "flash_free_bytes": app.store.free_bytes(),
+            "heap_free_bytes": gc.mem_free(),
+            "heap_alloc_bytes": gc.mem_alloc(),
+        }
+    )
     if hasattr(app.board, "scenario"):
         d["scenario"] = app.board.scenario()
     return d
@@ -174,17 +185,30 @@ def set_calibration(app, obj):
         t = _number(obj, "tare_counts", -0x800000 * n, 0x7FFFFF * n, "counts")
         tare_c, span = ins.calibration(t, _number(obj, "span_counts_per_n", 1.0, 100000.0, "counts/N"))
     pts = obj.get("points", [])
-    if (not isinstance(pts, list) or len(pts) > 6 or not all(
-            isinstance(p, list) and len(p) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                       for v in p) for p in pts)):
+    if (
+        not isinstance(pts, list)
+        or len(pts) > 6
+        or not all(
+            isinstance(p, list)
+            and len(p) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in p)
+            for p in pts
+        )
+    ):
         raise Refused("type", "'points' must be up to 6 pairs [force_n, counts]")
-    cal = {"tare_counts": tare_c, "zero_counts": tare_c, "span_counts_per_n": span,
-           "reference": _text(obj, "reference", 60),
-           "date": _text(obj, "date", 32), "points": pts}
+    cal = {
+        "tare_counts": tare_c,
+        "zero_counts": tare_c,
+        "span_counts_per_n": span,
+        "reference": _text(obj, "reference", 60),
+        "date": _text(obj, "date", 32),
+        "points": pts,
+    }
     for k in ("residual_rms_n", "uncertainty_pct", "tare_temperature_c"):
         if k in obj:
-            cal[k] = _number(obj, k, -1000.0, 1000.0, "N" if k == "residual_rms_n" else "%" if k[-3:] == "pct"
-                             else "degC")
+            cal[k] = _number(
+                obj, k, -1000.0, 1000.0, "N" if k == "residual_rms_n" else "%" if k[-3:] == "pct" else "degC"
+            )
     app.save_calibration(cal)
     return {"calibration": cal}
 
@@ -227,8 +251,10 @@ def replay(app, obj):
     if isinstance(a, bool) or not isinstance(a, int) or a < 1:
         raise Refused("type", "'from_seq' must be a whole number >= 1, got %r" % (a,))
     if "boot" in obj and obj["boot"] != app.boot:
-        raise Refused("boot", "records of boot %r are gone: the fixture has restarted since "
-                           "(this is boot %d)" % (obj["boot"], app.boot))
+        raise Refused(
+            "boot",
+            "records of boot %r are gone: the fixture has restarted since (this is boot %d)" % (obj["boot"], app.boot),
+        )
     z = obj.get("to_seq", app.seq)
     if isinstance(z, bool) or not isinstance(z, int) or z < a:
         raise Refused("type", "'to_seq' must be a whole number >= from_seq, got %r" % (z,))
@@ -236,8 +262,13 @@ def replay(app, obj):
     oldest = app.hist.oldest_seq()
     first = max(a, oldest)
     app.hist.start(first, z)
-    return {"boot": app.boot, "from_seq": first, "to_seq": z, "oldest_seq": oldest,
-            "lost": max(0, min(oldest, z + 1) - a)}
+    return {
+        "boot": app.boot,
+        "from_seq": first,
+        "to_seq": z,
+        "oldest_seq": oldest,
+        "lost": max(0, min(oldest, z + 1) - a),
+    }
 
 
 def profile_set(app, obj):
@@ -274,11 +305,28 @@ def profile_status(app, obj):
 
 
 HANDLERS = {
-    "hello": hello, "status": status, "hold": hold, "gap": gap, "idle": idle,
-    "release": release, "ack": ack, "jog": jog, "config": config_get, "set": config_set,
-    "tare": tare, "repl": repl, "reset": reset, "lock": lock, "unlock": unlock, "replay": replay,
-    "profile_set": profile_set, "profile_run": profile_run, "profile_stop": profile_stop,
-    "profile": profile_status, "set_calibration": set_calibration, "schema": schema,
+    "hello": hello,
+    "status": status,
+    "hold": hold,
+    "gap": gap,
+    "idle": idle,
+    "release": release,
+    "ack": ack,
+    "jog": jog,
+    "config": config_get,
+    "set": config_set,
+    "tare": tare,
+    "repl": repl,
+    "reset": reset,
+    "lock": lock,
+    "unlock": unlock,
+    "replay": replay,
+    "profile_set": profile_set,
+    "profile_run": profile_run,
+    "profile_stop": profile_stop,
+    "profile": profile_status,
+    "set_calibration": set_calibration,
+    "schema": schema,
 }
 
 

@@ -35,10 +35,10 @@ def _clamp(x, lim):
 class Controller:
     def __init__(self):
         self.mode = IDLE
-        self.target = 0      # setpoint, net counts
-        self.ref_q4 = 0      # ramp reference, net counts << 4
-        self.f_q4 = 0        # slow-filtered measurement for tare and display, net counts << 4
-        self._frac = 0       # sub-step remainder, Q16
+        self.target = 0  # setpoint, net counts
+        self.ref_q4 = 0  # ramp reference, net counts << 4
+        self.f_q4 = 0  # slow-filtered measurement for tare and display, net counts << 4
+        self._frac = 0  # sub-step remainder, Q16
         self._backoff_left = 0
         self.backed_off = False  # a release has just finished backing off (the app takes it)
 

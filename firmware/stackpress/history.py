@@ -10,6 +10,7 @@ frames that were sent. Both share the sequence numbers of one boot; a reset empt
 the history (the records of a boot that the host never read are then lost, and the
 host is told where).
 """
+
 import uctypes
 
 from stackpress.controller import MODE_NAMES
@@ -18,8 +19,22 @@ TEL_RECORDS = 448  # the boards keep this many (one place: boards and tests read
 EVT_RECORDS = 32
 # Fields of a telemetry entry (integers; NONE where a value is absent).
 # ALARMS_N: the alarm bits (16) and, above them, the samples since the previous record.
-(SEQ, S, MS_MODE, ALARMS_N, P_10PA, SP_100PA, REF_10PA, FORCE_MN, POS_01NM, RAW, PMIN_10PA, PMAX_10PA,
- THK_01NM, TEMP_MC) = range(14)
+(
+    SEQ,
+    S,
+    MS_MODE,
+    ALARMS_N,
+    P_10PA,
+    SP_100PA,
+    REF_10PA,
+    FORCE_MN,
+    POS_01NM,
+    RAW,
+    PMIN_10PA,
+    PMAX_10PA,
+    THK_01NM,
+    TEMP_MC,
+) = range(14)
 WIDTH = 14
 CH0_MN = 14  # with several load cells, each one's force follows (mN)
 NONE = -0x40000000  # a small int on every port (RP2040: 31-bit)
@@ -27,8 +42,23 @@ NONE = -0x40000000  # a small int on every port (RP2040: 31-bit)
 # FIELDS in order, then with several load cells each one's force and SPREAD. FIELDS[4:14]
 # are scaled: the value is the entry's integer at SCALED_AT[k] / SCALE[k] (the integer
 # itself at scale 1), None where the entry holds NONE.
-FIELDS = ("seq", "device_ms", "state", "n_samples", "pressure_mpa", "setpoint_mpa", "ref_mpa", "p_min_mpa",
-          "p_max_mpa", "force_n", "position_um", "thickness_um", "temperature_c", "raw_counts", "alarms")
+FIELDS = (
+    "seq",
+    "device_ms",
+    "state",
+    "n_samples",
+    "pressure_mpa",
+    "setpoint_mpa",
+    "ref_mpa",
+    "p_min_mpa",
+    "p_max_mpa",
+    "force_n",
+    "position_um",
+    "thickness_um",
+    "temperature_c",
+    "raw_counts",
+    "alarms",
+)
 SCALED_AT = (P_10PA, SP_100PA, REF_10PA, PMIN_10PA, PMAX_10PA, FORCE_MN, POS_01NM, THK_01NM, TEMP_MC, RAW)
 SCALE = (1e5, 1e4, 1e5, 1e5, 1e5, 1e3, 1e4, 1e4, 1e3, 1)
 SPREAD = ("uniformity_pct", "centre_x_mm", "centre_y_mm")
@@ -56,20 +86,21 @@ class History:
     def __init__(self, tel_records=TEL_RECORDS, evt_records=EVT_RECORDS, load_cells=1):
         self.width = w = WIDTH + (load_cells if load_cells > 1 else 0)
         self.load_cells = load_cells
-        self._ch = fields(load_cells)[len(FIELDS):] if load_cells > 1 else None
+        self._ch = fields(load_cells)[len(FIELDS) :] if load_cells > 1 else None
         # The same bytes whatever the number of load cells (fewer, wider records): the
         # heap has no room for a bigger block.
         self.cap = tel_records = tel_records * WIDTH // w
         # One buffer seen as int32s: an array would need a second buffer as big to fill.
         self._buf = bytearray(4 * w * tel_records)
-        self.tel = uctypes.struct(uctypes.addressof(self._buf),
-                                  {"v": (uctypes.ARRAY | 0, uctypes.INT32 | w * tel_records)}).v
-        self.n = 0      # entries held
-        self.head = 0   # index of the next entry to write
+        self.tel = uctypes.struct(
+            uctypes.addressof(self._buf), {"v": (uctypes.ARRAY | 0, uctypes.INT32 | w * tel_records)}
+        ).v
+        self.n = 0  # entries held
+        self.head = 0  # index of the next entry to write
         self.evt_cap = evt_records
         self.evts = []  # (seq, frame), oldest first
-        self.gone = 0   # the newest sequence number no longer held (overwritten)
-        self._ti = 0    # replay cursor: telemetry entries left to go, next event index, last seq
+        self.gone = 0  # the newest sequence number no longer held (overwritten)
+        self._ti = 0  # replay cursor: telemetry entries left to go, next event index, last seq
         self._tleft = 0
         self._ei = 0
         self._to = 0
@@ -92,8 +123,15 @@ class History:
         h = self.tel
         mm = h[o + MS_MODE]
         an = h[o + ALARMS_N]
-        d = {"t": "tel", "boot": boot, "seq": h[o + SEQ], "device_ms": h[o + S] * 1000 + (mm & 1023),
-             "state": MODE_NAMES[mm >> 10], "n_samples": an >> 16, "alarms": alarm_names(an & 0xFFFF)}
+        d = {
+            "t": "tel",
+            "boot": boot,
+            "seq": h[o + SEQ],
+            "device_ms": h[o + S] * 1000 + (mm & 1023),
+            "state": MODE_NAMES[mm >> 10],
+            "n_samples": an >> 16,
+            "alarms": alarm_names(an & 0xFFFF),
+        }
         for k in range(len(SCALED_AT)):
             v = h[o + SCALED_AT[k]]
             d[FIELDS[4 + k]] = None if v == NONE else v if k == 9 else v / SCALE[k]

@@ -36,7 +36,7 @@ class HX711:
         self._irq_on = irq_on
         self.full = (1 << self.n) - 1
         self.expect = self.full  # the channels the last read got: the ones to wait for
-        self._since = 0          # when a part of them was first seen ready (ms)
+        self._since = 0  # when a part of them was first seen ready (ms)
         self._waiting = False
         sck.value(0)
 

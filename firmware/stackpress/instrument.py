@@ -9,15 +9,41 @@ code and a message a person can act on) before it changes anything. Arguments ar
 checked by commands.py; the loop, the serial line, the records and the flash are the
 App's.
 """
+
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
 from stackpress.dilatometer import Dilatometer
-from stackpress.history import (ALARMS_N, CH0_MN, FORCE_MN, MS_MODE, NONE, P_10PA, PMAX_10PA, PMIN_10PA, POS_01NM,
-                                RAW, REF_10PA, SP_100PA, TEMP_MC, THK_01NM, fix)
+from stackpress.history import (
+    ALARMS_N,
+    CH0_MN,
+    FORCE_MN,
+    MS_MODE,
+    NONE,
+    P_10PA,
+    PMAX_10PA,
+    PMIN_10PA,
+    POS_01NM,
+    RAW,
+    REF_10PA,
+    SP_100PA,
+    TEMP_MC,
+    THK_01NM,
+    fix,
+)
 from stackpress.loadcells import NOMINAL_SPAN_COUNTS_PER_N, REASONS, LoadCells, centre_offset_mm, uniformity_pct
 from stackpress.profile import Profile
-from stackpress.safety import (CHANNEL_FAULT, END_STOP, ESTOP, IN_END_STOP, IN_ESTOP, NONUNIFORM, SENSOR_BAD,
-                               SENSOR_TIMEOUT, TOO_MUCH, Safety)
+from stackpress.safety import (
+    CHANNEL_FAULT,
+    END_STOP,
+    ESTOP,
+    IN_END_STOP,
+    IN_ESTOP,
+    NONUNIFORM,
+    SENSOR_BAD,
+    SENSOR_TIMEOUT,
+    TOO_MUCH,
+    Safety,
+)
 from stackpress.stepper import Stepper
 
 THICKNESS_SETTLE_MS = 5000
@@ -86,8 +112,14 @@ class Instrument:
         c = self.cfg
         # The raw sample, not the display filter: the filter lags, and the noise is
         # 0.05 N / (N/um) -- a few nm.
-        return self.dil.thickness_um(self.stepper.position, self.force_n(self.net), self.board.temperature_c(),
-                                     c["um_per_step"], c["stiffness_n_per_um"], c["frame_um_per_k"])
+        return self.dil.thickness_um(
+            self.stepper.position,
+            self.force_n(self.net),
+            self.board.temperature_c(),
+            c["um_per_step"],
+            c["stiffness_n_per_um"],
+            c["frame_um_per_k"],
+        )
 
     def spread(self, f=None):
         """(uniformity %, centre (x, y) mm) of the load cells' forces `f` (now, if None);
@@ -154,18 +186,33 @@ class Instrument:
         # The hold loop runs, or a fault interrupted it and `ack` resumes it.
         controlling = (self.interrupted if m == FAULT else m) in (RAMP, HOLD, RELEASE)
         if key in cfgmod.LOCKED_WHILE_CONTROLLING and controlling:
-            raise Refused("locked", "%s can't change while the fixture controls pressure (%s): "
-                          "stop with 'gap' or 'idle' first" % (key, self.state_name()))
+            raise Refused(
+                "locked",
+                "%s can't change while the fixture controls pressure (%s): "
+                "stop with 'gap' or 'idle' first" % (key, self.state_name()),
+            )
         if key in cfgmod.LOOP_KEYS and controlling:
             g, r = cfgmod.loop_change(self.cfg, new)
             if g > cfgmod.LOOP_STEP or r > cfgmod.LOOP_STEP:
-                raise Refused("loop", "%s %s %s would make the running hold loop %.3g times as %s (at most %g "
-                              "at a time): change it in steps, or go to 'gap' first and hold again"
-                              % (key, new[key], cfgmod.SCHEMA[key][3], g if g > cfgmod.LOOP_STEP else r,
-                                 "aggressive" if g > cfgmod.LOOP_STEP else "fast or slow", cfgmod.LOOP_STEP))
+                raise Refused(
+                    "loop",
+                    "%s %s %s would make the running hold loop %.3g times as %s (at most %g "
+                    "at a time): change it in steps, or go to 'gap' first and hold again"
+                    % (
+                        key,
+                        new[key],
+                        cfgmod.SCHEMA[key][3],
+                        g if g > cfgmod.LOOP_STEP else r,
+                        "aggressive" if g > cfgmod.LOOP_STEP else "fast or slow",
+                        cfgmod.LOOP_STEP,
+                    ),
+                )
         if self.setpoint_mpa > self.max_setpoint_mpa(new):
-            raise Refused("range", "%s=%s would put the current setpoint %.3f MPa above the allowed maximum"
-                          % (key, new[key], self.setpoint_mpa))
+            raise Refused(
+                "range",
+                "%s=%s would put the current setpoint %.3f MPa above the allowed maximum"
+                % (key, new[key], self.setpoint_mpa),
+            )
 
     def recalibrate(self, calib, tared=False):
         """Use calibration `calib`: per load cell tare and span (numbers for one load
@@ -235,8 +282,11 @@ class Instrument:
         self._no_profile("tare")
         st = self.stepper
         if self.ctrl.mode != IDLE or st.moving() or self.backed_off_at is None or st.position > self.backed_off_at:
-            raise Refused("state", "tare needs the fixture unloaded: 'release' first (it steps the pressure "
-                          "down and backs the plunger off), then tare while it is idle (now %s)" % self.state_name())
+            raise Refused(
+                "state",
+                "tare needs the fixture unloaded: 'release' first (it steps the pressure "
+                "down and backs the plunger off), then tare while it is idle (now %s)" % self.state_name(),
+            )
         if not self.safety.trusted():
             raise Refused("state", "no trusted force reading yet: wait for the load cell")
         cal = dict(self.calib)
@@ -247,16 +297,21 @@ class Instrument:
         else:
             bad = [i for i in range(lc.n) if lc.bad_now[i]]
             if bad:
-                raise Refused("sensor", "every load cell must read to tare them: load cell %s gives %s"
-                              % (bad[0], REASONS[lc.bad_now[bad[0]]]))
+                raise Refused(
+                    "sensor",
+                    "every load cell must read to tare them: load cell %s gives %s"
+                    % (bad[0], REASONS[lc.bad_now[bad[0]]]),
+                )
             cal["tare_counts"] = list(self.adc.values)  # each cell's reading now is its zero
             cal["span_counts_per_n"] = list(lc.span)
         shift = self.zero_shift_n(cal["tare_counts"])
         if abs(shift) > self.cfg["tare_max_shift_n"]:
-            raise Refused("loaded", "the load cells read %.1f N from their calibrated zero, and a tare may move it "
-                          "by %g N at most (tare_max_shift_n): the fixture is not unloaded. 'release' it; if "
-                          "the zero really moved, recalibrate ('stackpress calibrate')"
-                          % (shift, self.cfg["tare_max_shift_n"]))
+            raise Refused(
+                "loaded",
+                "the load cells read %.1f N from their calibrated zero, and a tare may move it "
+                "by %g N at most (tare_max_shift_n): the fixture is not unloaded. 'release' it; if "
+                "the zero really moved, recalibrate ('stackpress calibrate')" % (shift, self.cfg["tare_max_shift_n"]),
+            )
         t = self.board.temperature_c()
         if t is not None:
             cal["tare_temperature_c"] = round(t, 3)  # the zero drift is counted from here
@@ -276,14 +331,18 @@ class Instrument:
     def _no_profile(self, verb):
         p = self.profile
         if p.running:  # it owns the setpoint
-            raise Refused("profile", "a profile is running (step %d of %d): '%s' would take the setpoint from "
-                          "it; 'profile_stop' first" % (p.index + 1, len(p.steps), verb))
+            raise Refused(
+                "profile",
+                "a profile is running (step %d of %d): '%s' would take the setpoint from "
+                "it; 'profile_stop' first" % (p.index + 1, len(p.steps), verb),
+            )
 
     def _free(self, verb):
         self._no_profile(verb)
         if self.ctrl.mode == FAULT:
-            raise Refused("fault", "fixture is in fault (%s): acknowledge with 'ack' first"
-                          % ", ".join(self.safety.names()))
+            raise Refused(
+                "fault", "fixture is in fault (%s): acknowledge with 'ack' first" % ", ".join(self.safety.names())
+            )
 
     def hold(self, mpa):
         """Ramp to `mpa` and hold it."""
@@ -330,12 +389,18 @@ class Instrument:
         why = self.safety.check_move(st.position, steps)
         if why == END_STOP:
             self.fault()
-            raise Refused("end_stop", "the end stop is open and a %.3f um move goes towards it (or which way "
-                          "reached it is unknown): fault latched; ack, then jog the other way" % um)
+            raise Refused(
+                "end_stop",
+                "the end stop is open and a %.3f um move goes towards it (or which way "
+                "reached it is unknown): fault latched; ack, then jog the other way" % um,
+            )
         if why:
             self.fault()
-            raise Refused("travel_limit", "a %.3f um move would leave the travel limit of %g um: fault latched"
-                          % (um, self.cfg["travel_limit_um"]))
+            raise Refused(
+                "travel_limit",
+                "a %.3f um move would leave the travel limit of %g um: fault latched"
+                % (um, self.cfg["travel_limit_um"]),
+            )
         st.move(steps)
         return steps
 
@@ -352,8 +417,11 @@ class Instrument:
         sf = self.safety
         if sf.latched & SENSOR_BAD and not sf.trusted():
             why = sf.names(sf.bad) or ["no conversions yet"]
-            raise Refused("sensor", "the load cell is not trusted yet (%s): control can't resume on it; "
-                          "check its wiring and the ADC, then ack again" % ", ".join(why))
+            raise Refused(
+                "sensor",
+                "the load cell is not trusted yet (%s): control can't resume on it; "
+                "check its wiring and the ADC, then ack again" % ", ".join(why),
+            )
         if sf.inputs & IN_ESTOP:
             raise Refused("estop", "the e-stop is pressed (or its circuit is open): release it, then ack")
         cleared = sf.names()
@@ -417,10 +485,16 @@ class Instrument:
     def profile_status(self):
         p = self.profile
         r = p.running
-        return {"steps": p.steps, "running": r, "step": p.index + 1 if r else None,
-                "holding": p.holding if r else None, "held_s": p.held_s if r else None,
-                "remaining_s": p.remaining_s() if r else None, "setpoint_mpa": self.setpoint_mpa,
-                "state": self.state_name()}
+        return {
+            "steps": p.steps,
+            "running": r,
+            "step": p.index + 1 if r else None,
+            "holding": p.holding if r else None,
+            "held_s": p.held_s if r else None,
+            "remaining_s": p.remaining_s() if r else None,
+            "setpoint_mpa": self.setpoint_mpa,
+            "state": self.state_name(),
+        }
 
     def profile_tick(self, now):
         """Advance a running profile; returns True when it moved on (a state to keep)."""
@@ -594,8 +668,9 @@ class Instrument:
             if not self.loadcells.frozen:
                 self.loadcells.freeze()
             if self.dil.ref is None:
-                self.dil.reference(self.stepper.position, self.force_n(self.net), self.board.temperature_c(),
-                                   self.setpoint_mpa)
+                self.dil.reference(
+                    self.stepper.position, self.force_n(self.net), self.board.temperature_c(), self.setpoint_mpa
+                )
                 return True
         return False
 
@@ -616,5 +691,9 @@ class Instrument:
             self.safety.trip(NONUNIFORM)
         elif m == RAMP and not self._warned:
             self._warned = True
-            self.event("warning", alarm="nonuniform_load", uniformity_pct=round(u, 2),
-                       limit_pct=self.cfg["max_nonuniformity_pct"])
+            self.event(
+                "warning",
+                alarm="nonuniform_load",
+                uniformity_pct=round(u, 2),
+                limit_pct=self.cfg["max_nonuniformity_pct"],
+            )

@@ -16,6 +16,7 @@ with three channels or more, a channel whose reading departs from what the other
 themselves, is outvoted.
 Everything in update() is allocation-free.
 """
+
 from stackpress.hx711 import FULL_SCALE, MIN_SCALE
 
 Q = 14
@@ -64,31 +65,31 @@ class LoadCells:
     def __init__(self, n):
         self.n = n
         self.need = 2 if n > 1 else 1
-        self.tare = [0] * n          # counts
+        self.tare = [0] * n  # counts
         self.span = [NOMINAL_SPAN_COUNTS_PER_N] * n  # counts/N (floats: the edges only)
-        self.g = [ONE] * n           # span0/span_i, Q14
-        self.net = [0] * n           # reference counts, this or the last conversion
-        self.bad_now = [0] * n       # this conversion's verdict (a reason code)
-        self.why = [0] * n           # why a channel is excluded (latched until ack)
-        self.excluded = 0            # mask
+        self.g = [ONE] * n  # span0/span_i, Q14
+        self.net = [0] * n  # reference counts, this or the last conversion
+        self.bad_now = [0] * n  # this conversion's verdict (a reason code)
+        self.why = [0] * n  # why a channel is excluded (latched until ack)
+        self.excluded = 0  # mask
         self._prev = [0] * n
         self._have = [0] * n
         self._same = [0] * n
         self._missed = [0] * n
         self.share = [ONE // n] * n  # Q14 shares while all were trusted
         self._acc = [(ONE // n) << 4] * n  # 16x the shares' running average
-        self.ref_share = [0] * n     # the shares when the hold settled (0: not frozen)
+        self.ref_share = [0] * n  # the shares when the hold settled (0: not frozen)
         self.frozen = False
         self._learned = False
         self._ref_rest = 0
-        self._odd = -1               # the channel the others disagree with, and for how long
+        self._odd = -1  # the channel the others disagree with, and for how long
         self._odd_n = 0
-        self.bits = 0                # reason codes as a mask (1 << code) when the total is not trusted
-        self.healthy = False         # enough channels gave a good conversion this time
-        self.newly = 0               # channels excluded by the last update (for the event)
+        self.bits = 0  # reason codes as a mask (1 << code) when the total is not trusted
+        self.healthy = False  # enough channels gave a good conversion this time
+        self.newly = 0  # channels excluded by the last update (for the event)
         self.total = 0
-        self.raw_total = 0           # every channel's last reading scaled to channel 0's counts, summed
-        self.max_ch = 0              # the largest channel's reading, for the overload check
+        self.raw_total = 0  # every channel's last reading scaled to channel 0's counts, summed
+        self.max_ch = 0  # the largest channel's reading, for the overload check
         self.max_jump = 1 << 29
         self.stuck_samples = 1 << 20
         self.missed_limit = 10
@@ -373,9 +374,16 @@ class LoadCells:
 
     def describe(self, span0):
         f = self.forces_n(span0)
-        return [{"force_n": round(f[i], 3), "state": REASONS[self.why[i]] if self.excluded & (1 << i) else
-                 ("ok" if not self.bad_now[i] else REASONS[self.bad_now[i]]),
-                 "share_pct": round(100 * self.share[i] / ONE, 2)} for i in range(self.n)]
+        return [
+            {
+                "force_n": round(f[i], 3),
+                "state": REASONS[self.why[i]]
+                if self.excluded & (1 << i)
+                else ("ok" if not self.bad_now[i] else REASONS[self.bad_now[i]]),
+                "share_pct": round(100 * self.share[i] / ONE, 2),
+            }
+            for i in range(self.n)
+        ]
 
 
 def uniformity_pct(forces):
@@ -391,6 +399,7 @@ def centre_offset_mm(forces, radius_mm):
     """(x, y) of the load's centre from the axis, mm: channels evenly spaced on a circle
     of radius_mm, channel 0 on +x, counter-clockwise. None below 2 channels."""
     import math
+
     n = len(forces)
     tot = sum(forces)
     if n < 2 or tot <= 0:

@@ -26,7 +26,7 @@ class Outbox:
         if m > len(self.buf) - self.n:
             self.dropped += 1
             return False
-        self.buf[self.n:self.n + m] = frame
+        self.buf[self.n : self.n + m] = frame
         self.n += m
         self.pump()
         return True
@@ -46,12 +46,12 @@ class Outbox:
         if m > len(self.buf) - w:
             self._w = -1
             return
-        self.buf[w:w + m] = b
+        self.buf[w : w + m] = b
         self._w = w + m
 
     def written(self):
         """The frame so far (a view into the queue; valid until commit)."""
-        return self._mv[self.n:max(self._w, self.n)]
+        return self._mv[self.n : max(self._w, self.n)]
 
     def commit(self):
         """Queue the frame written since begin(), or count it dropped (returns False)."""
@@ -72,5 +72,5 @@ class Outbox:
         k = self._write(self._mv[:n])
         if k:
             if k < n:
-                self.buf[:n - k] = self._mv[k:n]
+                self.buf[: n - k] = self._mv[k:n]
             self.n = n - k

@@ -8,6 +8,7 @@ step the fixture goes on holding its setpoint. The schedule and where it is are 
 with the rest of the state, so a reset resumes the step it was in, with the hold time it
 had done (up to the last periodic save).
 """
+
 MAX_STEPS = 24
 UNTIL_STOPPED = -1
 MAX_HOLD_S = 100 * 86400  # 100 days: any longer is a typo
@@ -26,19 +27,25 @@ def check(steps, max_mpa, min_rate, max_rate):
         raise ProfileError("'steps' must be a list of 1 to %d steps [mpa, rate_mpa_s, hold_s]" % MAX_STEPS)
     out = []
     for i, s in enumerate(steps):
-        if not isinstance(s, list) or len(s) != 3 or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in s):
+        if (
+            not isinstance(s, list)
+            or len(s) != 3
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in s)
+        ):
             raise ProfileError("step %d: must be [mpa, rate_mpa_s, hold_s], three numbers; got %r" % (i + 1, s))
         mpa, rate, hold = s
         if not 0.1 <= mpa <= max_mpa:
             raise ProfileError("step %d: %s MPa out of range: 0.1 to %.3f MPa" % (i + 1, mpa, max_mpa))
         if not min_rate <= rate <= max_rate:
-            raise ProfileError("step %d: rate %s MPa/s out of range: %s to %s MPa/s" % (i + 1, rate, min_rate,
-                                                                                      max_rate))
+            raise ProfileError(
+                "step %d: rate %s MPa/s out of range: %s to %s MPa/s" % (i + 1, rate, min_rate, max_rate)
+            )
         # the range first: int() of nan or inf raises
         if not (0 <= hold <= MAX_HOLD_S or hold == UNTIL_STOPPED) or hold != int(hold):
-            raise ProfileError("step %d: hold %s s out of range: a whole number of s from 0 to %d, or -1 "
-                               "(until stopped)" % (i + 1, hold, MAX_HOLD_S))
+            raise ProfileError(
+                "step %d: hold %s s out of range: a whole number of s from 0 to %d, or -1 "
+                "(until stopped)" % (i + 1, hold, MAX_HOLD_S)
+            )
         if hold == UNTIL_STOPPED and i != len(steps) - 1:
             raise ProfileError("step %d: only the last step can hold until stopped (-1)" % (i + 1))
         out.append([float(mpa), float(rate), int(hold)])
@@ -51,7 +58,7 @@ class Profile:
         self.running = False
         self.index = 0
         self.holding = False  # the current step has reached its setpoint
-        self.held_s = 0       # hold time done in this step (s + ms: no big ints on the RP2040)
+        self.held_s = 0  # hold time done in this step (s + ms: no big ints on the RP2040)
         self.held_ms = 0
         self._last = 0  # type: int | None
 
@@ -109,8 +116,13 @@ class Profile:
         return max(0, hold - self.held_s)
 
     def state(self):
-        return {"steps": self.steps, "running": self.running, "index": self.index, "holding": self.holding,
-                "held_s": self.held_s}
+        return {
+            "steps": self.steps,
+            "running": self.running,
+            "index": self.index,
+            "holding": self.holding,
+            "held_s": self.held_s,
+        }
 
     def restore(self, doc, max_mpa, min_rate, max_rate):
         """From the persisted state; a schedule that no longer validates is dropped."""

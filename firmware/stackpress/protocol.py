@@ -3,6 +3,7 @@
 A frame is one line: a JSON object, '*', its CRC-32 as 8 lower-case hex digits,
 '\\n'. The CRC is binascii's (C code on every port), so checking it costs little.
 """
+
 import binascii
 import json
 
@@ -30,7 +31,7 @@ class FrameError(Exception):
 
 
 _VALUE_AFTER = b"{[:,"  # a value (or a key) starts the text or follows one of these
-_VALUE_END = b'"0l]}'   # what ends a value: a string, a number, a literal, ] or }
+_VALUE_END = b'"0l]}'  # what ends a value: a string, a number, a literal, ] or }
 
 
 def _check_json(p):
@@ -106,7 +107,7 @@ def parse(line):
         raise FrameError("frame", "no '*' + 8 hex CRC-32 at the end of the line")
     payload = line[:star]
     try:
-        want = int(line[star + 1:], 16)
+        want = int(line[star + 1 :], 16)
     except ValueError:
         raise FrameError("frame", "CRC is not 8 hex digits")
     if crc32(payload) != want:

@@ -34,6 +34,7 @@ raise them). `ack` is refused until the load cell is trusted again
 sensor conditions are judged per load cell in loadcells.py: they trip here when too
 few cells are left to trust the total.
 """
+
 from stackpress.loadcells import JUMP, NO_DATA, SATURATED, STUCK
 
 SENSOR_TIMEOUT = 1
@@ -51,9 +52,23 @@ END_STOP = 2048
 CHANNEL_FAULT = 4096
 NONUNIFORM = 8192
 HOLD_DEVIATION = 16384
-ALARM_NAMES = ("sensor_timeout", "adc_saturated", "over_pressure", "travel_limit", "config_reset",
-               "stuck_reading", "implausible_jump", "overload", "motor_stall", "watchdog_reset", "estop",
-               "end_stop", "channel_fault", "nonuniform_load", "hold_deviation")
+ALARM_NAMES = (
+    "sensor_timeout",
+    "adc_saturated",
+    "over_pressure",
+    "travel_limit",
+    "config_reset",
+    "stuck_reading",
+    "implausible_jump",
+    "overload",
+    "motor_stall",
+    "watchdog_reset",
+    "estop",
+    "end_stop",
+    "channel_fault",
+    "nonuniform_load",
+    "hold_deviation",
+)
 # The board's inputs() bits: 1 = that normally-closed circuit is open.
 IN_ESTOP = 1
 IN_END_STOP = 2

@@ -3,6 +3,7 @@
 Write a temporary file, then rename it over the old one: littlefs renames
 atomically, so a power cut leaves either the old or the new file, never a torn one.
 """
+
 import json
 import os
 

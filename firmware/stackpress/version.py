@@ -1,6 +1,7 @@
 """Versions the host checks before it trusts what this firmware says. Written in one
 place, version.json beside this module, which the host reads too (a new protocol version
 whenever a frame, command or field changes meaning: see PROTOCOL.md)."""
+
 import json
 
 with open(__file__.rsplit("/", 1)[0] + "/version.json") as _f:

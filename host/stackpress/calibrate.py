@@ -14,6 +14,7 @@ On a fixture with several load cells the reading calibrated is their sum (status
 scales every cell's span alike and shares the zero shift among them, keeping the cells'
 certificate ratios (set per cell with `set_calibration` lists, see PROTOCOL.md).
 """
+
 import datetime
 import math
 import sys
@@ -59,8 +60,10 @@ def check_point(tare, counts, force_n):
     if round(counts) == round(tare):
         raise CalibrationError("the reading equals the tare: is the load cell loaded and wired?")
     if abs(counts - tare) < TOO_CLOSE_FRACTION * 2 * (ADC_FULL_SCALE + 1):
-        raise CalibrationError("the reading is within 1 %% of the ADC's range of the tare (%d counts apart): "
-                               "use more force" % abs(counts - tare))
+        raise CalibrationError(
+            "the reading is within 1 %% of the ADC's range of the tare (%d counts apart): "
+            "use more force" % abs(counts - tare)
+        )
 
 
 def fit(tare, points):
@@ -74,8 +77,7 @@ def fit(tare, points):
     # the span's standard error: from the scatter about the line (2+ points) and from each
     # reading's noise (standard error of its mean), whichever is larger
     noise = math.sqrt(sum((sd / math.sqrt(AVERAGE_SAMPLES)) ** 2 * f * f for f, _, sd in points)) / sxx
-    scatter = (math.sqrt(sum(r * r for r in res) / (len(res) - 1)) * span / math.sqrt(sxx)
-               if len(points) > 1 else 0.0)
+    scatter = math.sqrt(sum(r * r for r in res) / (len(res) - 1)) * span / math.sqrt(sxx) if len(points) > 1 else 0.0
     u_pct = 2 * max(noise, scatter) / span * 100
     return span, res, rms, u_pct
 
@@ -110,8 +112,11 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
     tare, tare_sd, temp = average_raw(link)
     print("      tare %.1f counts (noise %.1f counts rms)" % (tare, tare_sd), file=sys.stderr)
     if abs(tare) > 0.02 * ADC_FULL_SCALE:
-        print("      warning: the tare is %.1f %% of the ADC's range away from 0: check for a load on the cell"
-              % (abs(tare) / ADC_FULL_SCALE * 100), file=sys.stderr)
+        print(
+            "      warning: the tare is %.1f %% of the ADC's range away from 0: check for a load on the cell"
+            % (abs(tare) / ADC_FULL_SCALE * 100),
+            file=sys.stderr,
+        )
     _ask("2/%d  Put the reference load cell in the stack, then press Enter: " % (len(at_n) + 2))
     points = []
     try:
@@ -120,8 +125,9 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
             _wait_state(link, ("hold",))
             link.command("gap")  # the motor still: the force steady while both are read
             time.sleep(1.0)
-            text = _ask("%d/%d  The fixture presses about %.0f N. What does the reference read (N)? "
-                        % (i, len(at_n) + 2, f))
+            text = _ask(
+                "%d/%d  The fixture presses about %.0f N. What does the reference read (N)? " % (i, len(at_n) + 2, f)
+            )
             try:
                 ref = float(text)
             except ValueError:
@@ -138,24 +144,45 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
         # Several load cells: raw_counts is their sum in channel 0's counts, whose span is
         # channel 0's; the fixture scales every cell's span alike.
         prev = prev[0]
-    summary = {"tare_counts": round(tare), "span_counts_per_n": span,
-               "points": [[round(f, 3), round(c)] for f, c, _ in points],
-               "residuals_n": [round(r, 4) for r in res], "residual_rms_n": rms, "uncertainty_pct": u_pct,
-               "previous_span_counts_per_n": prev,
-               "change_pct": None if not prev else (span / prev - 1) * 100}
-    print("span %.4f counts/N%s; residuals %s N (rms %.4f N); span uncertainty +-%.3f %% (k = 2)" % (
-        span, "" if not prev else " (was %.4f: %+.3f %%)" % (prev, summary["change_pct"]),
-        ", ".join("%+.3f" % r for r in res), rms, u_pct), file=sys.stderr)
+    summary = {
+        "tare_counts": round(tare),
+        "span_counts_per_n": span,
+        "points": [[round(f, 3), round(c)] for f, c, _ in points],
+        "residuals_n": [round(r, 4) for r in res],
+        "residual_rms_n": rms,
+        "uncertainty_pct": u_pct,
+        "previous_span_counts_per_n": prev,
+        "change_pct": None if not prev else (span / prev - 1) * 100,
+    }
+    print(
+        "span %.4f counts/N%s; residuals %s N (rms %.4f N); span uncertainty +-%.3f %% (k = 2)"
+        % (
+            span,
+            "" if not prev else " (was %.4f: %+.3f %%)" % (prev, summary["change_pct"]),
+            ", ".join("%+.3f" % r for r in res),
+            rms,
+            u_pct,
+        ),
+        file=sys.stderr,
+    )
     if not yes and _ask("store it on the fixture? y/n ").lower() != "y":
         raise CalibrationError("not stored: the fixture keeps its calibration")
     _wait_state(link, ("idle",))
-    r = link.command("set_calibration", tare_counts=round(tare), span_counts_per_n=span, reference=reference[:60],
-                     date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
-                     points=summary["points"], residual_rms_n=round(rms, 4), uncertainty_pct=round(u_pct, 4),
-                     **({"tare_temperature_c": round(temp, 3)} if temp is not None else {}))
+    r = link.command(
+        "set_calibration",
+        tare_counts=round(tare),
+        span_counts_per_n=span,
+        reference=reference[:60],
+        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%MZ"),
+        points=summary["points"],
+        residual_rms_n=round(rms, 4),
+        uncertainty_pct=round(u_pct, 4),
+        **({"tare_temperature_c": round(temp, 3)} if temp is not None else {}),
+    )
     summary["stored"] = r["calibration"]
     if as_json:
         import json
+
         print(json.dumps(summary))
     else:
         print("stored: span %.4f counts/N, tare %d counts, against '%s'" % (span, round(tare), reference))

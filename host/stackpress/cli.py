@@ -1,6 +1,7 @@
 """The `stackpress` command line. Exit codes: 0 ok, 2 usage, 3 fixture unreachable,
 4 the fixture refused (the message says why and what is allowed), 5 flashing failed
 (the message says what to do), 130 interrupted."""
+
 import argparse
 import json
 import os
@@ -51,16 +52,21 @@ def _speed(text):
     except ValueError:
         raise argparse.ArgumentTypeError("speed takes a number (times real time) or 'max', got %r" % text) from None
     if not SPEED_RANGE[0] <= v <= SPEED_RANGE[1]:  # also nan and inf
-        raise argparse.ArgumentTypeError("speed must be %g to %g times real time, or 'max'; got %s" % (
-            SPEED_RANGE[0], SPEED_RANGE[1], text))
+        raise argparse.ArgumentTypeError(
+            "speed must be %g to %g times real time, or 'max'; got %s" % (SPEED_RANGE[0], SPEED_RANGE[1], text)
+        )
     return v
 
 
 def build_parser():
-    p = argparse.ArgumentParser(prog="stackpress", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--port", default=os.environ.get("STACKPRESS_PORT"),
-                   help="serial device of the fixture (default: $STACKPRESS_PORT)")
+    p = argparse.ArgumentParser(
+        prog="stackpress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--port",
+        default=os.environ.get("STACKPRESS_PORT"),
+        help="serial device of the fixture (default: $STACKPRESS_PORT)",
+    )
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add(name, help_):
@@ -71,16 +77,22 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0, help="random seed of the model (default 0)")
     s.add_argument("--scenario", help="scenario file (default hardware/scenarios/standard.json)")
     s.add_argument("--fixture", help="fixture parameter file (default: the one the scenario names)")
-    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model parameter, e.g. fixture.springs.present=false or "
-                        "scenario.cycling.cycles=1 (repeatable)")
+    s.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a model parameter, e.g. fixture.springs.present=false or scenario.cycling.cycles=1 (repeatable)",
+    )
     s.add_argument("--flash", help="keep the board's flash image in this file between runs")
     s.add_argument("--truth", help="write the model's true state to this CSV")
     s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
     s.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
-    s.add_argument("--link", help="keep a symlink to the port at this path (it survives a USB unplug, "
-                                  "as /dev/serial/by-id/... does)")
+    s.add_argument(
+        "--link",
+        help="keep a symlink to the port at this path (it survives a USB unplug, as /dev/serial/by-id/... does)",
+    )
     s.add_argument("--status", help="rewrite this JSON file with the virtual time, boots and resets")
 
     s = add("status", "show the fixture's state")
@@ -101,72 +113,148 @@ def build_parser():
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("jog", "move the motor by hand (idle or gap only), in um; + = more compression")
     s.add_argument("um", type=float)
-    s = add("config", "show the fixture's settings, set one, or keep them in a TOML file: pull FILE writes "
-                      "it, diff FILE compares, push FILE sets what differs")
+    s = add(
+        "config",
+        "show the fixture's settings, set one, or keep them in a TOML file: pull FILE writes "
+        "it, diff FILE compares, push FILE sets what differs",
+    )
     s.add_argument("key", nargs="?", help="a setting's name, or pull, push, diff")
     s.add_argument("value", nargs="?", help="the new value (in the setting's unit), or the TOML file")
     s.add_argument("--json", action="store_true")
-    s = add("log", "record every telemetry record and event of one fixture or many, to CSV or SQLite; "
-                   "an existing file is resumed")
-    s.add_argument("--out", required=True, help="the file (.csv, or .sqlite for long runs), or a directory "
-                                                "ending in / for several fixtures (a file per fixture id)")
-    s.add_argument("--port", dest="ports", action="append", default=[], metavar="PORT",
-                   help="a fixture to log (repeatable; default: the global --port)")
-    s.add_argument("--all", action="store_true", help="every fixture found (Picos on USB, running "
-                                                      "'stackpress sim'), and any that turns up later")
-    s.add_argument("--format", choices=["csv", "sqlite"], help="for --out DIR/ (default csv; "
-                                                               "for a file, its extension decides)")
-    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE", type=_rotate,
-                   help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
-                        "OUT-stem.START_UTC.ext (repeatable: daily and a size)")
+    s = add(
+        "log",
+        "record every telemetry record and event of one fixture or many, to CSV or SQLite; an existing file is resumed",
+    )
+    s.add_argument(
+        "--out",
+        required=True,
+        help="the file (.csv, or .sqlite for long runs), or a directory "
+        "ending in / for several fixtures (a file per fixture id)",
+    )
+    s.add_argument(
+        "--port",
+        dest="ports",
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="a fixture to log (repeatable; default: the global --port)",
+    )
+    s.add_argument(
+        "--all",
+        action="store_true",
+        help="every fixture found (Picos on USB, running 'stackpress sim'), and any that turns up later",
+    )
+    s.add_argument(
+        "--format", choices=["csv", "sqlite"], help="for --out DIR/ (default csv; for a file, its extension decides)"
+    )
+    s.add_argument(
+        "--rotate",
+        action="append",
+        default=[],
+        metavar="daily|SIZE",
+        type=_rotate,
+        help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
+        "OUT-stem.START_UTC.ext (repeatable: daily and a size)",
+    )
     s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
-    s.add_argument("--note", action="append", default=[], metavar="TEXT",
-                   help="an operator's note for the log, at its start (repeatable; 'stackpress note' adds one later)")
-    s.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", type=_meta,
-                   help="a line for the log's header: the cell, the operator, the test (e.g. cell=NMC811-07, "
-                        "operator=alice; repeatable)")
+    s.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="TEXT",
+        help="an operator's note for the log, at its start (repeatable; 'stackpress note' adds one later)",
+    )
+    s.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_meta,
+        help="a line for the log's header: the cell, the operator, the test (e.g. cell=NMC811-07, "
+        "operator=alice; repeatable)",
+    )
     s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
-    s = add("serve", "own every fixture given or found: log each (as log --all does) and serve the other "
-                     "stackpress programs on this computer (status, hold, monitor, ... while it logs)")
+    s = add(
+        "serve",
+        "own every fixture given or found: log each (as log --all does) and serve the other "
+        "stackpress programs on this computer (status, hold, monitor, ... while it logs)",
+    )
     s.add_argument("--out", required=True, help="directory for the logs, a file per fixture id (ends in /)")
-    s.add_argument("--port", dest="ports", action="append", default=[], metavar="PORT",
-                   help="a fixture to serve (repeatable; default: every fixture found, and any plugged in later)")
+    s.add_argument(
+        "--port",
+        dest="ports",
+        action="append",
+        default=[],
+        metavar="PORT",
+        help="a fixture to serve (repeatable; default: every fixture found, and any plugged in later)",
+    )
     s.add_argument("--format", choices=["csv", "sqlite"], default="csv", help="log format (default csv)")
-    s.add_argument("--rotate", action="append", default=[], metavar="daily|SIZE", type=_rotate,
-                   help="a fresh file each UTC day or at a size, as log --rotate")
-    s.add_argument("--group", help="a group whose members may use the fixtures through this service "
-                                   "(its sockets are the user's and this group's; default: the user's only)")
-    s.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", type=_meta,
-                   help="a line for every log's header (repeatable)")
+    s.add_argument(
+        "--rotate",
+        action="append",
+        default=[],
+        metavar="daily|SIZE",
+        type=_rotate,
+        help="a fresh file each UTC day or at a size, as log --rotate",
+    )
+    s.add_argument(
+        "--group",
+        help="a group whose members may use the fixtures through this service "
+        "(its sockets are the user's and this group's; default: the user's only)",
+    )
+    s.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_meta,
+        help="a line for every log's header (repeatable)",
+    )
     s.add_argument("--duration", type=float, help="seconds to run (default: until stopped)")
     s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")
     s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
-    s = add("profile", "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE "
-                       "(no fixture needed)")
+    s = add(
+        "profile",
+        "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE (no fixture needed)",
+    )
     s.add_argument("action", choices=["run", "status", "stop", "check"])
     s.add_argument("file", nargs="?", help="the schedule (TOML), for run and check")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    s = add("calibrate", "tare, then the span against a reference load cell at forces the fixture applies; "
-                         "stored on the fixture with its date and reference")
+    s = add(
+        "calibrate",
+        "tare, then the span against a reference load cell at forces the fixture applies; "
+        "stored on the fixture with its date and reference",
+    )
     s.add_argument("--at", required=True, help="forces to calibrate at, N, comma-separated (e.g. 500,2000,4000)")
-    s.add_argument("--reference", required=True, help="what the reference is (model, serial, certificate), "
-                                                      "kept with the calibration (60 characters)")
+    s.add_argument(
+        "--reference",
+        required=True,
+        help="what the reference is (model, serial, certificate), kept with the calibration (60 characters)",
+    )
     s.add_argument("--yes", action="store_true", help="store without asking")
     s.add_argument("--json", action="store_true", help="the result as one JSON object")
-    s = add("flash", "put this firmware on the fixture: only changed files, verified by hash; it parks, "
-                     "then resumes after the reset")
+    s = add(
+        "flash",
+        "put this firmware on the fixture: only changed files, verified by hash; it parks, "
+        "then resumes after the reset",
+    )
     s.add_argument("--firmware", help="firmware tree to flash (default: this checkout's firmware/)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("report", "plots (PNG) and a summary of a logged run, with a cycler's export on the same time axis")
-    s.add_argument("log", nargs="+", help="a log written by 'stackpress log' (.csv or .sqlite), or all the "
-                                          "files of a rotating one (RUN.*.csv)")
+    s.add_argument(
+        "log",
+        nargs="+",
+        help="a log written by 'stackpress log' (.csv or .sqlite), or all the files of a rotating one (RUN.*.csv)",
+    )
     s.add_argument("--out", help="directory for report.png, summary.txt, summary.json (default: LOG_report/)")
     s.add_argument("--cycler", help="a cycler's CSV export: a time column and voltage, current, cycle")
-    s.add_argument("--cycler-start", help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds "
-                                          "(default: the log's first record)")
+    s.add_argument(
+        "--cycler-start",
+        help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds (default: the log's first record)",
+    )
     s.add_argument("--json", action="store_true", help="the summary as one JSON object")
     s = add("list", "the fixtures attached to this computer (Picos on USB, running 'stackpress sim's)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -180,8 +268,10 @@ def build_parser():
 
 
 def _print_status(st):
-    print("fixture   %s on %s (firmware %s, %s)" % (st["state"].upper(), st["board"], st["firmware_version"],
-                                                   st["runtime"]))
+    print(
+        "fixture   %s on %s (firmware %s, %s)"
+        % (st["state"].upper(), st["board"], st["firmware_version"], st["runtime"])
+    )
     print("pressure  %.4f MPa   setpoint %.3f MPa" % (st["pressure_mpa"], st["setpoint_mpa"]))
     print("force     %.2f N     cell area %.2f mm2" % (st["force_n"], st["cell_area_mm2"]))
     print("position  %.4f um    uptime %.1f s" % (st["position_um"], st["uptime_s"]))
@@ -191,14 +281,25 @@ def _print_status(st):
 def cmd_sim(a):
     from .virtual.params import resolve
     from .virtual.sim import Sim
+
     try:
         fixture, scenario = resolve(a.scenario, a.fixture, a.set)
     except (OSError, ValueError, KeyError) as e:
         print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
         return 2
-    sim = Sim(speed=a.speed, seed=a.seed, fixture=fixture, scenario=scenario, flash=a.flash, heap=a.heap,
-              truth=a.truth, truth_every=a.truth_every, link=a.link, status=a.status,
-              label=_scenario_label(a))
+    sim = Sim(
+        speed=a.speed,
+        seed=a.seed,
+        fixture=fixture,
+        scenario=scenario,
+        flash=a.flash,
+        heap=a.heap,
+        truth=a.truth,
+        truth_every=a.truth_every,
+        link=a.link,
+        status=a.status,
+        label=_scenario_label(a),
+    )
     port = sim.start()
     print("port: %s" % (a.link or port), flush=True)
     sim.run(a.duration)
@@ -251,12 +352,14 @@ def _simple(name):
         r = link.command(name)
         print(json.dumps(r) if r else "ok")
         return 0
+
     return run
 
 
 def cmd_config(a, link):
     if a.key in ("pull", "push", "diff"):
         from .fixtureconfig import ConfigFileError, config_file
+
         if not a.value:
             print("stackpress config %s: give the TOML file" % a.key, file=sys.stderr)
             return 2
@@ -267,6 +370,7 @@ def cmd_config(a, link):
             return 2
     if a.key is None:
         from .fixtureconfig import settings
+
         cfg = settings(link, with_help=True)
         if a.json:
             print(json.dumps(cfg))
@@ -296,6 +400,7 @@ def cmd_tune(a, link):
     def progress(msg):
         if not a.json:
             print("\r%-60s" % msg, end="", file=sys.stderr, flush=True)
+
     try:
         r = Tuner(link, progress).run(a.mpa)
     except TuneError as e:
@@ -306,11 +411,21 @@ def cmd_tune(a, link):
         print(json.dumps(r))
         return 0
     print(file=sys.stderr)
-    print("stiffness %.3f N/um (was %.3f; up %.3f, down %.3f; probe %.3f um; drift %+.3f N per move removed)"
-          % (r["stiffness_n_per_um"], r["previous_stiffness_n_per_um"], r["stiffness_up_down_n_per_um"][0],
-             r["stiffness_up_down_n_per_um"][1], r["probe_um"], r["drift_n_per_move"]))
-    print("resolution %.4f kPa per microstep; fastest ramp the motor allows %.2f MPa/s"
-          % (r["kpa_per_microstep"], r["max_ramp_mpa_s"]))
+    print(
+        "stiffness %.3f N/um (was %.3f; up %.3f, down %.3f; probe %.3f um; drift %+.3f N per move removed)"
+        % (
+            r["stiffness_n_per_um"],
+            r["previous_stiffness_n_per_um"],
+            r["stiffness_up_down_n_per_um"][0],
+            r["stiffness_up_down_n_per_um"][1],
+            r["probe_um"],
+            r["drift_n_per_move"],
+        )
+    )
+    print(
+        "resolution %.4f kPa per microstep; fastest ramp the motor allows %.2f MPa/s"
+        % (r["kpa_per_microstep"], r["max_ramp_mpa_s"])
+    )
     print("holding %.3f MPa with loop_gain %.2f" % (r["setpoint_mpa"], r["loop_gain"]))
     return 0
 
@@ -325,13 +440,13 @@ def _rotate(text):
     """'daily', or a size in bytes from '500KB', '100MB', '2GB'."""
     if text.lower() == "daily":
         return "daily"
-    units = {"": 1, "B": 1, "KB": 1000, "MB": 1000 ** 2, "GB": 1000 ** 3}
+    units = {"": 1, "B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
     t = text.strip().upper()
     num = t.rstrip("KMGB")
     try:
-        n = float(num) * units[t[len(num):]]
+        n = float(num) * units[t[len(num) :]]
     except (ValueError, KeyError):
-        raise argparse.ArgumentTypeError("takes 'daily' or a size such as 500KB, 100MB, 2GB; got %r" % text)
+        raise argparse.ArgumentTypeError("takes 'daily' or a size such as 500KB, 100MB, 2GB; got %r" % text) from None
     if n < 1000:
         raise argparse.ArgumentTypeError("a size of at least 1KB; got %r" % text)
     return int(n)
@@ -347,36 +462,62 @@ def _meta(text):
 def cmd_log(a):
     from .logfile import format_of
     from .logger import record
+
     ports = a.ports or ([a.port] if a.port and not a.all else [])
     if not ports and not a.all:
         raise LinkError("no port given: use --port PATH (repeatable), --all, or set STACKPRESS_PORT")
     daily = "daily" in a.rotate
     sizes = [r for r in a.rotate if r != "daily"]
     fmt = a.format or format_of(a.out)
-    return record(ports, a.out, a.duration, scan=a.all, daily=daily, max_bytes=min(sizes) if sizes else None,
-                  fmt=fmt, as_json=a.json, notes=a.note, meta=dict(a.meta))
+    return record(
+        ports,
+        a.out,
+        a.duration,
+        scan=a.all,
+        daily=daily,
+        max_bytes=min(sizes) if sizes else None,
+        fmt=fmt,
+        as_json=a.json,
+        notes=a.note,
+        meta=dict(a.meta),
+    )
 
 
 def cmd_serve(a):
     from .logger import record
+
     if not (a.out.endswith(os.sep) or os.path.isdir(a.out)):
         print("stackpress serve: --out takes a directory (ending in /): a log per fixture id", file=sys.stderr)
         return 2
     daily = "daily" in a.rotate
     sizes = [r for r in a.rotate if r != "daily"]
-    return record(a.ports, a.out, a.duration, scan=not a.ports, daily=daily, max_bytes=min(sizes) if sizes else None,
-                  fmt=a.format, as_json=a.json, meta=dict(a.meta), group=a.group, several=True)
+    return record(
+        a.ports,
+        a.out,
+        a.duration,
+        scan=not a.ports,
+        daily=daily,
+        max_bytes=min(sizes) if sizes else None,
+        fmt=a.format,
+        as_json=a.json,
+        meta=dict(a.meta),
+        group=a.group,
+        several=True,
+    )
 
 
 def cmd_note(a):
     from .owner import socket_path
     from .remote import RemoteLink
+
     if not a.port:
         raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT")
     path = socket_path(a.port)
     if not os.path.exists(path):
-        raise LinkError("no stackpress process is logging %s: a note goes into a running log "
-                        "('stackpress log --note' at its start)" % a.port)
+        raise LinkError(
+            "no stackpress process is logging %s: a note goes into a running log "
+            "('stackpress log --note' at its start)" % a.port
+        )
     with RemoteLink(a.port, path) as link:
         link.note(a.text)
     print("noted in the log of %s" % a.port)
@@ -385,11 +526,13 @@ def cmd_note(a):
 
 def cmd_monitor(a, link):
     from .monitor import monitor
+
     return monitor(link, a.duration)
 
 
 def _profile_file(a):
     from .profile import ProfileError, load
+
     if not a.file:
         print("stackpress profile %s: give the schedule's file (TOML)" % a.action, file=sys.stderr)
         raise SystemExit(2)
@@ -402,6 +545,7 @@ def _profile_file(a):
 
 def cmd_profile_check(a):
     from .profile import describe
+
     name, steps = _profile_file(a)
     if a.json:
         print(json.dumps({"name": name, "steps": steps}))
@@ -413,13 +557,17 @@ def cmd_profile_check(a):
 
 def cmd_profile(a, link):
     from .profile import UNTIL_STOPPED, describe, duration
+
     if a.action == "run":
         name, steps = _profile_file(a)
         limit = link.hello().get("max_line_bytes", 512)
         size = len(frame({"id": 99999, "cmd": "profile_set", "steps": steps}))
         if size > limit:
-            print("stackpress profile: the schedule is %d bytes as one command and the fixture takes %d: fewer "
-                  "steps, or numbers with fewer digits" % (size, limit), file=sys.stderr)
+            print(
+                "stackpress profile: the schedule is %d bytes as one command and the fixture takes %d: fewer "
+                "steps, or numbers with fewer digits" % (size, limit),
+                file=sys.stderr,
+            )
             return 2
         link.command("profile_set", steps=steps)
         r = link.command("profile_run")
@@ -434,8 +582,10 @@ def cmd_profile(a, link):
         print("running '%s' on the fixture (it goes on without this host, and after a reset):" % name)
         print("\n".join(describe(steps)))
     if not r["running"]:
-        print("no profile running; the fixture is in %s at %.3f MPa%s" % (
-            r["state"], r["setpoint_mpa"], " (stored: %d steps)" % len(r["steps"]) if r["steps"] else ""))
+        print(
+            "no profile running; the fixture is in %s at %.3f MPa%s"
+            % (r["state"], r["setpoint_mpa"], " (stored: %d steps)" % len(r["steps"]) if r["steps"] else "")
+        )
         return 0
     mpa, rate, hold = r["steps"][r["step"] - 1]
     if not r["holding"]:
@@ -443,14 +593,19 @@ def cmd_profile(a, link):
     elif hold == UNTIL_STOPPED:
         doing = "holding %.3f MPa until stopped (%s so far)" % (mpa, duration(r["held_s"]))
     else:
-        doing = "holding %.3f MPa: %s of %s done, %s left" % (mpa, duration(r["held_s"]), duration(hold),
-                                                           duration(r["remaining_s"]))
+        doing = "holding %.3f MPa: %s of %s done, %s left" % (
+            mpa,
+            duration(r["held_s"]),
+            duration(hold),
+            duration(r["remaining_s"]),
+        )
     print("step %d of %d: %s (state %s)" % (r["step"], len(r["steps"]), doing, r["state"]))
     return 0
 
 
 def cmd_calibrate(a, link):
     from .calibrate import CalibrationError, calibrate
+
     try:
         at = [float(x) for x in a.at.split(",") if x.strip()]
     except ValueError:
@@ -468,8 +623,9 @@ def cmd_calibrate(a, link):
 
 
 def cmd_flash(a):
-    from .flash import FlashError, flash
     from .firmware import FIRMWARE
+    from .flash import FlashError, flash
+
     if not a.port:
         raise LinkError("no port: give --port PATH or set STACKPRESS_PORT (a Pico is /dev/ttyACM0)")
     try:
@@ -481,6 +637,7 @@ def cmd_flash(a):
 
 def cmd_list(a):
     from . import discover
+
     found, other = [], []
     for port in discover.candidate_ports():
         hello, why = discover.probe(port)
@@ -492,8 +649,10 @@ def cmd_list(a):
         print(json.dumps({"fixtures": found, "not_answering": other}))
         return 0
     for f in found:
-        print("%-40s fixture %s  %s board, firmware %s" % (f["port"], f.get("fixture_id"), f["board"],
-                                                           f["firmware_version"]))
+        print(
+            "%-40s fixture %s  %s board, firmware %s"
+            % (f["port"], f.get("fixture_id"), f["board"], f["firmware_version"])
+        )
     for o in other:
         print("%-40s not answering as a fixture: %s" % (o["port"], o["why"]))
     if not found and not other:
@@ -503,6 +662,7 @@ def cmd_list(a):
 
 def cmd_report(a):
     from .report import ReportError, report
+
     try:
         return report(a.log, a.out, a.cycler, a.cycler_start, a.json)
     except ReportError as e:
@@ -521,30 +681,50 @@ def cmd_repl(a, link):
 
 def cmd_reset(a):
     from .reset import reset
+
     return reset(a.port)
 
 
 def cmd_demo(a):
     from .demo import demo
+
     return demo(a.speed, a.mpa, a.duration)
 
 
-LINKED = {"status": cmd_status, "hold": cmd_hold, "release": _simple("release"), "gap": _simple("gap"),
-          "idle": _simple("idle"), "ack": _simple("ack"), "tare": _simple("tare"),
-          "lock": _simple("lock"), "unlock": _simple("unlock"), "config": cmd_config, "tune": cmd_tune, "jog": cmd_jog,
-          "monitor": cmd_monitor, "repl": cmd_repl, "profile": cmd_profile,
-          "calibrate": cmd_calibrate}
+LINKED = {
+    "status": cmd_status,
+    "hold": cmd_hold,
+    "release": _simple("release"),
+    "gap": _simple("gap"),
+    "idle": _simple("idle"),
+    "ack": _simple("ack"),
+    "tare": _simple("tare"),
+    "lock": _simple("lock"),
+    "unlock": _simple("unlock"),
+    "config": cmd_config,
+    "tune": cmd_tune,
+    "jog": cmd_jog,
+    "monitor": cmd_monitor,
+    "repl": cmd_repl,
+    "profile": cmd_profile,
+    "calibrate": cmd_calibrate,
+}
 
 
 def main(argv=None):
     if os.environ.get("STACKPRESS_DEBUG"):
         import faulthandler
         import signal
+
         faulthandler.register(signal.SIGUSR1, all_threads=True)
     a = build_parser().parse_args(argv)
     from .owner import PROGRAM
-    PROGRAM[0] = " ".join(["stackpress", a.cmd] + ([a.action] if a.cmd == "profile" else [])
-                          + ([a.key] if a.cmd == "config" and a.key else []))
+
+    PROGRAM[0] = " ".join(
+        ["stackpress", a.cmd]
+        + ([a.action] if a.cmd == "profile" else [])
+        + ([a.key] if a.cmd == "config" and a.key else [])
+    )
     try:
         if a.cmd == "sim":
             return cmd_sim(a)

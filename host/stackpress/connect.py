@@ -7,6 +7,7 @@ that is not stackpress's (mpremote, a terminal) makes a port "busy". When an own
 (a one-off command that happened to hold the port), the next call goes to whoever has the
 port now, or this process opens it: a monitor or a logger is never left behind.
 """
+
 import os
 import socket
 import time
@@ -22,8 +23,10 @@ REBIND_TRIES = 8
 def open_link(port, timeout_s=3.0, subscribe=False, group=None):
     """A Link-like object for the fixture on `port` (see FixtureLink)."""
     if not port:
-        raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT "
-                        "(the virtual fixture prints its port when 'stackpress sim' starts)")
+        raise LinkError(
+            "no port given: use --port PATH or set STACKPRESS_PORT "
+            "(the virtual fixture prints its port when 'stackpress sim' starts)"
+        )
     return FixtureLink(port, timeout_s, subscribe, group)
 
 
@@ -130,8 +133,10 @@ class FixtureLink(Endpoint):
             except OwnerGone as gone:
                 if cmd not in RESEND_ON_SILENCE:
                     self._rebind()
-                    raise LinkError("the stackpress process that had %s ended while '%s' went through it: "
-                                    "whether it was done, 'stackpress status' says" % (self.port, cmd)) from None
+                    raise LinkError(
+                        "the stackpress process that had %s ended while '%s' went through it: "
+                        "whether it was done, 'stackpress status' says" % (self.port, cmd)
+                    ) from None
                 tries += 1
                 self._again(gone, tries)
 

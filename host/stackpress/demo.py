@@ -1,4 +1,5 @@
 """`stackpress demo`: the virtual fixture ramps to 40 MPa and holds it, watched live."""
+
 import signal
 import subprocess
 import sys
@@ -21,10 +22,13 @@ def demo(speed, mpa, duration_s=None):
         if not first.startswith("port: "):
             print("stackpress: the virtual fixture did not start (%r)" % first, file=sys.stderr)
             return 3
-        port = first[len("port: "):]
-        print("virtual fixture on %s at %sx real time; holding %.1f MPa while the cell cycles (Ctrl-C stops; "
-              "other stackpress commands reach it meanwhile: stackpress --port %s status)"
-              % (port, speed or "max", mpa, port), file=sys.stderr)
+        port = first[len("port: ") :]
+        print(
+            "virtual fixture on %s at %sx real time; holding %.1f MPa while the cell cycles (Ctrl-C stops; "
+            "other stackpress commands reach it meanwhile: stackpress --port %s status)"
+            % (port, speed or "max", mpa, port),
+            file=sys.stderr,
+        )
         with open_link(port) as link:
             link.hello()
             link.command("hold", mpa=mpa)

@@ -6,6 +6,7 @@ port in a runtime directory while `stackpress sim` runs. Only these candidates a
 opened, never other serial devices (a cycler's port, a modem), and each must answer
 `hello` as a stackpress fixture to count.
 """
+
 import glob
 import json
 import os
@@ -68,11 +69,11 @@ def virtual_ports():
 def usb_ports():
     """Picos on USB, by their stable /dev/serial/by-id/ name where there is one."""
     from serial.tools import list_ports
+
     by_id = {}
     for link in glob.glob("/dev/serial/by-id/*"):
         by_id[os.path.realpath(link)] = link
-    return [by_id.get(os.path.realpath(p.device), p.device)
-            for p in list_ports.comports() if p.vid == PICO_VID]
+    return [by_id.get(os.path.realpath(p.device), p.device) for p in list_ports.comports() if p.vid == PICO_VID]
 
 
 def candidate_ports():
@@ -83,6 +84,7 @@ def probe(port):
     """(hello reply, None) if a stackpress fixture answers on `port`, else (None, why)."""
     from .connect import open_link
     from .link import DeviceError, LinkError
+
     try:
         with open_link(port, timeout_s=1.5) as link:
             return link.hello(), None

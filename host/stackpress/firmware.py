@@ -5,6 +5,7 @@ versions it declares. The flasher and the virtual fixture both take it from here
 The host never imports firmware modules: it reads the firmware's own version file
 (firmware/stackpress/version.json), the one place the versions are written.
 """
+
 import functools
 import hashlib
 import json
@@ -34,8 +35,9 @@ def compiled(name: str, source: bytes) -> bytes:
         src = _CACHE / ("%s.%d.py" % (key, os.getpid()))
         src.write_bytes(source)
         tmp = _CACHE / ("%s.%d.tmp" % (key, os.getpid()))
-        p = subprocess.run([str(MPY_CROSS), *MPY_OPTIONS, "-s", name, "-o", str(tmp), str(src)], capture_output=True,
-                           text=True)
+        p = subprocess.run(
+            [str(MPY_CROSS), *MPY_OPTIONS, "-s", name, "-o", str(tmp), str(src)], capture_output=True, text=True
+        )
         src.unlink()
         if p.returncode:
             raise RuntimeError("mpy-cross %s: %s" % (name, p.stderr.strip()))
@@ -54,7 +56,6 @@ def firmware_files(firmware: "str | Path" = FIRMWARE) -> "dict[str, bytes]":
         elif p.suffix == ".py":
             files[rel[:-3] + ".mpy"] = compiled(rel, p.read_bytes())
     return files
-
 
 
 def versions(firmware: "str | Path" = FIRMWARE) -> "tuple[str, int]":

@@ -6,6 +6,7 @@ schema (names, ranges), shows what changes, and sets only that; what the fixture
 (the cell area and the step size while it controls pressure: they change what every force
 reading means) is reported and left as it was.
 """
+
 import datetime
 import json
 import tomllib
@@ -27,10 +28,17 @@ def settings(link, with_help=False):
 
 
 def render(info, cfg):
-    lines = ["# stackpress fixture settings: `stackpress config push FILE` sets them on a fixture",
-             "# pulled %s from %s (board %s, firmware %s)" % (
-                 datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                 info.get("port", "?"), info.get("board"), info.get("firmware_version")), ""]
+    lines = [
+        "# stackpress fixture settings: `stackpress config push FILE` sets them on a fixture",
+        "# pulled %s from %s (board %s, firmware %s)"
+        % (
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            info.get("port", "?"),
+            info.get("board"),
+            info.get("firmware_version"),
+        ),
+        "",
+    ]
     for k, d in cfg.items():
         lines.append("# %s [%s, %g..%g]" % (d["help"], d["unit"], d["min"], d["max"]))
         v = d["value"]
@@ -55,14 +63,18 @@ def read(path, cfg):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise ConfigFileError("%s: %s must be a number in %s, got %r" % (path, k, d["unit"], v))
         if not d["min"] <= v <= d["max"]:
-            raise ConfigFileError("%s: %s = %g %s is out of range: %g to %g %s" % (
-                path, k, v, d["unit"], d["min"], d["max"], d["unit"]))
+            raise ConfigFileError(
+                "%s: %s = %g %s is out of range: %g to %g %s" % (path, k, v, d["unit"], d["min"], d["max"], d["unit"])
+            )
     return doc
 
 
 def differences(doc, cfg):
-    return [(k, cfg[k]["value"], v, cfg[k]["unit"]) for k, v in doc.items()
-            if abs(float(v) - float(cfg[k]["value"])) > 1e-9 * max(1.0, abs(float(v)))]
+    return [
+        (k, cfg[k]["value"], v, cfg[k]["unit"])
+        for k, v in doc.items()
+        if abs(float(v) - float(cfg[k]["value"])) > 1e-9 * max(1.0, abs(float(v)))
+    ]
 
 
 def config_file(link, action, path, as_json=False):
@@ -71,8 +83,11 @@ def config_file(link, action, path, as_json=False):
         info = dict(link.command("hello"), port=link.port)
         with open(path, "w") as f:
             f.write(render(info, cfg))
-        print(json.dumps({"written": path, "settings": len(cfg)}) if as_json
-              else "wrote %d settings to %s" % (len(cfg), path))
+        print(
+            json.dumps({"written": path, "settings": len(cfg)})
+            if as_json
+            else "wrote %d settings to %s" % (len(cfg), path)
+        )
         return 0
     doc = read(path, cfg)
     diff = differences(doc, cfg)
@@ -93,8 +108,14 @@ def config_file(link, action, path, as_json=False):
         except Exception as e:  # the fixture's refusal says why (DeviceError)
             refused.append((k, getattr(e, "msg", str(e))))
     if as_json:
-        print(json.dumps({"set": [{"key": k, "was": a, "now": b, "unit": u} for k, a, b, u in done],
-                          "refused": [{"key": k, "why": m} for k, m in refused]}))
+        print(
+            json.dumps(
+                {
+                    "set": [{"key": k, "was": a, "now": b, "unit": u} for k, a, b, u in done],
+                    "refused": [{"key": k, "why": m} for k, m in refused],
+                }
+            )
+        )
     else:
         for k, a, b, u in done:
             print("%-24s %g -> %g %s" % (k, a, b, u))

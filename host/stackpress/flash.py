@@ -22,6 +22,7 @@ never leave it without a firmware that runs.
    next flash (which removes them first): the running firmware owns the line, and they are
    the previous firmware, should it be wanted back by hand.
 """
+
 import json
 import os
 import subprocess
@@ -30,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .link import Link, LinkError
 from . import firmware as fwfiles
+from .link import Link, LinkError
 from .reset import RESET_CODE, wait_for_firmware
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
@@ -98,8 +99,7 @@ def _state(st):
 
 
 def _mpremote(port, *args, timeout=120):
-    p = subprocess.run([MPREMOTE, "connect", port, "resume", *args], capture_output=True, text=True,
-                       timeout=timeout)
+    p = subprocess.run([MPREMOTE, "connect", port, "resume", *args], capture_output=True, text=True, timeout=timeout)
     if p.returncode:
         raise FlashError("mpremote %s: %s" % (" ".join(args[:2]), (p.stderr or p.stdout).strip()[-400:]))
     return p.stdout
@@ -110,7 +110,7 @@ def board_hashes(port, paths):
     i = out.find("HASHES")
     if i < 0:
         raise FlashError("the board did not report its files' hashes: %s" % out[-300:])
-    return json.loads(out[i + 6:].strip().splitlines()[0])
+    return json.loads(out[i + 6 :].strip().splitlines()[0])
 
 
 # On the board, in one exec: each old file steps aside as .old, each staged .new takes
@@ -163,7 +163,8 @@ def _stage(port, files, changed, say):
     with tempfile.TemporaryDirectory() as tmp:
         if changed:
             mk = "import os\nfor d in %s:\n try:\n  os.mkdir(d)\n except OSError:\n  pass\n" % json.dumps(
-                sorted({p.rsplit("/", 1)[0] for p in changed if "/" in p}))
+                sorted({p.rsplit("/", 1)[0] for p in changed if "/" in p})
+            )
             _mpremote(port, "exec", mk)
         for i, p in enumerate(changed, 1):
             say("copying %s (%d of %d, %d bytes)" % (p, i, len(changed), len(files[p])))
@@ -193,8 +194,10 @@ def _back_to(port):
     _reset(port)
     info, why = wait_for_firmware(port, timeout_s=30, direct=True)
     if info is None:
-        return ("no firmware answers on %s now (%s): the board is at its MicroPython REPL, the motor still; "
-                "'stackpress flash' again, or 'mpremote connect %s resume fs ls' to look" % (port, why, port))
+        return (
+            "no firmware answers on %s now (%s): the board is at its MicroPython REPL, the motor still; "
+            "'stackpress flash' again, or 'mpremote connect %s resume fs ls' to look" % (port, why, port)
+        )
     try:
         with Link(port, timeout_s=2.0) as link:
             end = time.monotonic() + 30
@@ -210,12 +213,14 @@ def _back_to(port):
 
 def _sha(data):
     import hashlib
+
     return hashlib.sha256(data).hexdigest()
 
 
 def flash(port, firmware=fwfiles.FIRMWARE, progress=None, as_json=False):
     """Put `firmware` on the fixture on `port`, borrowing the port from its owner."""
     from .connect import open_link
+
     _checked_files(firmware)  # a file that does not compile: refused before anything is borrowed
     lease = open_link(port, timeout_s=1.5)
     try:
@@ -244,12 +249,16 @@ def _flash(port, firmware, progress, as_json):
             before = link.command("status", retries=1)
             free = before.get("flash_free_bytes")
             if isinstance(free, int) and free < need:
-                raise FlashError("this firmware needs up to %d bytes of the board's flash while it is copied (old "
-                                 "and new side by side), and it has %d free; nothing was changed: the fixture runs "
-                                 "firmware %s, %s" % (need, free, before["firmware_version"], _state(before)))
+                raise FlashError(
+                    "this firmware needs up to %d bytes of the board's flash while it is copied (old "
+                    "and new side by side), and it has %d free; nothing was changed: the fixture runs "
+                    "firmware %s, %s" % (need, free, before["firmware_version"], _state(before))
+                )
             r = link.command("repl")
-            say("fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
-                % (r["resume_on_reset"], before["pressure_mpa"]))
+            say(
+                "fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
+                % (r["resume_on_reset"], before["pressure_mpa"])
+            )
     except LinkError:
         say("no firmware answers on %s: flashing through the REPL" % port)
     time.sleep(0.3)
@@ -279,7 +288,11 @@ def _flash(port, firmware, progress, as_json):
         info, why = wait_for_firmware(port, timeout_s=30, direct=True)
         if info is not None and (info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto):
             why = "the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
-                info.get("firmware_version"), info.get("protocol_version"), want_fw, want_proto)
+                info.get("firmware_version"),
+                info.get("protocol_version"),
+                want_fw,
+                want_proto,
+            )
             info = None
     else:
         why = "after copying, these files differ on the board: %s" % ", ".join(wrong)
@@ -292,22 +305,42 @@ def _flash(port, firmware, progress, as_json):
         end = time.monotonic() + 30
         while True:
             st = link.command("status")
-            resumed = before is None or st["state"] == before["state"] or (
-                before["state"] == "hold" and st["state"] == "ramp")
+            resumed = (
+                before is None
+                or st["state"] == before["state"]
+                or (before["state"] == "hold" and st["state"] == "ramp")
+            )
             if (resumed and st.get("sensor_trusted", True)) or time.monotonic() > end:
                 break
             time.sleep(0.3)
-    result = {"firmware_version": want_fw, "protocol_version": want_proto, "files": len(files),
-              "changed": changed, "removed": stale, "state": st["state"], "setpoint_mpa": st["setpoint_mpa"],
-              "pressure_mpa": st["pressure_mpa"], "wall_s": round(time.monotonic() - t0, 1),
-              "before": None if before is None else {k: before[k] for k in ("firmware_version", "state",
-                                                                          "setpoint_mpa", "pressure_mpa")}}
+    result = {
+        "firmware_version": want_fw,
+        "protocol_version": want_proto,
+        "files": len(files),
+        "changed": changed,
+        "removed": stale,
+        "state": st["state"],
+        "setpoint_mpa": st["setpoint_mpa"],
+        "pressure_mpa": st["pressure_mpa"],
+        "wall_s": round(time.monotonic() - t0, 1),
+        "before": None
+        if before is None
+        else {k: before[k] for k in ("firmware_version", "state", "setpoint_mpa", "pressure_mpa")},
+    }
     if as_json:
         print(json.dumps(result))
     else:
-        print("firmware %s (protocol %d) on %s: %d of %d files changed%s, in %.1f s" % (
-            want_fw, want_proto, port, len(changed), len(files),
-            (", %d removed" % len(stale)) if stale else "", result["wall_s"]))
+        print(
+            "firmware %s (protocol %d) on %s: %d of %d files changed%s, in %.1f s"
+            % (
+                want_fw,
+                want_proto,
+                port,
+                len(changed),
+                len(files),
+                (", %d removed" % len(stale)) if stale else "",
+                result["wall_s"],
+            )
+        )
         print("fixture %s at %.3f MPa (setpoint %.3f)" % (st["state"], st["pressure_mpa"], st["setpoint_mpa"]))
     return 0
-

@@ -8,6 +8,7 @@ A Link may be shared by threads (the process that owns a port serves other progr
 through it: owner.py): the serial line is used under one lock, a command holds it until
 its reply, and every record decoded is also handed to each of `listeners`.
 """
+
 import threading
 import time
 
@@ -21,8 +22,20 @@ MAX_NOISE_BYTES = 65536
 
 
 # Commands that do the same when done twice: resent when a reply never came.
-RESEND_ON_SILENCE = ("hello", "status", "config", "hold", "gap", "idle", "release", "ack", "set", "replay",
-                     "lock", "unlock")
+RESEND_ON_SILENCE = (
+    "hello",
+    "status",
+    "config",
+    "hold",
+    "gap",
+    "idle",
+    "release",
+    "ack",
+    "set",
+    "replay",
+    "lock",
+    "unlock",
+)
 
 
 class LinkError(Exception):
@@ -49,8 +62,10 @@ class Endpoint:
     def hello(self):
         info = self.command("hello")
         if info.get("protocol_version") != protocol_version():
-            raise LinkError("fixture speaks protocol %s, this stackpress speaks %s: update one of them"
-                            % (info.get("protocol_version"), protocol_version()))
+            raise LinkError(
+                "fixture speaks protocol %s, this stackpress speaks %s: update one of them"
+                % (info.get("protocol_version"), protocol_version())
+            )
         return info
 
     def __enter__(self):
@@ -63,8 +78,10 @@ class Endpoint:
 class Link(Endpoint):
     def __init__(self, port, on_record=None, timeout_s=3.0):
         if not port:
-            raise LinkError("no port given: use --port PATH or set STACKPRESS_PORT "
-                            "(the virtual fixture prints its port when 'stackpress sim' starts)")
+            raise LinkError(
+                "no port given: use --port PATH or set STACKPRESS_PORT "
+                "(the virtual fixture prints its port when 'stackpress sim' starts)"
+            )
         try:
             self.ser = serial.Serial(port, 115200, timeout=0.05, exclusive=True)
         except serial.SerialException as e:
@@ -91,7 +108,7 @@ class Link(Endpoint):
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
-                line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                line, self._buf = self._buf[:nl], self._buf[nl + 1 :]
                 yield line
                 continue
             if len(self._buf) > MAX_NOISE_BYTES:  # a device that never ends a line
@@ -117,8 +134,10 @@ class Link(Endpoint):
         self._noise_bytes += len(line) + 1
         if self._noise_bytes > MAX_NOISE_BYTES:
             self._noise_bytes = 0
-            raise LinkError("%s sends bytes that are not stackpress frames (%d KB without one): it is not a "
-                            "stackpress fixture running its firmware" % (self.port, MAX_NOISE_BYTES // 1024))
+            raise LinkError(
+                "%s sends bytes that are not stackpress frames (%d KB without one): it is not a "
+                "stackpress fixture running its firmware" % (self.port, MAX_NOISE_BYTES // 1024)
+            )
 
     def _decode(self, line):
         try:
@@ -140,8 +159,11 @@ class Link(Endpoint):
         end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
         while time.monotonic() < end:
             with self.io:  # in short slices: a command from another thread waits 50 ms at most
-                got = [obj for obj in map(self._decode, self._lines(min(end, time.monotonic() + 0.05)))
-                       if obj is not None and obj.get("t") in ("tel", "evt")]
+                got = [
+                    obj
+                    for obj in map(self._decode, self._lines(min(end, time.monotonic() + 0.05)))
+                    if obj is not None and obj.get("t") in ("tel", "evt")
+                ]
             yield from got
 
     def command(self, cmd, retries=2, **args):
@@ -152,7 +174,7 @@ class Link(Endpoint):
             return self._command(cmd, retries, args)
 
     def _command(self, cmd, retries, args):
-        for attempt in range(retries + 1):
+        for _attempt in range(retries + 1):
             self._id += 1
             cid = self._id
             try:
@@ -186,6 +208,7 @@ class Link(Endpoint):
                     self.on_record(obj)
             if not garbled and cmd not in RESEND_ON_SILENCE:
                 break
-        raise LinkError("no reply from %s to '%s': is it a stackpress fixture running its firmware? "
-                        "(a board at its REPL does not answer; 'stackpress reset' restarts it)"
-                        % (self.port, cmd))
+        raise LinkError(
+            "no reply from %s to '%s': is it a stackpress fixture running its firmware? "
+            "(a board at its REPL does not answer; 'stackpress reset' restarts it)" % (self.port, cmd)
+        )

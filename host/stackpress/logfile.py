@@ -19,6 +19,7 @@ at a time (an exclusive lock on the file while it is open). Rows carry the boot'
 identity (`boot_id`, drawn by the firmware at each boot) besides its count: a fixture whose
 flash was wiped counts its boots from 1 again, and its records are still told apart.
 """
+
 import csv
 import datetime
 import fcntl
@@ -43,11 +44,15 @@ INTEGER_COLUMNS = {"boot", "seq", "device_ms"}
 class LogError(Exception):
     """The file given can't be this fixture's log (another fixture's, a device, a folder
     that does not exist, one another logger writes): exit code 2, nothing written."""
-UNITS = ("units are in the column names (_mpa, _n, _um, _c: degC, _mm, _pct, _ms); what each of the fixture's "
-         "fields means: firmware/stackpress/PROTOCOL.md. host_time_utc: when the record was measured (UTC, the "
-         "host's clock: live, or for a record read later from the fixture's history by its boot's clock, as "
-         "time_source says); boot: the fixture's boot count, boot_id: that boot's identity, seq: record number "
-         "within the boot; event: an event record's fields (JSON)")
+
+
+UNITS = (
+    "units are in the column names (_mpa, _n, _um, _c: degC, _mm, _pct, _ms); what each of the fixture's "
+    "fields means: firmware/stackpress/PROTOCOL.md. host_time_utc: when the record was measured (UTC, the "
+    "host's clock: live, or for a record read later from the fixture's history by its boot's clock, as "
+    "time_source says); boot: the fixture's boot count, boot_id: that boot's identity, seq: record number "
+    "within the boot; event: an event record's fields (JSON)"
+)
 
 
 def columns(record_fields):
@@ -70,8 +75,10 @@ def _new_columns(meta, path):
         except ValueError:
             f = None
     if not isinstance(f, list) or not all(isinstance(x, str) for x in f):
-        raise LogError("%s: a new log needs the fixture's record fields (metadata 'record_fields', from its "
-                       "'schema' command)" % path)
+        raise LogError(
+            "%s: a new log needs the fixture's record fields (metadata 'record_fields', from its "
+            "'schema' command)" % path
+        )
     return columns(f)
 
 
@@ -82,8 +89,14 @@ def utc():
 def values(rec, when, cols, boot_id=None, source=None):
     """A record as the values of a file's columns: `when` the UTC time it was measured,
     `boot_id` its boot's identity, `source` how its time is known ("live", "replayed")."""
-    d = {"boot": rec.get("boot"), "seq": rec.get("seq"), "device_ms": rec.get("device_ms"), "host_time_utc": when,
-         "boot_id": boot_id, "time_source": source}
+    d = {
+        "boot": rec.get("boot"),
+        "seq": rec.get("seq"),
+        "device_ms": rec.get("device_ms"),
+        "host_time_utc": when,
+        "boot_id": boot_id,
+        "time_source": source,
+    }
     if rec.get("t") == "tel":
         d["alarms"] = "|".join(rec.get("alarms", []))
         return [d[c] if c in d else rec.get(c) for c in cols]
@@ -104,16 +117,17 @@ def _lock(fd, path):
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise LogError("%s is being written by another stackpress logger: one logger per file "
-                       "(stop the other, or give another --out)" % path) from None
+        raise LogError(
+            "%s is being written by another stackpress logger: one logger per file "
+            "(stop the other, or give another --out)" % path
+        ) from None
 
 
 def _check_path(path, exists):
     """A log is a regular file in a folder that exists."""
     if exists:
         if not stat.S_ISREG(os.stat(path).st_mode):
-            raise LogError("%s is not a regular file: a log goes to a file (or --out DIR/ for one per fixture)"
-                           % path)
+            raise LogError("%s is not a regular file: a log goes to a file (or --out DIR/ for one per fixture)" % path)
     else:
         d = os.path.dirname(os.path.abspath(path))
         if not os.path.isdir(d):
@@ -125,8 +139,10 @@ def check_owner(path, meta_of_file, meta):
     theirs = meta_of_file.get("fixture_id")
     ours = meta.get("fixture_id")
     if theirs and ours and theirs != ours:
-        raise LogError("%s is the log of fixture %s; this is fixture %s. A log holds one fixture: give "
-                       "another --out (or --out DIR/ for a file per fixture)" % (path, theirs, ours))
+        raise LogError(
+            "%s is the log of fixture %s; this is fixture %s. A log holds one fixture: give "
+            "another --out (or --out DIR/ for a file per fixture)" % (path, theirs, ours)
+        )
 
 
 class CsvLog:
@@ -161,8 +177,7 @@ class CsvLog:
             head = "".join("# %s: %s\n" % (k, meta_text(v)) for k, v in meta.items())
             self._put(head + ",".join(self.cols) + "\n")
         else:
-            self.note("resumed %s by a new logger; last row was boot %s seq %s"
-                      % (utc(), *(self.last or ("-", "-"))))
+            self.note("resumed %s by a new logger; last row was boot %s seq %s" % (utc(), *(self.last or ("-", "-"))))
 
     def _cut_torn_line(self):
         """A killed logger's half-written last row goes; only the file's tail is read."""
@@ -338,8 +353,7 @@ class SqliteLog:
             r = self.db.execute("SELECT boot, seq, %s FROM records ORDER BY rowid DESC LIMIT 1" % bid).fetchone()
             self.last = tuple(r[:2]) if r else None
             self.last_boot_id = r[2] if r else None
-            self.note("resumed %s by a new logger; last row was boot %s seq %s"
-                      % (utc(), *(self.last or ("-", "-"))))
+            self.note("resumed %s by a new logger; last row was boot %s seq %s" % (utc(), *(self.last or ("-", "-"))))
         self.fields = _fields_of(self.cols)
         self._insert = "INSERT INTO records VALUES (%s)" % ", ".join("?" * len(self.cols))
         self.flush()
@@ -411,7 +425,7 @@ class Rotating:
 
     def _day_of(self, path):
         """The UTC day a file of this log began, from its name."""
-        return os.path.basename(path)[len(os.path.basename(os.path.splitext(self.base)[0])) + 1:][:10]
+        return os.path.basename(path)[len(os.path.basename(os.path.splitext(self.base)[0])) + 1 :][:10]
 
     def _open(self, previous):
         stem, ext = os.path.splitext(self.base)
@@ -420,16 +434,19 @@ class Rotating:
         n = 1
         while os.path.exists(path):
             n += 1
-            path = "%s.%s_%d%s" % (stem, now.strftime("%Y-%m-%dT%H%M%S.") + "%03dZ" % (now.microsecond // 1000),
-                                   n, ext)
-        meta = dict(self.meta, rotation=self._policy(),
-                    continues=os.path.basename(previous) if previous else "nothing: the first file")
+            path = "%s.%s_%d%s" % (stem, now.strftime("%Y-%m-%dT%H%M%S.") + "%03dZ" % (now.microsecond // 1000), n, ext)
+        meta = dict(
+            self.meta,
+            rotation=self._policy(),
+            continues=os.path.basename(previous) if previous else "nothing: the first file",
+        )
         self.files += 1
         return self.cls(path, meta)
 
     def _policy(self):
         parts = (["a new file each UTC day"] if self.daily else []) + (
-            ["a new file at %d bytes" % self.max_bytes] if self.max_bytes else [])
+            ["a new file at %d bytes" % self.max_bytes] if self.max_bytes else []
+        )
         return " and ".join(parts)
 
     def _due(self):
@@ -543,8 +560,15 @@ def read_log(paths, progress=None):
             r = item[1]
             if r.get("event"):
                 try:
-                    events.append(dict(json.loads(r["event"]), boot=int(r["boot"]), seq=int(r["seq"]),
-                                       host_time_utc=r["host_time_utc"], device_ms=int(r["device_ms"])))
+                    events.append(
+                        dict(
+                            json.loads(r["event"]),
+                            boot=int(r["boot"]),
+                            seq=int(r["seq"]),
+                            host_time_utc=r["host_time_utc"],
+                            device_ms=int(r["device_ms"]),
+                        )
+                    )
                 except ValueError:
                     pass
                 continue

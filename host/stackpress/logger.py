@@ -7,6 +7,7 @@ what it no longer holds is written down as lost where it happened, so a loss is 
 silent. The link is opened again when it drops (USB unplug, reset): the logger waits
 for the fixture and catches up. The files are in logfile.py.
 """
+
 import collections
 import json
 import os
@@ -47,7 +48,7 @@ class Sequencer:
         self.time = TimeBase()
         self.held = []  # (record, arrival ms) of a boot whose clock is not anchored yet: see anchor()
         self.pending = {}
-        self.want = None       # first seq of a hole to ask for
+        self.want = None  # first seq of a hole to ask for
         self.asked_at = None
         self.duplicates = 0
         self.lost = 0
@@ -57,9 +58,11 @@ class Sequencer:
         if self.boot is not None:
             self._give_up_pending("the fixture restarted (boot %s)" % boot)
             if restarted:
-                self.log.note("the fixture's boot count restarted: boot %s (boot_id %s) after boot %s (boot_id %s); "
-                              "its flash was erased or replaced, and its records go on from here"
-                              % (boot, boot_id, self.boot, self.boot_id))
+                self.log.note(
+                    "the fixture's boot count restarted: boot %s (boot_id %s) after boot %s (boot_id %s); "
+                    "its flash was erased or replaced, and its records go on from here"
+                    % (boot, boot_id, self.boot, self.boot_id)
+                )
             else:
                 self.log.note("fixture rebooted: boot %s" % boot)
         if restarted:
@@ -136,8 +139,10 @@ class Sequencer:
                     self.log.note("log starts at boot %s seq %d" % (self.boot, gone_to + 1))
                 else:
                     self.lost += gone_to - self.last
-                    self.log.note("lost: records %d..%d of boot %s (the fixture no longer held them)"
-                                  % (self.last + 1, gone_to, self.boot))
+                    self.log.note(
+                        "lost: records %d..%d of boot %s (the fixture no longer held them)"
+                        % (self.last + 1, gone_to, self.boot)
+                    )
                 self.last = gone_to
             self._drain()
 
@@ -200,9 +205,10 @@ def _say(msg):
 class FixtureLogger:
     """One fixture into one log (a file, or a rotating series), across unplugs and resets."""
 
-    def __init__(self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None, extra_meta=None,
-                 notes=(), group=None):
-        self.port = port          # may be changed by the scanner when the fixture comes back elsewhere
+    def __init__(
+        self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None, extra_meta=None, notes=(), group=None
+    ):
+        self.port = port  # may be changed by the scanner when the fixture comes back elsewhere
         self.out = out
         self.daily, self.max_bytes = daily, max_bytes
         self.link = link
@@ -241,8 +247,7 @@ class FixtureLogger:
         t = time.time() * 1000
         status = self.link.command("status")
         self.fixture_id = status.get("fixture_id")
-        self.log = open_log(self.out, dict(metadata(self.link, status), **self.extra_meta), self.daily,
-                            self.max_bytes)
+        self.log = open_log(self.out, dict(metadata(self.link, status), **self.extra_meta), self.daily, self.max_bytes)
         self.seq = Sequencer(self.log, hold_unanchored=True)
         self._attach()
         for text in self.notes:  # as `stackpress note` writes one
@@ -254,8 +259,10 @@ class FixtureLogger:
             self.seq.boot = status.get("boot")
             self.seq.boot_id = status.get("boot_id")
             self.seq.last = max(0, status.get("oldest_seq", 1) - 1)
-            self.log.note("log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
-                          % (self.seq.boot, self.seq.last + 1))
+            self.log.note(
+                "log starts at boot %s seq %d (the fixture's history from there on is replayed first)"
+                % (self.seq.boot, self.seq.last + 1)
+            )
         self.seq.catch_up(status)
         self.seq.anchor(status, t)
         _say("logging %s (fixture %s) to %s" % (self.port, self.fixture_id, self.log.path))
@@ -268,6 +275,7 @@ class FixtureLogger:
             self.error = "%s: %s" % (type(e).__name__, e)
             if os.environ.get("STACKPRESS_DEBUG"):
                 import traceback
+
                 traceback.print_exc()
             _say("stackpress log: %s stopped: %s" % (self.port, self.error))
         finally:
@@ -313,8 +321,10 @@ class FixtureLogger:
         while self._side:
             rec = self._side.popleft()
             body = {k: v for k, v in rec.items() if k not in ("t", "utc_ms")}
-            self.log.note("%s %s: %s" % (rec["t"], utc_text(rec.get("utc_ms", time.time() * 1000)),
-                                         json.dumps(body, separators=(",", ":"))))
+            self.log.note(
+                "%s %s: %s"
+                % (rec["t"], utc_text(rec.get("utc_ms", time.time() * 1000)), json.dumps(body, separators=(",", ":")))
+            )
 
     def _drop_link(self):
         self.connected = False
@@ -331,9 +341,14 @@ class FixtureLogger:
         self._drop_link()
 
     def summary(self):
-        s = {"port": self.port, "fixture_id": self.fixture_id, "file": self.log.path if self.log else None,
-             "rows": self.log.rows if self.log else 0,
-             "lost": self.seq.lost if self.seq else 0, "duplicates_dropped": self.seq.duplicates if self.seq else 0}
+        s = {
+            "port": self.port,
+            "fixture_id": self.fixture_id,
+            "file": self.log.path if self.log else None,
+            "rows": self.log.rows if self.log else 0,
+            "lost": self.seq.lost if self.seq else 0,
+            "duplicates_dropped": self.seq.duplicates if self.seq else 0,
+        }
         if self.error:
             s["error"] = self.error
         return s
@@ -351,7 +366,7 @@ def _reconnect(port_of, fixture_id, stop, end, group=None):
                 found = link.hello().get("fixture_id")
             except (LinkError, DeviceError):
                 link.close()
-                raise LinkError(port)
+                raise LinkError(port) from None
             if fixture_id is None or found == fixture_id:
                 _say("stackpress log: fixture %s back on %s" % (fixture_id, port))
                 return link
@@ -370,8 +385,9 @@ def out_path(out, fixture_id, fmt):
     comes from the device: only the firmware's form (16 hex digits) names a file."""
     if out.endswith(os.sep) or os.path.isdir(out):
         if not isinstance(fixture_id, str) or not FIXTURE_ID.match(fixture_id):
-            raise LinkError("a device gave the fixture id %.40r, not 16 hex digits: not a stackpress fixture"
-                            % (fixture_id,))
+            raise LinkError(
+                "a device gave the fixture id %.40r, not 16 hex digits: not a stackpress fixture" % (fixture_id,)
+            )
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as e:
@@ -380,8 +396,20 @@ def out_path(out, fixture_id, fmt):
     return out
 
 
-def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None, fmt="csv", as_json=False,
-           notes=(), meta=None, group=None, several=False):
+def record(
+    ports,
+    out,
+    duration_s=None,
+    scan=False,
+    daily=False,
+    max_bytes=None,
+    fmt="csv",
+    as_json=False,
+    notes=(),
+    meta=None,
+    group=None,
+    several=False,
+):
     """Log the fixtures on `ports` (and with scan, every fixture found, now and later) until
     duration_s (None: until Ctrl-C or SIGTERM), serving each to the other stackpress programs
     (owner.py). `notes` go into each log at its start, `meta` into its header; `group` may
@@ -397,8 +425,9 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
 
     def start(port, link=None, fixture_id=None):
         path = out_path(out, fixture_id or os.path.basename(port), fmt) if several else out
-        lg = FixtureLogger(port, path, daily, max_bytes, link=link, fixture_id=fixture_id, extra_meta=meta,
-                           notes=notes, group=group)
+        lg = FixtureLogger(
+            port, path, daily, max_bytes, link=link, fixture_id=fixture_id, extra_meta=meta, notes=notes, group=group
+        )
         try:
             lg.open()
         except BaseException:
@@ -451,8 +480,7 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
         if scan:
             scan_now()
             if not loggers:
-                _say("stackpress log: no fixture found yet (USB Picos and running 'stackpress sim'); "
-                     "still looking")
+                _say("stackpress log: no fixture found yet (USB Picos and running 'stackpress sim'); still looking")
         scanned = shown = time.monotonic()
         while end is None or time.monotonic() < end:
             time.sleep(0.2)
@@ -463,9 +491,17 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
                 shown = time.monotonic()
                 for lg in loggers:
                     if lg.seq is not None:
-                        _say("  %s: %d rows, boot %s seq %s, %d lost%s" % (
-                            lg.fixture_id, lg.log.rows, lg.seq.boot, lg.seq.last, lg.seq.lost,
-                            "" if lg.connected else ", waiting for the fixture"))
+                        _say(
+                            "  %s: %d rows, boot %s seq %s, %d lost%s"
+                            % (
+                                lg.fixture_id,
+                                lg.log.rows,
+                                lg.seq.boot,
+                                lg.seq.last,
+                                lg.seq.lost,
+                                "" if lg.connected else ", waiting for the fixture",
+                            )
+                        )
             if not scan and loggers and not any(t.is_alive() for t in threads):
                 break
     except KeyboardInterrupt:
@@ -473,6 +509,7 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
     except (LinkError, DeviceError, LogError) as e:
         if os.environ.get("STACKPRESS_DEBUG"):
             import traceback
+
             traceback.print_exc()
         _say("stackpress log: %s" % e)
         code = 3 if isinstance(e, LinkError) else 4 if isinstance(e, DeviceError) else 2
@@ -482,9 +519,16 @@ def record(ports, out, duration_s=None, scan=False, daily=False, max_bytes=None,
             t.join(10)
     summaries = ended + [lg.summary() for lg in loggers]
     for s in summaries:
-        _say("wrote %d rows to %s (%d lost, %d duplicates dropped)%s"
-             % (s["rows"], s["file"], s["lost"], s["duplicates_dropped"],
-                "; stopped early: " + s["error"] if "error" in s else ""))
+        _say(
+            "wrote %d rows to %s (%d lost, %d duplicates dropped)%s"
+            % (
+                s["rows"],
+                s["file"],
+                s["lost"],
+                s["duplicates_dropped"],
+                "; stopped early: " + s["error"] if "error" in s else "",
+            )
+        )
         if "error" in s and code == 0:
             code = 1
     if as_json:

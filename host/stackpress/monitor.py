@@ -5,6 +5,7 @@ CI) it prints one plain line per second, so it can be tested headless. Keys (typ
 the terminal, or piped in): `a` acknowledges the alarms, `s` asks for a new setpoint
 (digits, Enter) and holds it only after `y`, `q` quits.
 """
+
 import collections
 import os
 import select
@@ -79,6 +80,7 @@ class KeyReader:
         if os.isatty(fd):
             import termios
             import tty
+
             self.saved = termios.tcgetattr(fd)
             tty.setcbreak(fd)
         self.fd = fd
@@ -98,6 +100,7 @@ class KeyReader:
     def close(self):
         if self.saved is not None:
             import termios
+
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
             self.saved = None
 
@@ -118,8 +121,13 @@ def _profile_line(p):
     if not p or not p.get("running"):
         return "none running"
     mpa, rate, hold = p["steps"][p["step"] - 1]
-    what = ("holding, %d s left" % p["remaining_s"] if p.get("remaining_s") is not None
-            else "holding until stopped" if p.get("holding") else "ramping at %g MPa/s" % rate)
+    what = (
+        "holding, %d s left" % p["remaining_s"]
+        if p.get("remaining_s") is not None
+        else "holding until stopped"
+        if p.get("holding")
+        else "ramping at %g MPa/s" % rate
+    )
     return "step %d of %d: %.3f MPa, %s" % (p["step"], len(p["steps"]), mpa, what)
 
 
@@ -127,6 +135,7 @@ def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
+
     t = Table.grid(padding=(0, 2))
     t.add_column(justify="right", style="bold")
     t.add_column()
@@ -134,22 +143,34 @@ def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
     colour = {"hold": "green", "ramp": "yellow", "fault": "bold white on red"}.get(state, "cyan")
     err = last.get("pressure_mpa", 0) - last.get("setpoint_mpa", 0)
     t.add_row("state", Text(state.upper(), style=colour))
-    t.add_row("pressure", "%.4f MPa  (setpoint %.3f, error %+.4f)" % (last.get("pressure_mpa", 0),
-                                                                    last.get("setpoint_mpa", 0), err))
+    t.add_row(
+        "pressure",
+        "%.4f MPa  (setpoint %.3f, error %+.4f)" % (last.get("pressure_mpa", 0), last.get("setpoint_mpa", 0), err),
+    )
     t.add_row("force", "%.2f N" % last.get("force_n", 0))
     chans = sorted((k for k in last if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
     if chans:  # several load cells: each one's share, how even, where the load sits
         u = last.get("uniformity_pct")
-        t.add_row("load cells", "  ".join("%s: %.1f N" % (k[8:-2], last[k]) for k in chans)
-                  + "   uniformity %s   centre (%s, %s) mm" % (
-                      "-" if u is None else "%.2f %%" % u, last.get("centre_x_mm", "-"), last.get("centre_y_mm", "-")))
+        t.add_row(
+            "load cells",
+            "  ".join("%s: %.1f N" % (k[8:-2], last[k]) for k in chans)
+            + "   uniformity %s   centre (%s, %s) mm"
+            % ("-" if u is None else "%.2f %%" % u, last.get("centre_x_mm", "-"), last.get("centre_y_mm", "-")),
+        )
     t.add_row("position", "%.4f um" % last.get("position_um", 0))
     thk, temp = last.get("thickness_um"), last.get("temperature_c")
-    t.add_row("cell", "thickness %s   frame %s" % ("-" if thk is None else "%+.3f um" % thk,
-                                                  "-" if temp is None else "%.2f degC" % temp))
+    t.add_row(
+        "cell",
+        "thickness %s   frame %s"
+        % ("-" if thk is None else "%+.3f um" % thk, "-" if temp is None else "%.2f degC" % temp),
+    )
     alarms = last.get("alarms", [])
-    t.add_row("alarms", Text(", ".join(alarms).upper() + "  (stackpress ack)", style="bold white on red")
-              if alarms else Text("none", style="green"))
+    t.add_row(
+        "alarms",
+        Text(", ".join(alarms).upper() + "  (stackpress ack)", style="bold white on red")
+        if alarms
+        else Text("none", style="green"),
+    )
     t.add_row("", "")
     t.add_row("pressure\nMPa", "\n".join(line_chart(hist_p, height=5, ref=last.get("setpoint_mpa"), min_span=0.01)))
     t.add_row("error\nkPa", "\n".join(line_chart(hist_e, height=5, ref=0.0, min_span=2.0)))
@@ -180,6 +201,7 @@ def monitor(link, duration_s=None, out=None, keys_in=None):
     if out.isatty():
         from rich.console import Console
         from rich.live import Live
+
         live = Live(console=Console(file=out), auto_refresh=False, screen=False)
         live.start()
     try:
@@ -197,8 +219,9 @@ def monitor(link, duration_s=None, out=None, keys_in=None):
             if quit_:
                 break
             if rec["t"] == "evt":
-                events.append("#%s %s %s" % (rec["seq"], rec["kind"],
-                                             rec.get("state") or ",".join(rec.get("alarms", []))))
+                events.append(
+                    "#%s %s %s" % (rec["seq"], rec["kind"], rec.get("state") or ",".join(rec.get("alarms", [])))
+                )
                 continue
             last = rec
             now = time.monotonic()
@@ -217,13 +240,30 @@ def monitor(link, duration_s=None, out=None, keys_in=None):
             if live is not None:
                 live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
             else:
-                chans = "".join(" %s=%s" % (k, rec[k]) for k in sorted(rec) if k.startswith("force_ch")
-                                or k in ("uniformity_pct", "centre_x_mm", "centre_y_mm"))
-                print("%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
-                      "thickness_um=%s temperature_c=%s%s alarms=%s"
-                      % (time.strftime("%H:%M:%S"), rec["seq"], rec["state"], rec["pressure_mpa"],
-                         rec["setpoint_mpa"], rec["force_n"], rec["position_um"], rec.get("thickness_um"),
-                         rec.get("temperature_c"), chans, "|".join(rec["alarms"]) or "-"), file=out, flush=True)
+                chans = "".join(
+                    " %s=%s" % (k, rec[k])
+                    for k in sorted(rec)
+                    if k.startswith("force_ch") or k in ("uniformity_pct", "centre_x_mm", "centre_y_mm")
+                )
+                print(
+                    "%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
+                    "thickness_um=%s temperature_c=%s%s alarms=%s"
+                    % (
+                        time.strftime("%H:%M:%S"),
+                        rec["seq"],
+                        rec["state"],
+                        rec["pressure_mpa"],
+                        rec["setpoint_mpa"],
+                        rec["force_n"],
+                        rec["position_um"],
+                        rec.get("thickness_um"),
+                        rec.get("temperature_c"),
+                        chans,
+                        "|".join(rec["alarms"]) or "-",
+                    ),
+                    file=out,
+                    flush=True,
+                )
                 while events:
                     print("event: %s" % events.popleft(), file=out, flush=True)
     except (KeyboardInterrupt, BrokenPipeError):

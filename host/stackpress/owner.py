@@ -19,6 +19,7 @@ until `stackpress reset`, which the owner carries out itself).
 
 Messages are JSON objects, one per line, both ways (PROTOCOL.md has the fixture's own).
 """
+
 import getpass
 import json
 import os
@@ -33,8 +34,25 @@ from . import discover
 from .link import DeviceError, Endpoint, HandedOver, Link, LinkError
 
 # Commands that change what the fixture does or what it will do: each is audited.
-AUDITED = ("hold", "gap", "idle", "jog", "release", "ack", "set", "tare", "set_calibration", "profile_set",
-           "profile_run", "profile_stop", "lock", "unlock", "repl", "reset", "handover")
+AUDITED = (
+    "hold",
+    "gap",
+    "idle",
+    "jog",
+    "release",
+    "ack",
+    "set",
+    "tare",
+    "set_calibration",
+    "profile_set",
+    "profile_run",
+    "profile_stop",
+    "lock",
+    "unlock",
+    "repl",
+    "reset",
+    "handover",
+)
 CLIENT_QUEUE_MAX = 20000  # records waiting for a client that does not read: past this it is dropped
 
 
@@ -62,13 +80,21 @@ def me():
 
 
 def audit_record(cmd, args, ok, reply, user, program, pid):
-    return {"t": "audit", "utc_ms": int(time.time() * 1000), "cmd": cmd, "args": args, "ok": ok, "reply": reply,
-            "user": user, "program": program, "pid": pid}
+    return {
+        "t": "audit",
+        "utc_ms": int(time.time() * 1000),
+        "cmd": cmd,
+        "args": args,
+        "ok": ok,
+        "reply": reply,
+        "user": user,
+        "program": program,
+        "pid": pid,
+    }
 
 
 def note_record(text, user, program, pid):
-    return {"t": "note", "utc_ms": int(time.time() * 1000), "text": text, "user": user, "program": program,
-            "pid": pid}
+    return {"t": "note", "utc_ms": int(time.time() * 1000), "text": text, "user": user, "program": program, "pid": pid}
 
 
 def _user(uid):
@@ -87,9 +113,9 @@ class OwnedLink(Endpoint):
         self.timeout_s = timeout_s
         self.group = group
         self.on_record = None
-        self.listeners = []        # this process's own: audit records and notes
+        self.listeners = []  # this process's own: audit records and notes
         self.link = None
-        self.handed_over = None    # why the port is lent out (None: it is ours)
+        self.handed_over = None  # why the port is lent out (None: it is ours)
         self._lock = threading.RLock()  # the port: open, lent, taken back (never held around I/O)
         self._clients_lock = threading.Lock()
         self._clients = []
@@ -198,6 +224,7 @@ class OwnedLink(Endpoint):
     def reset_from_repl(self):
         """`stackpress reset` for a fixture parked at its REPL by `repl` through this owner."""
         from .reset import _raw_repl_reset
+
         _raw_repl_reset(self.port)
         time.sleep(0.5)
         self.take_back()
@@ -256,16 +283,26 @@ class OwnedLink(Endpoint):
                 elif op == "handover":
                     # The port goes to the client (flashing) until its connection ends.
                     self.lend("handed over to %s (pid %d) by %s" % (who[1], pid, who[0]))
-                    self._audit("handover", {"why": str(msg.get("why", ""))[:80]}, True, {"port": self.port},
-                                tuple(who))
+                    self._audit(
+                        "handover", {"why": str(msg.get("why", ""))[:80]}, True, {"port": self.port}, tuple(who)
+                    )
                     lent = True
                     client.send({"op": "reply", "ok": True, "data": {"port": self.port}})
                 elif op == "reset":
                     client.send(self._client_reset(tuple(who)))
                 elif op == "info":
-                    client.send({"op": "reply", "ok": True, "data": {"port": self.port, "pid": os.getpid(),
-                                                                      "program": program_name(),
-                                                                      "handed_over": self.handed_over}})
+                    client.send(
+                        {
+                            "op": "reply",
+                            "ok": True,
+                            "data": {
+                                "port": self.port,
+                                "pid": os.getpid(),
+                                "program": program_name(),
+                                "handed_over": self.handed_over,
+                            },
+                        }
+                    )
                 else:
                     client.send({"op": "reply", "ok": False, "error": "usage", "msg": "unknown op %r" % op})
         finally:
@@ -288,8 +325,10 @@ class OwnedLink(Endpoint):
         try:
             if cmd == "repl":
                 data = self.command("repl", _who=who, **args)
-                self.lend("at its MicroPython REPL ('stackpress repl' by %s): 'stackpress reset' brings the "
-                          "firmware back" % who[0])
+                self.lend(
+                    "at its MicroPython REPL ('stackpress repl' by %s): 'stackpress reset' brings the "
+                    "firmware back" % who[0]
+                )
                 return {"op": "reply", "ok": True, "data": data}
             data = self.command(cmd, retries=int(msg.get("retries", 2)), _who=who, **args)
             return {"op": "reply", "ok": True, "data": data}
@@ -411,6 +450,7 @@ class Client:
 
 def _gid(group):
     import grp
+
     try:
         return grp.getgrnam(group).gr_gid
     except KeyError:

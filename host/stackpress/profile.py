@@ -4,9 +4,10 @@ The fixture stores and runs the schedule itself (the firmware's `profile_*` comm
 PROTOCOL.md); this module turns the file a person writes, with units in every key,
 into its steps [[mpa, rate_mpa_s, hold_s], ...] and says exactly what is wrong with one.
 """
+
 import tomllib
 
-MAX_STEPS = 24          # the firmware's limit (a schedule travels in one protocol line)
+MAX_STEPS = 24  # the firmware's limit (a schedule travels in one protocol line)
 RATE_MPA_S = (0.001, 20.0)
 HOLD_KEYS = {"hold_s": 1, "hold_min": 60, "hold_h": 3600}
 STEP_KEYS = {"to_mpa", "rate_mpa_s", "until_stopped"} | set(HOLD_KEYS)
@@ -43,7 +44,9 @@ def steps_of(doc):
         where = "step %d" % i
         bad = set(s) - STEP_KEYS
         if bad:
-            raise ProfileError("%s: unknown keys %s; a step has %s" % (where, sorted(bad), ", ".join(sorted(STEP_KEYS))))
+            raise ProfileError(
+                "%s: unknown keys %s; a step has %s" % (where, sorted(bad), ", ".join(sorted(STEP_KEYS)))
+            )
         for k in ("to_mpa", "rate_mpa_s"):
             if k not in s:
                 raise ProfileError("%s: '%s' is missing" % (where, k))
@@ -53,12 +56,15 @@ def steps_of(doc):
             raise ProfileError("%s: to_mpa must be above 0 MPa, got %g" % (where, s["to_mpa"]))
         lo, hi = RATE_MPA_S
         if not lo <= s["rate_mpa_s"] <= hi:
-            raise ProfileError("%s: rate_mpa_s must be between %g and %g MPa/s, got %g" % (where, lo, hi,
-                                                                                           s["rate_mpa_s"]))
+            raise ProfileError(
+                "%s: rate_mpa_s must be between %g and %g MPa/s, got %g" % (where, lo, hi, s["rate_mpa_s"])
+            )
         holds = [k for k in HOLD_KEYS if k in s] + (["until_stopped"] if "until_stopped" in s else [])
         if len(holds) != 1:
-            raise ProfileError("%s: give exactly one of hold_s, hold_min, hold_h or until_stopped = true (got %s)"
-                               % (where, ", ".join(holds) or "none"))
+            raise ProfileError(
+                "%s: give exactly one of hold_s, hold_min, hold_h or until_stopped = true (got %s)"
+                % (where, ", ".join(holds) or "none")
+            )
         if holds[0] == "until_stopped":
             if s["until_stopped"] is not True:
                 raise ProfileError("%s: until_stopped must be true (or leave it out and give a hold)" % where)

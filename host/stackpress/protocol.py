@@ -3,6 +3,7 @@
 One frame per line: compact JSON, '*', CRC-32 (zlib's, the same as MicroPython's
 binascii.crc32) as 8 lower-case hex digits, newline.
 """
+
 import json
 import re
 import zlib
@@ -15,12 +16,36 @@ _INT, _NUM, _STR, _LIST, _BOOL = (int,), (int, float), (str,), (list,), (bool,)
 # What a fixture's replies must hold (PROTOCOL.md); a device whose reply lacks any of it, or
 # gives it another type, is not a stackpress fixture, whatever else it says.
 REPLY_FIELDS = {
-    "hello": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
-              "fixture_id": _STR, "boot": _INT, "boot_id": _STR, "max_line_bytes": _INT},
-    "status": {"firmware_version": _STR, "protocol_version": _INT, "board": _STR, "runtime": _STR,
-               "fixture_id": _STR, "boot": _INT, "boot_id": _STR, "state": _STR, "pressure_mpa": _NUM,
-               "setpoint_mpa": _NUM, "force_n": _NUM, "position_um": _NUM, "cell_area_mm2": _NUM,
-               "alarms": _LIST, "seq": _INT, "oldest_seq": _INT, "samples": _INT, "locked": _BOOL},
+    "hello": {
+        "firmware_version": _STR,
+        "protocol_version": _INT,
+        "board": _STR,
+        "runtime": _STR,
+        "fixture_id": _STR,
+        "boot": _INT,
+        "boot_id": _STR,
+        "max_line_bytes": _INT,
+    },
+    "status": {
+        "firmware_version": _STR,
+        "protocol_version": _INT,
+        "board": _STR,
+        "runtime": _STR,
+        "fixture_id": _STR,
+        "boot": _INT,
+        "boot_id": _STR,
+        "state": _STR,
+        "pressure_mpa": _NUM,
+        "setpoint_mpa": _NUM,
+        "force_n": _NUM,
+        "position_um": _NUM,
+        "cell_area_mm2": _NUM,
+        "alarms": _LIST,
+        "seq": _INT,
+        "oldest_seq": _INT,
+        "samples": _INT,
+        "locked": _BOOL,
+    },
     "replay": {"boot": _INT, "from_seq": _INT, "to_seq": _INT, "oldest_seq": _INT, "lost": _INT},
     "schema": {"protocol_version": _INT, "telemetry": _LIST},
 }
@@ -75,7 +100,7 @@ def parse(line):
     star = line.rfind(b"*")
     if star < 0 or len(line) - star != 9:
         raise FrameError("no CRC trailer")
-    payload, crc = line[:star], line[star + 1:]
+    payload, crc = line[:star], line[star + 1 :]
     try:
         want = int(crc, 16)
     except ValueError:

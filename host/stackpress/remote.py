@@ -5,6 +5,7 @@ every stackpress command works the same whether it opened the port or another pr
 (a logger, `serve`, a monitor) has it: the same output, the same errors, the same exit
 codes. Records come only to a client that asks for them (records(), or subscribe=True).
 """
+
 import json
 import socket
 import time
@@ -52,7 +53,7 @@ class RemoteLink(Endpoint):
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
-                line, self._buf = self._buf[:nl], self._buf[nl + 1:]
+                line, self._buf = self._buf[:nl], self._buf[nl + 1 :]
                 try:
                     msg = json.loads(line)
                 except ValueError:
@@ -102,8 +103,9 @@ class RemoteLink(Endpoint):
 
     def command(self, cmd, retries=2, **args):
         # The owner waits for the fixture as its own Link does; allow for a queue of others.
-        return self._request({"op": "command", "cmd": cmd, "args": args, "retries": retries},
-                             self.timeout_s * (retries + 1) + 30)
+        return self._request(
+            {"op": "command", "cmd": cmd, "args": args, "retries": retries}, self.timeout_s * (retries + 1) + 30
+        )
 
     def records(self, duration_s):
         """Telemetry and events, as the owner hands them on (audit records and notes go to

@@ -8,6 +8,7 @@ column (`datetime`/`timestamp`: absolute, ISO 8601; or `time_s`/`test_time_s`: s
 `--cycler-start`, by default the log's first record) and any of voltage (`voltage_v`,
 `ewe_v`, `ecell_v`), current (`current_ma`, `current_a`) and `cycle` columns.
 """
+
 import bisect
 import csv
 import datetime
@@ -93,8 +94,10 @@ def read_cycler(path, t0_utc, start_utc=None):
                     col[name] = header.index(a)
                     break
         if "abs_time" not in col and "rel_time_s" not in col:
-            raise ReportError("%s: no time column; expected one of %s (ISO times) or %s (seconds)" % (
-                path, ", ".join(CYCLER_COLUMNS["abs_time"]), ", ".join(CYCLER_COLUMNS["rel_time_s"])))
+            raise ReportError(
+                "%s: no time column; expected one of %s (ISO times) or %s (seconds)"
+                % (path, ", ".join(CYCLER_COLUMNS["abs_time"]), ", ".join(CYCLER_COLUMNS["rel_time_s"]))
+            )
         t0 = _utc(t0_utc)
         start = _utc(start_utc) if start_utc else t0
         out = []
@@ -130,15 +133,20 @@ def _stats(values):
     if not v:
         return None
     mean = sum(v) / len(v)
-    return {"n": len(v), "mean": mean, "min": min(v), "max": max(v),
-            "rms": math.sqrt(sum(x * x for x in v) / len(v))}
+    return {"n": len(v), "mean": mean, "min": min(v), "max": max(v), "rms": math.sqrt(sum(x * x for x in v) / len(v))}
 
 
 def _settled_hold(rows):
     """Records in hold whose previous record was in hold too: the first one's extremes
     still hold the end of the ramp into it."""
-    return [b for a, b in zip(rows, rows[1:]) if a["state"] == "hold" and b["state"] == "hold"
-            and b["pressure_mpa"] is not None and a["setpoint_mpa"] == b["setpoint_mpa"]]
+    return [
+        b
+        for a, b in zip(rows, rows[1:])
+        if a["state"] == "hold"
+        and b["state"] == "hold"
+        and b["pressure_mpa"] is not None
+        and a["setpoint_mpa"] == b["setpoint_mpa"]
+    ]
 
 
 def _people(notes):
@@ -159,8 +167,11 @@ def _people(notes):
 def summarize(meta, rows, events, notes, cycler=None):
     hold = _settled_hold(rows)
     err_kpa = [(r["pressure_mpa"] - r["setpoint_mpa"]) * 1000 for r in hold]
-    ext_kpa = [max(abs(r["p_min_mpa"] - r["setpoint_mpa"]), abs(r["p_max_mpa"] - r["setpoint_mpa"])) * 1000
-               for r in hold if r["p_min_mpa"] is not None and r["p_max_mpa"] is not None]
+    ext_kpa = [
+        max(abs(r["p_min_mpa"] - r["setpoint_mpa"]), abs(r["p_max_mpa"] - r["setpoint_mpa"])) * 1000
+        for r in hold
+        if r["p_min_mpa"] is not None and r["p_max_mpa"] is not None
+    ]
     dt = [b["t_s"] - a["t_s"] for a, b in zip(rows, rows[1:])]
     step_s = sorted(dt)[len(dt) // 2] if dt else 0.0
     states = {}
@@ -170,18 +181,31 @@ def summarize(meta, rows, events, notes, cycler=None):
     thk = _stats(r["thickness_um"] for r in rows)
     temp = _stats(r["temperature_c"] for r in rows)
     s = {
-        "log": meta.get("port", ""), "fixture_id": meta.get("fixture_id"), "scenario": meta.get("scenario"),
-        "files": meta.get("files", 1), "firmware_version": meta.get("firmware_version"), "board": meta.get("board"),
-        "cell_area_mm2": number(meta.get("cell_area_mm2", "")), "time_axis": meta["time_axis"],
-        "start_utc": meta["t0_utc"], "duration_h": rows[-1]["t_s"] / 3600, "records": len(rows),
-        "record_period_s": step_s, "boots": sorted({r["boot"] for r in rows}),
+        "log": meta.get("port", ""),
+        "fixture_id": meta.get("fixture_id"),
+        "scenario": meta.get("scenario"),
+        "files": meta.get("files", 1),
+        "firmware_version": meta.get("firmware_version"),
+        "board": meta.get("board"),
+        "cell_area_mm2": number(meta.get("cell_area_mm2", "")),
+        "time_axis": meta["time_axis"],
+        "start_utc": meta["t0_utc"],
+        "duration_h": rows[-1]["t_s"] / 3600,
+        "records": len(rows),
+        "record_period_s": step_s,
+        "boots": sorted({r["boot"] for r in rows}),
         "lost_notes": [n for n in notes if n.startswith("lost")],
         "audit": _people(notes),
         "time_in_state_h": {k: v / 3600 for k, v in sorted(states.items())},
         "setpoints_mpa": sorted({r["setpoint_mpa"] for r in hold}),
-        "hold_error_kpa": None if not err_kpa else {
-            "rms": math.sqrt(sum(e * e for e in err_kpa) / len(err_kpa)), "max_abs": max(abs(e) for e in err_kpa),
-            "max_abs_between_records": max(ext_kpa) if ext_kpa else None, "records": len(err_kpa)},
+        "hold_error_kpa": None
+        if not err_kpa
+        else {
+            "rms": math.sqrt(sum(e * e for e in err_kpa) / len(err_kpa)),
+            "max_abs": max(abs(e) for e in err_kpa),
+            "max_abs_between_records": max(ext_kpa) if ext_kpa else None,
+            "records": len(err_kpa),
+        },
         "alarms": alarms,
         "thickness_um": thk and {"min": thk["min"], "max": thk["max"]},
         "temperature_c": temp and {"min": temp["min"], "max": temp["max"]},
@@ -212,13 +236,25 @@ def _load_cells(rows, events):
         """The event's time on the rows' axis: that of the record just before it."""
         i = bisect.bisect_right(keys, (e["boot"], e["device_ms"])) - 1
         return None if i < 0 else (rows[i]["t_s"] + (e["device_ms"] - rows[i]["device_ms"]) / 1000) / 3600
-    out = [{"channel": e.get("channel"), "why": e.get("why"), "t_h": t_h(e), "left": e.get("left")}
-           for e in events if e.get("kind") == "channel"]
-    return {"load_cells": len(chans),
-            "uniformity_pct": u and {"mean": u["mean"], "max": u["max"]},
-            "centre_mm": cx and cy and {"x_mean": cx["mean"], "y_mean": cy["mean"],
-                                        "x_range": [cx["min"], cx["max"]], "y_range": [cy["min"], cy["max"]]},
-            "channels_left_out": out}
+
+    out = [
+        {"channel": e.get("channel"), "why": e.get("why"), "t_h": t_h(e), "left": e.get("left")}
+        for e in events
+        if e.get("kind") == "channel"
+    ]
+    return {
+        "load_cells": len(chans),
+        "uniformity_pct": u and {"mean": u["mean"], "max": u["max"]},
+        "centre_mm": cx
+        and cy
+        and {
+            "x_mean": cx["mean"],
+            "y_mean": cy["mean"],
+            "x_range": [cx["min"], cx["max"]],
+            "y_range": [cy["min"], cy["max"]],
+        },
+        "channels_left_out": out,
+    }
 
 
 def per_cycle(rows, cycler):
@@ -256,9 +292,16 @@ def per_cycle(rows, cycler):
                 th.append(r["thickness_um"])
             j += 1
         if p:
-            out.append({unit: label, "start_h": a / 3600, "pressure_mean_mpa": sum(p) / len(p),
-                        "pressure_min_mpa": min(lo), "pressure_max_mpa": max(hi),
-                        "thickness_swing_um": (max(th) - min(th)) if th else None})
+            out.append(
+                {
+                    unit: label,
+                    "start_h": a / 3600,
+                    "pressure_mean_mpa": sum(p) / len(p),
+                    "pressure_min_mpa": min(lo),
+                    "pressure_max_mpa": max(hi),
+                    "thickness_swing_um": (max(th) - min(th)) if th else None,
+                }
+            )
     return {"by": unit, "rows": out}
 
 
@@ -285,6 +328,7 @@ def _envelope(ts, vs, bins=PLOT_POINTS):
 
 def plot(rows, summary, cycler, path, title):
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -306,8 +350,13 @@ def plot(rows, summary, cycler, path, title):
     ax.set_xlabel("time (%s)" % unit)
     if cycler and any(c.get("voltage_v") is not None for c in cycler):
         av = ax.twinx()
-        av.plot([c["t_s"] / scale for c in cycler], [c.get("voltage_v") for c in cycler], color="tab:orange",
-                lw=0.6, label="cell voltage (cycler)")
+        av.plot(
+            [c["t_s"] / scale for c in cycler],
+            [c.get("voltage_v") for c in cycler],
+            color="tab:orange",
+            lw=0.6,
+            label="cell voltage (cycler)",
+        )
         av.set_ylabel("cell voltage (V)", color="tab:orange")
     ax.legend(loc="lower right", fontsize=8)
     ax.set_title("pressure and setpoint")
@@ -327,13 +376,21 @@ def plot(rows, summary, cycler, path, title):
         for e in summary.get("channels_left_out") or []:
             if e["t_h"] is not None:
                 ax.axvline(e["t_h"] * 3600 / scale, color="tab:red", lw=0.8)
-                ax.annotate("load cell %s out: %s" % (e["channel"], e["why"]), (e["t_h"] * 3600 / scale, 0.02),
-                            xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color="tab:red")
+                ax.annotate(
+                    "load cell %s out: %s" % (e["channel"], e["why"]),
+                    (e["t_h"] * 3600 / scale, 0.02),
+                    xycoords=("data", "axes fraction"),
+                    rotation=90,
+                    fontsize=7,
+                    color="tab:red",
+                )
         ax.legend(loc="lower left", fontsize=8)
         ax.set_title("force per load cell (total: pressure x area); uniformity dotted")
     panels = ((axes[0][1], "force_n", "force (N)", "tab:green"),) if not chans else ()
-    for ax, key, label, color in panels + ((axes[1][0], "thickness_um", "thickness change (um)", "tab:purple"),
-                                  (axes[1][1], "temperature_c", "frame temperature (degC)", "tab:red")):
+    for ax, key, label, color in panels + (
+        (axes[1][0], "thickness_um", "thickness change (um)", "tab:purple"),
+        (axes[1][1], "temperature_c", "frame temperature (degC)", "tab:red"),
+    ):
         te, lo, hi = _envelope(t, [r[key] for r in rows])
         ax.fill_between(te, lo, hi, color=color, alpha=0.6, lw=0.8)
         ax.plot(te, lo, color=color, lw=0.5)
@@ -342,8 +399,7 @@ def plot(rows, summary, cycler, path, title):
         ax.set_title(label.split(" (")[0])
         if key == "thickness_um" and cycler and any(c.get("current_ma") is not None for c in cycler):
             ac = ax.twinx()
-            ac.plot([c["t_s"] / scale for c in cycler], [c.get("current_ma") for c in cycler], color="tab:gray",
-                    lw=0.6)
+            ac.plot([c["t_s"] / scale for c in cycler], [c.get("current_ma") for c in cycler], color="tab:gray", lw=0.6)
             ac.set_ylabel("current (mA, cycler)", color="tab:gray")
 
     ax = axes[2][0]
@@ -362,9 +418,19 @@ def plot(rows, summary, cycler, path, title):
     if cyc["rows"]:
         x = [c[cyc["by"]] for c in cyc["rows"]]
         mean = [c["pressure_mean_mpa"] for c in cyc["rows"]]
-        ax.errorbar(x, mean, yerr=[[m - c["pressure_min_mpa"] for m, c in zip(mean, cyc["rows"])],
-                                   [c["pressure_max_mpa"] - m for m, c in zip(mean, cyc["rows"])]],
-                    fmt="o", color="tab:blue", ms=3, capsize=2, label="pressure: mean, min..max")
+        ax.errorbar(
+            x,
+            mean,
+            yerr=[
+                [m - c["pressure_min_mpa"] for m, c in zip(mean, cyc["rows"])],
+                [c["pressure_max_mpa"] - m for m, c in zip(mean, cyc["rows"])],
+            ],
+            fmt="o",
+            color="tab:blue",
+            ms=3,
+            capsize=2,
+            label="pressure: mean, min..max",
+        )
         ax.set_ylabel("pressure (MPa)")
         ax.ticklabel_format(axis="y", useOffset=False)
         ax.legend(loc="lower left", fontsize=8)
@@ -382,30 +448,56 @@ def plot(rows, summary, cycler, path, title):
 
 def text(summary):
     s = summary
-    lines = ["run: %s UTC, %.2f h (%s), %d records every %.3g s, boots %s" % (
-        s["start_utc"], s["duration_h"], s["time_axis"], s["records"], s["record_period_s"],
-        ", ".join(str(b) for b in s["boots"])),
-        "fixture: %s (%s board), firmware %s, cell area %s mm2%s%s" % (
-            s["fixture_id"] or "id unknown", s["board"], s["firmware_version"], s["cell_area_mm2"],
+    lines = [
+        "run: %s UTC, %.2f h (%s), %d records every %.3g s, boots %s"
+        % (
+            s["start_utc"],
+            s["duration_h"],
+            s["time_axis"],
+            s["records"],
+            s["record_period_s"],
+            ", ".join(str(b) for b in s["boots"]),
+        ),
+        "fixture: %s (%s board), firmware %s, cell area %s mm2%s%s"
+        % (
+            s["fixture_id"] or "id unknown",
+            s["board"],
+            s["firmware_version"],
+            s["cell_area_mm2"],
             ", simulating %s" % s["scenario"] if s["scenario"] else "",
-            ", %d files" % s["files"] if s["files"] > 1 else ""),
+            ", %d files" % s["files"] if s["files"] > 1 else "",
+        ),
         "time in state: " + ", ".join("%s %.2f h" % kv for kv in s["time_in_state_h"].items()),
-        "records lost: %s" % ("; ".join(n[len("lost: "):] if n.startswith("lost: ") else n
-                                        for n in s["lost_notes"]) or "none")]
+        "records lost: %s"
+        % ("; ".join(n[len("lost: ") :] if n.startswith("lost: ") else n for n in s["lost_notes"]) or "none"),
+    ]
     he = s["hold_error_kpa"]
     if he:
-        lines.append("holding %s MPa: error rms %.2f kPa, max |%.2f| kPa at the records, max |%s| kPa between them"
-                     % ("/".join("%g" % v for v in s["setpoints_mpa"]), he["rms"], he["max_abs"],
-                        "%.2f" % he["max_abs_between_records"] if he["max_abs_between_records"] is not None else "?"))
+        lines.append(
+            "holding %s MPa: error rms %.2f kPa, max |%.2f| kPa at the records, max |%s| kPa between them"
+            % (
+                "/".join("%g" % v for v in s["setpoints_mpa"]),
+                he["rms"],
+                he["max_abs"],
+                "%.2f" % he["max_abs_between_records"] if he["max_abs_between_records"] is not None else "?",
+            )
+        )
     lines.append("alarms: %s" % (", ".join(s["alarms"]) or "none"))
     if s.get("load_cells", 1) > 1:
         u, c = s["uniformity_pct"], s["centre_mm"]
-        lines.append("load cells: %d; uniformity while holding %s; load centre %s" % (
-            s["load_cells"], "mean %.2f %%, max %.2f %%" % (u["mean"], u["max"]) if u else "?",
-            "(%.3f, %.3f) mm from the axis" % (c["x_mean"], c["y_mean"]) if c else "?"))
+        lines.append(
+            "load cells: %d; uniformity while holding %s; load centre %s"
+            % (
+                s["load_cells"],
+                "mean %.2f %%, max %.2f %%" % (u["mean"], u["max"]) if u else "?",
+                "(%.3f, %.3f) mm from the axis" % (c["x_mean"], c["y_mean"]) if c else "?",
+            )
+        )
         for e in s["channels_left_out"]:
-            lines.append("  load cell %s left out at %s h: %s (%s left)" % (
-                e["channel"], "%.3f" % e["t_h"] if e["t_h"] is not None else "?", e["why"], e["left"]))
+            lines.append(
+                "  load cell %s left out at %s h: %s (%s left)"
+                % (e["channel"], "%.3f" % e["t_h"] if e["t_h"] is not None else "?", e["why"], e["left"])
+            )
     if s["thickness_um"]:
         lines.append("thickness change: %.3f .. %.3f um" % (s["thickness_um"]["min"], s["thickness_um"]["max"]))
     if s["temperature_c"]:
@@ -414,8 +506,12 @@ def text(summary):
     if s["audit"]:
         lines.append("what people did (%d):" % len(s["audit"]))
         for a in s["audit"]:
-            what = (a.get("text") if a["kind"] == "note" else "%s %s -> %s" % (
-                a.get("cmd"), json.dumps(a.get("args"), separators=(",", ":")), "ok" if a.get("ok") else "refused"))
+            what = (
+                a.get("text")
+                if a["kind"] == "note"
+                else "%s %s -> %s"
+                % (a.get("cmd"), json.dumps(a.get("args"), separators=(",", ":")), "ok" if a.get("ok") else "refused")
+            )
             lines.append("  %s %s (%s): %s" % (a["utc"], a.get("user"), a.get("program"), what))
     return "\n".join(lines)
 
@@ -423,6 +519,7 @@ def text(summary):
 def report(log_paths, out_dir=None, cycler_path=None, cycler_start=None, as_json=False):
     def progress(msg):
         print("\rreport: %-50s" % msg, end="", file=sys.stderr, flush=True)
+
     log_paths = sorted(Path(p) for p in ([log_paths] if isinstance(log_paths, (str, Path)) else log_paths))
     log_path = log_paths[0]  # a rotating log's files sort in time order
     out_dir = Path(out_dir) if out_dir else log_path.with_name(log_path.stem + "_report")

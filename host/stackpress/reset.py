@@ -5,6 +5,7 @@ at the REPL (after `stackpress repl`) is reset through the raw REPL: machine.res
 on a Pico; on the virtual board the REPL's soft reset ends the board process, and
 the fixture boots it again.
 """
+
 import sys
 import time
 
@@ -37,6 +38,7 @@ def wait_for_firmware(port, timeout_s=20, direct=False):
     timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped).
     `direct`: open the port here even if a stackpress process owns it (it lent it to us)."""
     from .connect import open_link
+
     end = time.monotonic() + timeout_s
     why = "no firmware answered within %d s" % timeout_s
     while time.monotonic() < end:
@@ -58,6 +60,7 @@ def wait_for_firmware(port, timeout_s=20, direct=False):
 
 def reset(port):
     from .connect import open_link
+
     try:
         with open_link(port, timeout_s=1.5) as link:
             # Through the process that owns the port, if one does: it resets a fixture it

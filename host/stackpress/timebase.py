@@ -12,6 +12,7 @@ its device time then).
 A record counts as live when it arrives within LIVE_MS of when the mapping says it was
 measured; its row says "live", a mapped one "replayed".
 """
+
 import collections
 import datetime
 

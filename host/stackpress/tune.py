@@ -13,6 +13,7 @@ springs, a coarser screw). The probe measures it where it matters:
    before and after each move; every move after the first is a reversal, as in a hold;
 3. stiffness = mean |dF| / travel; set it, restore the gain, hold again.
 """
+
 import statistics
 import time
 
@@ -48,7 +49,7 @@ class Tuner:
         vals = [r["force_n"] for r in self._samples(SETTLE_SAMPLES + MEAN_SAMPLES)[SETTLE_SAMPLES:]]
         # noise from successive differences: a slow drift (the cell breathing) does not count
         diffs = [b - a for a, b in zip(vals, vals[1:])]
-        return statistics.fmean(vals), statistics.pstdev(diffs) / 2 ** 0.5
+        return statistics.fmean(vals), statistics.pstdev(diffs) / 2**0.5
 
     def _clamp(self, mpa, timeout_s):
         self.link.command("hold", mpa=mpa)
@@ -79,7 +80,7 @@ class Tuner:
             self.link.command("gap")
             f_now, noise_n = self.mean_force_n()
             # a probe worth ~1 % of the load (at least 20x the averaged noise), in whole cycles
-            target = target_force_n or max(20 * noise_n / MEAN_SAMPLES ** 0.5, min(10.0, 0.01 * f_now))
+            target = target_force_n or max(20 * noise_n / MEAN_SAMPLES**0.5, min(10.0, 0.01 * f_now))
             k_guess = cfg["stiffness_n_per_um"]
             probes = []
             for _attempt in range(3):
@@ -127,4 +128,3 @@ class Tuner:
             "max_ramp_mpa_s": round(cfg["max_step_rate_hz"] * cfg["um_per_step"] * k / area, 2),
             "setpoint_mpa": mpa,
         }
-

@@ -1,4 +1,5 @@
 """Starting and stopping `stackpress sim` for end-to-end tests."""
+
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ BIN = Path(sys.executable).parent
 def read_replies(ser, n, timeout_s, keep=lambda rep: True, into=None):
     """Replies read from an open serial port until `n` are kept (or timeout_s passes)."""
     from stackpress.protocol import parse
+
     got = [] if into is None else into
     buf = b""
     end = time.monotonic() + timeout_s
@@ -29,14 +31,16 @@ def read_replies(ser, n, timeout_s, keep=lambda rep: True, into=None):
 
 
 def stackpress(port, *args, timeout=120):
-    return subprocess.run([str(BIN / "stackpress"), "--port", port, *args], capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [str(BIN / "stackpress"), "--port", port, *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 class RunningSim:
     def __init__(self, *args, env=None):
-        self.proc = subprocess.Popen([str(BIN / "stackpress"), "sim", *args], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [str(BIN / "stackpress"), "sim", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         first = self.proc.stdout.readline()
         assert first.startswith("port: "), first + self.proc.stderr.read()
         self.port = first.split(" ", 1)[1].strip()

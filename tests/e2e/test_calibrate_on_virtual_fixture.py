@@ -1,5 +1,6 @@
 """`stackpress calibrate` on a miscalibrated virtual fixture, answering its prompts with
 what a reference load cell in the stack reads (the sim's status file says it)."""
+
 import json
 import subprocess
 import time
@@ -37,9 +38,14 @@ def test_calibration_finds_the_load_cells_true_span_and_is_stored_with_its_refer
         s, t = cal0["span_counts_per_n"], cal0["tare_counts"]
         # What the summed reading (raw_counts: every cell in channel 0's counts) is calibrated to.
         true = {"span_counts_per_n": s[0], "tare_counts": sum(t[i] * s[0] / s[i] for i in range(3))}
-        wrong = dict(tare_counts=true["tare_counts"] + 3000, span_counts_per_n=true["span_counts_per_n"] * 1.03,
-                     reference="a wrong one", date="2020-01-01")
+        wrong = dict(
+            tare_counts=true["tare_counts"] + 3000,
+            span_counts_per_n=true["span_counts_per_n"] * 1.03,
+            reference="a wrong one",
+            date="2020-01-01",
+        )
         from stackpress.link import Link
+
         with Link(sim.port) as link:
             link.command("set_calibration", **wrong)
 
@@ -48,9 +54,25 @@ def test_calibration_finds_the_load_cells_true_span_and_is_stored_with_its_refer
                 time.sleep(0.5)  # a fresh status file
                 return "%.3f" % json.loads(status_file.read_text())["reference_force_n"]
             return ""
-        proc = subprocess.Popen([str(BIN / "stackpress"), "--port", sim.port, "calibrate", "--at", "800,2500,4000",
-                                 "--reference", "virtual reference load cell", "--yes", "--json"],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        proc = subprocess.Popen(
+            [
+                str(BIN / "stackpress"),
+                "--port",
+                sim.port,
+                "calibrate",
+                "--at",
+                "800,2500,4000",
+                "--reference",
+                "virtual reference load cell",
+                "--yes",
+                "--json",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         err = _prompts(proc, answer)
         out = proc.stdout.read()
         assert proc.wait(timeout=120) == 0, err
@@ -64,8 +86,9 @@ def test_calibration_finds_the_load_cells_true_span_and_is_stored_with_its_refer
         assert cal["reference"] == "virtual reference load cell" and cal["date"].startswith("20"), cal
         assert cal["span_counts_per_n"][0] == r["span_counts_per_n"] and st["state"] == "idle"
         # every cell's span moved alike: the certificate ratios stand
-        assert [round(x / cal["span_counts_per_n"][0], 6) for x in cal["span_counts_per_n"]] == \
-            [round(x / s[0], 6) for x in s]
+        assert [round(x / cal["span_counts_per_n"][0], 6) for x in cal["span_counts_per_n"]] == [
+            round(x / s[0], 6) for x in s
+        ]
     finally:
         sim.stop()
 
@@ -76,8 +99,13 @@ def test_a_busy_fixture_and_bad_arguments_are_refused():
         r = stackpress(sim.port, "calibrate", "--at", "0,100", "--reference", "x")
         assert r.returncode == 2 and "above 0 N" in r.stderr
         assert stackpress(sim.port, "hold", "20").returncode == 0
-        r = subprocess.run([str(BIN / "stackpress"), "--port", sim.port, "calibrate", "--at", "500",
-                            "--reference", "x"], input="", capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [str(BIN / "stackpress"), "--port", sim.port, "calibrate", "--at", "500", "--reference", "x"],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 4 and "release" in r.stderr, r.stderr
     finally:
         sim.stop()

@@ -1,4 +1,5 @@
 """The stackpress CLI against the virtual fixture, as a user runs it."""
+
 import csv
 import json
 import subprocess
@@ -6,7 +7,6 @@ import time
 
 import pytest
 import serial
-
 from simfixture import BIN, RunningSim, read_replies, stackpress
 
 from stackpress.protocol import frame
@@ -27,8 +27,19 @@ def _status(port):
 
 def test_status_json_describes_the_fixture(sim):
     st = _status(sim.port)
-    for k in ("firmware_version", "runtime", "board", "state", "pressure_mpa", "setpoint_mpa", "force_n",
-              "position_um", "cell_area_mm2", "alarms", "uptime_s"):
+    for k in (
+        "firmware_version",
+        "runtime",
+        "board",
+        "state",
+        "pressure_mpa",
+        "setpoint_mpa",
+        "force_n",
+        "position_um",
+        "cell_area_mm2",
+        "alarms",
+        "uptime_s",
+    ):
         assert k in st, k
     assert st["runtime"].startswith("micropython")
     assert st["board"] == "virtual" and st["cell_area_mm2"] == 78.54 and st["alarms"] == []
@@ -47,13 +58,13 @@ def test_garbage_on_the_line_gets_error_replies_and_changes_nothing(sim):
     before = _status(sim.port)
     with serial.Serial(sim.port, 115200, timeout=0.2) as s:
         s.reset_input_buffer()
-        s.write(b"\x03\x03\r\x01\x04")                 # what a stray mpremote sends
-        s.write(b"hold 60\n")                          # no frame
+        s.write(b"\x03\x03\r\x01\x04")  # what a stray mpremote sends
+        s.write(b"hold 60\n")  # no frame
         s.write(frame({"id": 5, "cmd": "hold", "mpa": 60})[:-3] + b"00\n")  # bad CRC
-        s.write(frame({"id": 6, "cmd": "hold", "mpa": 900}))              # out of range
-        s.write(frame({"id": 7, "cmd": "hold", "mpa": "60"}))             # wrong type
-        s.write(frame({"id": 8, "cmd": "launch"}))                        # unknown command
-        s.write(b"\xff\xfe" * 400 + b"\n")                               # overlong binary junk
+        s.write(frame({"id": 6, "cmd": "hold", "mpa": 900}))  # out of range
+        s.write(frame({"id": 7, "cmd": "hold", "mpa": "60"}))  # wrong type
+        s.write(frame({"id": 8, "cmd": "launch"}))  # unknown command
+        s.write(b"\xff\xfe" * 400 + b"\n")  # overlong binary junk
         replies = read_replies(s, 6, 5)
     assert [r["ok"] for r in replies] == [False] * 6, replies
     assert [r["err"] for r in replies] == ["frame", "crc", "range", "type", "unknown", "frame"], replies
@@ -98,8 +109,11 @@ def test_log_on_an_existing_file_resumes_it_without_a_hole_or_a_duplicate(tmp_pa
         paced.stop()
     text = out.read_text()
     assert "# resumed" in text and "# lost" not in text
-    keys = [tuple(map(int, l.split(",")[:2])) for l in text.splitlines()
-            if l and not l.startswith("#") and not l.startswith("boot,")]
+    keys = [
+        tuple(map(int, line.split(",")[:2]))
+        for line in text.splitlines()
+        if line and not line.startswith("#") and not line.startswith("boot,")
+    ]
     assert len(keys) > 50 and len(set(keys)) == len(keys)
     seqs = [s for _, s in keys]
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
@@ -115,10 +129,10 @@ def test_log_writes_metadata_header_and_every_record(sim, tmp_path):
     r = stackpress(sim.port, "log", "--out", str(out), "--duration", "2")
     assert r.returncode == 0, r.stderr
     lines = out.read_text().splitlines()
-    meta = [l for l in lines if l.startswith("#")]
-    assert any(l.startswith("# firmware_version: ") for l in meta)
-    assert any(l.startswith("# cell_area_mm2: 78.54") for l in meta)
-    rows = list(csv.DictReader(l for l in lines if not l.startswith("#")))
+    meta = [line for line in lines if line.startswith("#")]
+    assert any(line.startswith("# firmware_version: ") for line in meta)
+    assert any(line.startswith("# cell_area_mm2: 78.54") for line in meta)
+    rows = list(csv.DictReader(line for line in lines if not line.startswith("#")))
     assert len(rows) > 50
     for k in ("seq", "device_ms", "pressure_mpa", "setpoint_mpa", "force_n", "position_um", "state"):
         assert k in rows[0], k
@@ -129,27 +143,48 @@ def test_log_writes_metadata_header_and_every_record(sim, tmp_path):
 def test_monitor_runs_headless(sim):
     r = stackpress(sim.port, "monitor", "--duration", "2.5")
     assert r.returncode == 0, r.stderr
-    lines = [l for l in r.stdout.splitlines() if "pressure_mpa=" in l]
+    lines = [line for line in r.stdout.splitlines() if "pressure_mpa=" in line]
     assert len(lines) >= 2 and "state=hold" in lines[-1]
     assert "force_ch2_n=" in lines[-1] and "uniformity_pct=" in lines[-1]  # the reference build's three
 
 
 def test_the_live_panel_shows_every_load_cell():
-    from stackpress.monitor import _panel
     from rich.console import Console
-    last = {"state": "hold", "pressure_mpa": 40.0, "setpoint_mpa": 40.0, "force_n": 3141.6, "position_um": 1.0,
-            "force_ch0_n": 1100.0, "force_ch1_n": 1000.0, "force_ch2_n": 1041.6, "uniformity_pct": 5.04,
-            "centre_x_mm": 0.6, "centre_y_mm": -0.3, "alarms": []}
+
+    from stackpress.monitor import _panel
+
+    last = {
+        "state": "hold",
+        "pressure_mpa": 40.0,
+        "setpoint_mpa": 40.0,
+        "force_n": 3141.6,
+        "position_um": 1.0,
+        "force_ch0_n": 1100.0,
+        "force_ch1_n": 1000.0,
+        "force_ch2_n": 1041.6,
+        "uniformity_pct": 5.04,
+        "centre_x_mm": 0.6,
+        "centre_y_mm": -0.3,
+        "alarms": [],
+    }
     con = Console(width=140, record=True)
-    con.print(_panel({"port": "/dev/ttyACM0", "board": "pico", "firmware_version": "0.4.0"}, last, [40.0], [0.0], [1.0], []))
+    con.print(
+        _panel({"port": "/dev/ttyACM0", "board": "pico", "firmware_version": "0.4.0"}, last, [40.0], [0.0], [1.0], [])
+    )
     text = con.export_text()
     assert "load cells" in text and "1: 1000.0 N" in text and "5.04 %" in text and "(0.6, -0.3) mm" in text
 
 
 def test_monitor_keys_change_the_setpoint_only_when_confirmed(sim):
     def monitor(keys):
-        return subprocess.run([str(BIN / "stackpress"), "--port", sim.port, "monitor", "--duration", "3"],
-                              input=keys, capture_output=True, text=True, timeout=60)
+        return subprocess.run(
+            [str(BIN / "stackpress"), "--port", sim.port, "monitor", "--duration", "3"],
+            input=keys,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
     assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60").returncode == 0
     r = monitor("s35\nn")  # asked, then not confirmed: nothing sent
     assert r.returncode == 0, r.stderr
@@ -198,11 +233,17 @@ def test_gap_jog_idle_tare_and_ack_by_hand(tmp_path):
 
 
 def test_demo_starts_a_fixture_holds_and_shows_it_then_leaves_nothing_running():
-    r = subprocess.run([str(BIN / "stackpress"), "demo", "--speed", "50", "--duration", "8"],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [str(BIN / "stackpress"), "demo", "--speed", "50", "--duration", "8"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
     assert "holding 40.0 MPa" in r.stderr
     last = dict(kv.split("=", 1) for kv in r.stdout.strip().splitlines()[-1].split()[1:])
     assert last["state"] == "hold" and abs(float(last["pressure_mpa"]) - 40.0) < 0.4, last
-    assert "stackpress" not in subprocess.run(["pgrep", "-af", "stackpress.cli sim"], capture_output=True,
-                                              text=True).stdout
+    assert (
+        "stackpress"
+        not in subprocess.run(["pgrep", "-af", "stackpress.cli sim"], capture_output=True, text=True).stdout
+    )

@@ -1,4 +1,5 @@
 """`stackpress config pull|diff|push`: a fixture's settings kept in a TOML file."""
+
 import json
 
 from simfixture import RunningSim, stackpress
@@ -13,8 +14,9 @@ def test_pull_diff_push_and_the_cell_area_is_not_changed_under_a_test(tmp_path):
         assert "cell_area_mm2 = 78.54" in text and "# area the force acts on" in text and "[mm2, 0.5..2000]" in text
         r = stackpress(sim.port, "config", "diff", str(f))
         assert r.returncode == 0 and "match" in r.stdout
-        f.write_text(text.replace("loop_gain = 0.25", "loop_gain = 0.3").replace("cell_area_mm2 = 78.54",
-                                                                                 "cell_area_mm2 = 50.0"))
+        f.write_text(
+            text.replace("loop_gain = 0.25", "loop_gain = 0.3").replace("cell_area_mm2 = 78.54", "cell_area_mm2 = 50.0")
+        )
         r = stackpress(sim.port, "config", "diff", str(f), "--json")
         assert r.returncode == 1 and {d["key"] for d in json.loads(r.stdout)} == {"loop_gain", "cell_area_mm2"}
         assert stackpress(sim.port, "hold", "20").returncode == 0

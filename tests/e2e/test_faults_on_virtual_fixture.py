@@ -1,10 +1,10 @@
 """The soak's scenarios, short, in `make test`: each fault, reset and link event against
 the firmware in the virtual fixture (`make soak` runs them long: 100+ power cuts, a
 simulated hour away, 30 days, 10,000 fuzz inputs)."""
+
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "soak"))

@@ -1,11 +1,11 @@
 """`stackpress flash` on a fixture holding pressure: only what changed, verified, resumed."""
+
 import json
 import shutil
 import subprocess
 
-from simfixture import BIN, RunningSim, stackpress
-
 from conftest import ROOT
+from simfixture import BIN, RunningSim, stackpress
 
 
 def _flash(port, firmware):
@@ -26,9 +26,19 @@ def test_flashing_a_holding_fixture_changes_only_what_differs_and_keeps_the_pres
         assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "120").returncode == 0
         # a file an older firmware left in the firmware's folder: it must go
         assert stackpress(sim.port, "repl").returncode == 0
-        p = subprocess.run([str(BIN / "mpremote"), "connect", sim.port, "resume", "exec",
-                            "f = open('stackpress/stale.py', 'w'); f.write('x = 1'); f.close()"],
-                           capture_output=True, text=True, timeout=60)
+        p = subprocess.run(
+            [
+                str(BIN / "mpremote"),
+                "connect",
+                sim.port,
+                "resume",
+                "exec",
+                "f = open('stackpress/stale.py', 'w'); f.write('x = 1'); f.close()",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0, p.stderr
         r = _flash(sim.port, fw)
         assert r["firmware_version"].startswith("9.9.9-test+") and r["changed"] == ["stackpress/version.json"], r

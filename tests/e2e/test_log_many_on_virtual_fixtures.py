@@ -1,6 +1,7 @@
 """`stackpress log` on several fixtures at once, into rotating files and SQLite: every
 record of every fixture once, across an unplug that moves a fixture to another port,
 a fixture that turns up after the logger started, and a logger killed with SIGKILL."""
+
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import time
 
 from conftest import ROOT
 from simfixture import BIN, RunningSim, stackpress
+
 from stackpress.logfile import segments
 from stackpress.report import read_log
 
@@ -32,17 +34,38 @@ def _contiguous(keys):
 def test_log_all_follows_every_fixture_found_across_an_unplug_and_one_that_comes_later(tmp_path):
     env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path / "runtime"))
     # Fixture A is unplugged for 10 s of its time at 60 s: its pty goes, a new one comes.
-    a = RunningSim("--speed", "20", "--seed", "1",
-                   "--scenario", _scenario(tmp_path, [{"at_s": 60, "board": "unplug", "for_s": 10}]), env=env)
+    a = RunningSim(
+        "--speed",
+        "20",
+        "--seed",
+        "1",
+        "--scenario",
+        _scenario(tmp_path, [{"at_s": 60, "board": "unplug", "for_s": 10}]),
+        env=env,
+    )
     b = RunningSim("--speed", "20", "--seed", "2", "--set", "fixture.adc.rate_sps=80", env=env)
     c = None
     out = tmp_path / "logs"
     try:
-        listed = subprocess.run([str(BIN / "stackpress"), "list", "--json"], capture_output=True, text=True,
-                                env=env)
-        lg = subprocess.Popen([str(BIN / "stackpress"), "log", "--all", "--out", str(out) + "/",
-                               "--rotate", "8KB", "--duration", "16", "--json"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        listed = subprocess.run([str(BIN / "stackpress"), "list", "--json"], capture_output=True, text=True, env=env)
+        lg = subprocess.Popen(
+            [
+                str(BIN / "stackpress"),
+                "log",
+                "--all",
+                "--out",
+                str(out) + "/",
+                "--rotate",
+                "8KB",
+                "--duration",
+                "16",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         time.sleep(4)
         c = RunningSim("--speed", "20", "--seed", "3", env=env)  # plugged in while logging
         stdout, stderr = lg.communicate(timeout=60)
@@ -66,7 +89,8 @@ def test_log_all_follows_every_fixture_found_across_an_unplug_and_one_that_comes
         assert _contiguous(keys), (s, keys[:5])
         assert keys[0] == (1, 1)  # a fixture's log starts with its first record, from its history
         assert meta["fixture_id"] == s["fixture_id"] and meta["scenario"].startswith(
-            ("unplug_scenario.json, seed 1", "standard.json, seed 2", "standard.json, seed 3"))
+            ("unplug_scenario.json, seed 1", "standard.json, seed 2", "standard.json, seed 3")
+        )
         assert not any(n.startswith("lost") for n in notes)
     big = [s for s in summary if s["rows"] > 200]
     assert big and all(len(segments(str(out / ("%s.csv" % s["fixture_id"])))) >= 3 for s in big)
@@ -80,8 +104,11 @@ def test_a_sqlite_log_killed_and_started_again_holds_every_record_once_and_repor
     out = tmp_path / "run.sqlite"
     try:
         assert stackpress(sim.port, "hold", "30").returncode == 0
-        lg = subprocess.Popen([str(BIN / "stackpress"), "--port", sim.port, "log", "--out", str(out)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        lg = subprocess.Popen(
+            [str(BIN / "stackpress"), "--port", sim.port, "log", "--out", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         time.sleep(5)
         lg.send_signal(signal.SIGKILL)
         lg.wait()
@@ -95,8 +122,11 @@ def test_a_sqlite_log_killed_and_started_again_holds_every_record_once_and_repor
     notes = [n for (n,) in db.execute("SELECT text FROM notes")]
     assert len(keys) > 150 and _contiguous(keys)
     assert any(n.startswith("resumed") for n in notes) and not any(n.startswith("lost") for n in notes)
-    rep = subprocess.run([str(BIN / "stackpress"), "report", str(out), "--json", "--out", str(tmp_path / "rep")],
-                         capture_output=True, text=True)
+    rep = subprocess.run(
+        [str(BIN / "stackpress"), "report", str(out), "--json", "--out", str(tmp_path / "rep")],
+        capture_output=True,
+        text=True,
+    )
     assert rep.returncode == 0, rep.stderr
     s = json.loads(rep.stdout)
     assert s["records"] == sum(1 for k in db.execute("SELECT 1 FROM records WHERE event IS NULL"))

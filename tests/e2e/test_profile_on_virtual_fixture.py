@@ -1,4 +1,5 @@
 """A pressure profile run by the fixture itself, through `stackpress profile`, across a reset."""
+
 import json
 import time
 
@@ -25,11 +26,11 @@ def test_profile_runs_holds_survives_a_reset_and_stops(tmp_path):
     # Two schedules, so no check depends on how fast a loaded machine runs the sim: a
     # long first hold across the reset, then a short one to watch a step follow another.
     long, short = tmp_path / "long.toml", tmp_path / "short.toml"
-    step2 = '[[step]]\nto_mpa = 20\nrate_mpa_s = 2\nuntil_stopped = true\n'
+    step2 = "[[step]]\nto_mpa = 20\nrate_mpa_s = 2\nuntil_stopped = true\n"
     long.write_text('name = "long"\n[[step]]\nto_mpa = 30\nrate_mpa_s = 5\nhold_h = 24\n' + step2)
     short.write_text('name = "short"\n[[step]]\nto_mpa = 25\nrate_mpa_s = 5\nhold_s = 60\n' + step2)
     bad = tmp_path / "bad.toml"
-    bad.write_text('[[step]]\nto_mpa = 30\nrate_mpa_s = 5\n')
+    bad.write_text("[[step]]\nto_mpa = 30\nrate_mpa_s = 5\n")
     r = stackpress("/nonexistent", "profile", "check", str(bad))
     assert r.returncode == 2 and "step 1" in r.stderr and "hold" in r.stderr, r.stderr
     sim = RunningSim("--speed", "50", "--seed", "3")

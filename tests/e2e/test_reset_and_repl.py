@@ -1,11 +1,11 @@
 """Handing the REPL to mpremote, resetting, and stopping the fixture cleanly."""
+
 import json
 import signal
 import subprocess
 import time
 
 import pytest
-
 from simfixture import BIN, RunningSim, alive, stackpress
 
 
@@ -21,8 +21,12 @@ def test_repl_for_mpremote_then_reset_resumes_hold(tmp_path):
         assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "60").returncode == 0
         r = stackpress(sim.port, "repl")
         assert r.returncode == 0 and "mpremote connect" in r.stdout
-        ls = subprocess.run([str(BIN / "mpremote"), "connect", sim.port, "resume", "fs", "ls"],
-                            capture_output=True, text=True, timeout=30)
+        ls = subprocess.run(
+            [str(BIN / "mpremote"), "connect", sim.port, "resume", "fs", "ls"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert ls.returncode == 0 and "main.py" in ls.stdout and "state.json" in ls.stdout, ls.stdout + ls.stderr
         assert stackpress(sim.port, "status").returncode == 3  # at the REPL: says so, exit 3
         t_reset = time.monotonic()

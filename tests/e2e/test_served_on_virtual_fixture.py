@@ -1,6 +1,7 @@
 """A running test is served, not locked: while a logger has the fixture's port, every other
 stackpress command works through it, each record is written once at the time it was
 measured, and what people did is in the log (issue: "A running test is served")."""
+
 import csv
 import datetime
 import json
@@ -13,8 +14,12 @@ from simfixture import BIN, RunningSim, stackpress
 
 
 def _logger(port, out, *extra):
-    return subprocess.Popen([str(BIN / "stackpress"), "--port", port, "log", "--out", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [str(BIN / "stackpress"), "--port", port, "log", "--out", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _wait_rows(out, n, timeout_s=60):
@@ -45,8 +50,9 @@ def _caught_up(port, out, timeout_s=60):
         if (st["boot"], st["seq"] - 2) in rows and (st["boot"], 1) in rows:
             return
         time.sleep(0.2)
-    raise AssertionError("the log did not catch up with boot %s seq %s: it ends at %s" % (st["boot"], st["seq"],
-                                                                                        rows[-3:]))
+    raise AssertionError(
+        "the log did not catch up with boot %s seq %s: it ends at %s" % (st["boot"], st["seq"], rows[-3:])
+    )
 
 
 def _device_s(port):
@@ -69,8 +75,15 @@ def test_while_a_logger_runs_every_command_works_through_it(tmp_path):
         assert r.returncode == 0, r.stderr
         r = stackpress(sim.port, "profile", "status")
         assert r.returncode == 0 and "no profile running" in r.stdout, r.stderr
-        monitors = [subprocess.Popen([str(BIN / "stackpress"), "--port", sim.port, "monitor", "--duration", "3"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        monitors = [
+            subprocess.Popen(
+                [str(BIN / "stackpress"), "--port", sim.port, "monitor", "--duration", "3"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
         for m in monitors:
             o, e = m.communicate(timeout=60)
             assert m.returncode == 0, e
@@ -122,8 +135,9 @@ def test_records_replayed_after_an_outage_carry_the_time_they_were_measured(tmp_
     replayed = [r for r in rows if r["time_source"] == "replayed"]
     assert len(replayed) >= 15, [r["time_source"] for r in rows]
     # At real time, a record's time less its device time is the boot's start: the same for all.
-    starts = [datetime.datetime.fromisoformat(r["host_time_utc"]).timestamp() - int(r["device_ms"]) / 1000
-              for r in rows]
+    starts = [
+        datetime.datetime.fromisoformat(r["host_time_utc"]).timestamp() - int(r["device_ms"]) / 1000 for r in rows
+    ]
     spread = max(starts) - min(starts)
     assert spread < 0.5, spread
 
@@ -152,8 +166,12 @@ def test_flash_repl_and_reset_borrow_the_port_from_the_logger(tmp_path):
         _caught_up(sim.port, out)
         r = stackpress(sim.port, "repl")
         assert r.returncode == 0, r.stderr
-        p = subprocess.run([str(BIN / "mpremote"), "connect", sim.port, "resume", "fs", "ls"], capture_output=True,
-                           text=True, timeout=60)
+        p = subprocess.run(
+            [str(BIN / "mpremote"), "connect", sim.port, "resume", "fs", "ls"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode == 0 and "main.py" in p.stdout, p.stdout + p.stderr  # the port is free for it
         r = stackpress(sim.port, "status")
         assert r.returncode == 3 and "REPL" in r.stderr and "stackpress reset" in r.stderr, r.stderr
@@ -179,7 +197,9 @@ def test_flash_repl_and_reset_borrow_the_port_from_the_logger(tmp_path):
 def test_serve_owns_several_fixtures_survives_sigkill_and_shares_with_a_group(tmp_path):
     import grp
     import stat
+
     from stackpress.owner import socket_path
+
     env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path / "runtime"))
     a = RunningSim("--speed", "10", "--seed", "25", env=env)
     b = RunningSim("--speed", "10", "--seed", "26", env=env)
@@ -187,12 +207,19 @@ def test_serve_owns_several_fixtures_survives_sigkill_and_shares_with_a_group(tm
     group = grp.getgrgid(os.getgid()).gr_name
 
     def serve():
-        return subprocess.Popen([str(BIN / "stackpress"), "serve", "--out", str(out) + "/", "--group", group],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        return subprocess.Popen(
+            [str(BIN / "stackpress"), "serve", "--out", str(out) + "/", "--group", group],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
 
     def cli(port, *args):
-        return subprocess.run([str(BIN / "stackpress"), "--port", port, *args], capture_output=True, text=True,
-                              env=env, timeout=120)
+        return subprocess.run(
+            [str(BIN / "stackpress"), "--port", port, *args], capture_output=True, text=True, env=env, timeout=120
+        )
+
     sv = serve()
     try:
         end = time.monotonic() + 60
@@ -234,6 +261,7 @@ def test_serve_owns_several_fixtures_survives_sigkill_and_shares_with_a_group(tm
 
 def test_the_report_says_what_people_did(tmp_path):
     from stackpress.report import report
+
     sim = RunningSim("--speed", "20", "--seed", "27")
     out = tmp_path / "run.csv"
     lg = _logger(sim.port, out, "--note", "started by the test")

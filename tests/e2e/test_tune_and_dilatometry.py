@@ -1,15 +1,18 @@
 """`stackpress tune` on two different fixtures, and dilatometry, on the virtual fixture."""
+
 import json
 
 import pytest
-
 from simfixture import RunningSim, stackpress
 
 
-@pytest.mark.parametrize("sets, k_lo, k_hi", [
-    ((), 14.0, 18.5),                                   # disc springs, stuck while holding: ~16.5 N/um
-    (("--set", "fixture.springs.present=false"), 63.0, 72.0),  # rigid path alone: 71 in series with 1500
-])
+@pytest.mark.parametrize(
+    "sets, k_lo, k_hi",
+    [
+        ((), 14.0, 18.5),  # disc springs, stuck while holding: ~16.5 N/um
+        (("--set", "fixture.springs.present=false"), 63.0, 72.0),  # rigid path alone: 71 in series with 1500
+    ],
+)
 def test_tune_measures_the_fixture_and_then_holds(sets, k_lo, k_hi):
     sim = RunningSim("--speed", "max", "--seed", "4", *sets)
     try:
@@ -29,8 +32,18 @@ def test_tune_measures_the_fixture_and_then_holds(sets, k_lo, k_hi):
 
 def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
     truth = tmp_path / "truth.csv"
-    sim = RunningSim("--speed", "max", "--seed", "5", "--truth", str(truth), "--truth-every", "1",
-                     "--set", "scenario.cycling.rest_before_s=300")
+    sim = RunningSim(
+        "--speed",
+        "max",
+        "--seed",
+        "5",
+        "--truth",
+        str(truth),
+        "--truth-every",
+        "1",
+        "--set",
+        "scenario.cycling.rest_before_s=300",
+    )
     try:
         assert stackpress(sim.port, "hold", "40", "--wait").returncode == 0
         log = tmp_path / "run.csv"

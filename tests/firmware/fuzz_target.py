@@ -13,6 +13,7 @@ mv = memoryview(buf)
 hdr = bytearray(2)
 sys.path[:0] = [sys.argv[2], sys.argv[3]]  # firmware/, tests/firmware/
 from plant import FakeBoard, mount_ram_flash, replies, run_app  # noqa: E402
+
 from stackpress.app import App  # noqa: E402
 
 mount_ram_flash("/flash")
@@ -28,11 +29,19 @@ board.frames()
 
 
 def snapshot():
-    return (app.instrument.ctrl.mode, app.instrument.setpoint_mpa, app.locked, json.dumps(app.instrument.cfg), json.dumps(app.instrument.calib),
-            app.instrument.safety.latched, json.dumps(app.instrument.profile.state()))
+    return (
+        app.instrument.ctrl.mode,
+        app.instrument.setpoint_mpa,
+        app.locked,
+        json.dumps(app.instrument.cfg),
+        json.dumps(app.instrument.calib),
+        app.instrument.safety.latched,
+        json.dumps(app.instrument.profile.state()),
+    )
 
 
-import gc
+import gc  # noqa: E402
+
 gc.collect()
 print(json.dumps({"ready": app.instrument.ctrl.mode == 2, "heap_free": gc.mem_free()}))
 with open(sys.argv[1], "rb") as f:
@@ -53,10 +62,14 @@ with open(sys.argv[1], "rb") as f:
             crashed = repr(e)
         reps = replies(board.frames())
         p = app.instrument.pressure_mpa(app.instrument.net)
-        print(json.dumps({
-            "crash": crashed,
-            "replies": [{"ok": r["ok"], "err": r.get("err"), "msg": r.get("msg")} for r in reps],
-            "changed": snapshot() != before,
-            "controlling": app.samples > samples and app.instrument.ctrl.mode == 2 and abs(p - 40.0) < 0.4,
-            "p": p,
-        }))
+        print(
+            json.dumps(
+                {
+                    "crash": crashed,
+                    "replies": [{"ok": r["ok"], "err": r.get("err"), "msg": r.get("msg")} for r in reps],
+                    "changed": snapshot() != before,
+                    "controlling": app.samples > samples and app.instrument.ctrl.mode == 2 and abs(p - 40.0) < 0.4,
+                    "p": p,
+                }
+            )
+        )

@@ -1,6 +1,7 @@
 # Run under `micropython -X heapsize=192k`: the firmware built in main.py's order (the
 # telemetry history first) on the tests' board double with the Pico's history size,
-# (three load cells, as the reference build) holding 40 MPa for simulated minutes with telemetry and commands going; then the heap.
+# (three load cells, as the reference build) holding 40 MPa for simulated minutes with
+# telemetry and commands going; then the heap.
 import gc
 import json
 import sys
@@ -14,6 +15,7 @@ from stackpress.history import TEL_RECORDS, History  # noqa: E402
 hist = History(TEL_RECORDS, load_cells=3)  # the reference build's three load cells
 out_buf = bytearray(4096)
 from plant import FakeBoard, run_app  # noqa: E402
+
 from stackpress.app import App  # noqa: E402
 
 board = FakeBoard(load_cells=3)
@@ -31,6 +33,15 @@ for i in range(60):
     board.command(("status", "config", "hello")[i % 3])
     board.sunk = 0  # the host read it (not decoded here: that is not the firmware's heap)
 gc.collect()
-print(json.dumps({"holding": (app.instrument.ctrl.mode if hasattr(app, "instrument") else app.ctrl.mode) == 2, "boot_free": boot_free, "free": gc.mem_free(),
-                  "alloc": gc.mem_alloc(), "memory_errors": app.memory_errors}))
+print(
+    json.dumps(
+        {
+            "holding": (app.instrument.ctrl.mode if hasattr(app, "instrument") else app.ctrl.mode) == 2,
+            "boot_free": boot_free,
+            "free": gc.mem_free(),
+            "alloc": gc.mem_alloc(),
+            "memory_errors": app.memory_errors,
+        }
+    )
+)
 micropython.mem_info()

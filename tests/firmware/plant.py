@@ -4,6 +4,7 @@
 import json
 
 from boards.virtual import ticks_diff, wire
+
 from stackpress.protocol import frame
 
 SPAN = 429.5
@@ -113,7 +114,7 @@ class FakeBoard:
             if e < 0:
                 break
             line = bytes(mv[a:e])
-            out.append(json.loads(line[:line.rfind(b"*")]))
+            out.append(json.loads(line[: line.rfind(b"*")]))
             a = e + 1
         self.sunk = 0
         return out
@@ -123,7 +124,7 @@ class FakeBoard:
         if n and self.sink is not None:
             if n > len(self.sink) - self.sunk:
                 return 0  # full: the line takes nothing until the test reads
-            self.sink[self.sunk:self.sunk + n] = b[:n]
+            self.sink[self.sunk : self.sunk + n] = b[:n]
             self.sunk += n
         elif n:
             self._partial = getattr(self, "_partial", b"") + bytes(b[:n])
@@ -169,7 +170,7 @@ class FakeBoard:
     # --- helpers for tests ---
     def send(self, raw):
         if not isinstance(self.rx, bytearray):
-            self.rx = bytearray(self.rx[self._rx_at:])
+            self.rx = bytearray(self.rx[self._rx_at :])
             self._rx_at = 0
         self.rx.extend(raw)
 
@@ -177,7 +178,7 @@ class FakeBoard:
         self.send(frame(json.dumps(dict(args, id=7, cmd=cmd))))
 
     def frames(self):
-        out = [json.loads(line[:line.rfind(b"*")]) for line in self.tx]
+        out = [json.loads(line[: line.rfind(b"*")]) for line in self.tx]
         self.tx = []
         return out
 
@@ -201,11 +202,11 @@ def mount_ram_flash(path="/flash"):
 
         def readblocks(self, n, buf, off=0):
             a = n * self.bs + off
-            buf[:] = self.data[a:a + len(buf)]
+            buf[:] = self.data[a : a + len(buf)]
 
         def writeblocks(self, n, buf, off=None):
             a = n * self.bs + (off or 0)
-            self.data[a:a + len(buf)] = buf
+            self.data[a : a + len(buf)] = buf
 
         def ioctl(self, op, arg):
             if op == 4:
@@ -214,7 +215,7 @@ def mount_ram_flash(path="/flash"):
                 return self.bs
             if op == 6:
                 a = arg * self.bs
-                self.data[a:a + self.bs] = b"\xff" * self.bs
+                self.data[a : a + self.bs] = b"\xff" * self.bs
             return 0
 
     try:

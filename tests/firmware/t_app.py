@@ -1,7 +1,8 @@
 import gc
-import micropython
 
+import micropython
 from plant import SPAN, TARE, FakeBoard, command, mount_ram_flash, replies, run_app
+
 from stackpress.app import App
 
 
@@ -27,8 +28,19 @@ def test_status_names_what_it_is():
     app, board = _app()
     run_app(app, 10)
     st = command(app, board, "status")["data"]
-    for k in ("firmware_version", "runtime", "board", "state", "pressure_mpa", "setpoint_mpa", "force_n",
-              "position_um", "cell_area_mm2", "alarms", "uptime_s"):
+    for k in (
+        "firmware_version",
+        "runtime",
+        "board",
+        "state",
+        "pressure_mpa",
+        "setpoint_mpa",
+        "force_n",
+        "position_um",
+        "cell_area_mm2",
+        "alarms",
+        "uptime_s",
+    ):
         assert k in st, k
     assert st["runtime"].startswith("micropython") and st["state"] == "idle"
 
@@ -53,11 +65,15 @@ def test_bad_input_gets_clear_errors_and_changes_nothing():
         run_app(app, 3)
         r = replies(board.frames())
         assert len(r) == 1 and not r[0]["ok"] and r[0]["err"] == code, (raw, r)
-    for cmd, args, code in (("jump", {}, "unknown"), ("hold", {"mpa": 500}, "range"),
-                            ("hold", {"mpa": "40"}, "type"), ("hold", {}, "missing"),
-                            ("set", {"key": "cell_area_mm2", "value": 50}, "locked"),
-                            ("set", {"key": "loop_gain", "value": 7}, "range"),
-                            ("tare", {}, "state")):
+    for cmd, args, code in (
+        ("jump", {}, "unknown"),
+        ("hold", {"mpa": 500}, "range"),
+        ("hold", {"mpa": "40"}, "type"),
+        ("hold", {}, "missing"),
+        ("set", {"key": "cell_area_mm2", "value": 50}, "locked"),
+        ("set", {"key": "loop_gain", "value": 7}, "range"),
+        ("tare", {}, "state"),
+    ):
         r = command(app, board, cmd, **args)
         assert not r["ok"] and r["err"] == code, (cmd, r)
         assert r["msg"], r
@@ -137,7 +153,7 @@ def test_thickness_is_the_motor_travel_while_holding_with_the_frame_growth_taken
     _hold(app, board)
     run_app(app, 50)
     assert abs(app.instrument.thickness_um()) < 0.05, app.instrument.thickness_um()
-    for _ in range(400):          # the cell swells by 5 um (400 microsteps), slowly
+    for _ in range(400):  # the cell swells by 5 um (400 microsteps), slowly
         board.plant.gap -= 1
         run_app(app, 2)
     run_app(app, 300)
@@ -171,7 +187,9 @@ def test_thickness_reference_survives_a_reset_and_a_new_setpoint_starts_a_new_on
     gc.collect()
     app2 = App(board2)
     run_app(app2, 400)
-    assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.thickness_um() - t1) < 0.05, app2.instrument.thickness_um()
+    assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.thickness_um() - t1) < 0.05, (
+        app2.instrument.thickness_um()
+    )
     command(app2, board2, "hold", mpa=30.0)
     run_app(app2, 1500)
     assert app2.instrument.ctrl.mode == 2 and abs(app2.instrument.thickness_um()) < 0.05, app2.instrument.thickness_um()
@@ -182,8 +200,8 @@ def test_every_telemetry_record_carries_the_extremes_since_the_last():
     run_app(app, 10)
     _hold(app, board, 25.0)
     board.frames()
-    run_app(app, 25)              # ~10 samples per 1 s record at 10 samples/s
-    board.plant.extra_n = 40.0    # a 0.5 MPa spike for one sample, between two records
+    run_app(app, 25)  # ~10 samples per 1 s record at 10 samples/s
+    board.plant.extra_n = 40.0  # a 0.5 MPa spike for one sample, between two records
     run_app(app, 2)
     board.plant.extra_n = 0.0
     run_app(app, 40)
@@ -215,13 +233,21 @@ def test_jog_moves_only_in_idle_or_gap_and_within_range():
 def test_load_cell_zero_drift_with_temperature_is_taken_out_when_known():
     app, board = _app()
     run_app(app, 30)
-    assert command(app, board, "set_calibration", tare_counts=TARE, span_counts_per_n=SPAN, reference="certificate",
-                   date="2026-11-30", tare_temperature_c=25.0)["ok"]
+    assert command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=TARE,
+        span_counts_per_n=SPAN,
+        reference="certificate",
+        date="2026-11-30",
+        tare_temperature_c=25.0,
+    )["ok"]
     assert command(app, board, "release")["ok"]  # unloaded, and shown to be: backed off
     run_app(app, 60)
     f0 = app.instrument.force_n(app.instrument.net)
     board.temp_c = 35.0
-    board.plant.extra_n = 5.0     # the load cell's zero drifts 0.5 N/K: +5 N at +10 K
+    board.plant.extra_n = 5.0  # the load cell's zero drifts 0.5 N/K: +5 N at +10 K
     run_app(app, 40)
     assert abs(app.instrument.force_n(app.instrument.net) - f0 - 5.0) < 0.1  # uncompensated (the default)
     r = command(app, board, "set", key="load_cell_zero_n_per_k", value=0.5)

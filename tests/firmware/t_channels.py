@@ -1,8 +1,8 @@
 # The app with three load cells on the test board: what it reports, the nonuniform-load
 # alarm, a load cell left out and taken back, calibrations per cell, under MicroPython.
 import micropython
-
 from plant import SPAN, TARE, FakeBoard, command, mount_ram_flash, run_app
+
 from stackpress.app import App
 
 
@@ -15,8 +15,15 @@ def _app(shares=None):
         board.shares = shares
     app = App(board)
     run_app(app, 10)
-    assert command(app, board, "set_calibration", tare_counts=[TARE] * 3, span_counts_per_n=[SPAN] * 3,
-                   reference="certificates", date="2026-11-30")["ok"]
+    assert command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=[TARE] * 3,
+        span_counts_per_n=[SPAN] * 3,
+        reference="certificates",
+        date="2026-11-30",
+    )["ok"]
     return app, board
 
 
@@ -46,8 +53,10 @@ def test_status_and_telemetry_have_every_load_cell_the_uniformity_and_the_centre
     assert abs(st["centre_offset_mm"][0] - 3.0) < 0.05 and abs(st["centre_offset_mm"][1]) < 0.05, st
     run_app(app, 20)
     tel = [fr for fr in board.frames() if fr.get("t") == "tel"]
-    assert tel and all(k in tel[-1] for k in ("force_ch0_n", "force_ch1_n", "force_ch2_n", "uniformity_pct",
-                                             "centre_x_mm", "centre_y_mm"))
+    assert tel and all(
+        k in tel[-1]
+        for k in ("force_ch0_n", "force_ch1_n", "force_ch2_n", "uniformity_pct", "centre_x_mm", "centre_y_mm")
+    )
     assert abs(tel[-1]["centre_x_mm"] - 3.0) < 0.05
 
 
@@ -132,19 +141,47 @@ def test_tare_zeroes_every_load_cell_and_takes_a_left_out_one_back():
 def test_calibration_per_load_cell_or_for_their_sum():
     app, board = _app()
     run_app(app, 10)
-    r = command(app, board, "set_calibration", tare_counts=[TARE, TARE, TARE], span_counts_per_n=[SPAN] * 2,
-                 reference="x", date="d")
+    r = command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=[TARE, TARE, TARE],
+        span_counts_per_n=[SPAN] * 2,
+        reference="x",
+        date="d",
+    )
     assert not r["ok"] and r["err"] == "type" and "3" in r["msg"], r
-    r = command(app, board, "set_calibration", tare_counts=[TARE] * 3, span_counts_per_n=[SPAN, SPAN, SPAN * 3],
-                 reference="x", date="d")
+    r = command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=[TARE] * 3,
+        span_counts_per_n=[SPAN, SPAN, SPAN * 3],
+        reference="x",
+        date="d",
+    )
     assert not r["ok"] and r["err"] == "range", r
-    r = command(app, board, "set_calibration", tare_counts=[TARE + 10, TARE, TARE],
-                 span_counts_per_n=[SPAN, SPAN * 1.01, SPAN], reference="certificates", date="2026-11-24")
+    r = command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=[TARE + 10, TARE, TARE],
+        span_counts_per_n=[SPAN, SPAN * 1.01, SPAN],
+        reference="certificates",
+        date="2026-11-24",
+    )
     assert r["ok"] and r["data"]["calibration"]["span_counts_per_n"][1] == SPAN * 1.01, r
     # the sum calibrated against a reference: every span scaled alike, the zero shift shared
     total_tare = app.instrument.loadcells.combined_tare()
-    r = command(app, board, "set_calibration", tare_counts=total_tare + 30, span_counts_per_n=SPAN * 1.02,
-                 reference="reference cell", date="2026-11-24")
+    r = command(
+        app,
+        board,
+        "set_calibration",
+        tare_counts=total_tare + 30,
+        span_counts_per_n=SPAN * 1.02,
+        reference="reference cell",
+        date="2026-11-24",
+    )
     cal = r["data"]["calibration"]
     assert r["ok"] and abs(cal["span_counts_per_n"][0] - SPAN * 1.02) < 1e-6, r
     assert abs(cal["span_counts_per_n"][1] / cal["span_counts_per_n"][0] - 1.01) < 1e-9
@@ -165,7 +202,7 @@ def test_control_with_three_load_cells_allocates_nothing_even_when_one_is_left_o
             vals[1] = good[1] - (i & 1)
             vals[2] = good[2] + (i & 2)
             app.instrument.control(7)
-        for i in range(20):
+        for _ in range(20):
             app.instrument.control(3)  # load cell 2 silent: estimated, then left out
         vals[1] = 0x7FFFFF
         app.instrument.control(3)  # and one more gone: too few, not trusted

@@ -1,4 +1,5 @@
 from boards.virtual import ticks_diff
+
 from stackpress.clock import Clock
 
 PERIOD = 1 << 30

@@ -1,10 +1,10 @@
 import micropython
 
 from stackpress.config import defaults
-from stackpress.controller import Controller, HOLD, IDLE, RAMP, RELEASE
+from stackpress.controller import HOLD, IDLE, RAMP, RELEASE, Controller
 
-SPAN = 429.5          # counts per N
-AREA = 78.54          # mm2
+SPAN = 429.5  # counts per N
+AREA = 78.54  # mm2
 SPS = 80
 
 
@@ -12,9 +12,17 @@ def settings(counts_per_step=17.8, gain=0.25, rate_mpa_s=1.0, max_steps=250, sps
     """The settings that give these counts per step, gain, ramp (and half the rate down),
     steps per sample, 20 N contact and 4000 steps of back-off, in SPAN counts/N."""
     c = defaults()
-    c.update(cell_area_mm2=AREA, um_per_step=0.0125, stiffness_n_per_um=counts_per_step / (0.0125 * SPAN),
-             loop_gain=gain, ramp_rate_mpa_s=rate_mpa_s, release_rate_mpa_s=rate_mpa_s / 2,
-             max_step_rate_hz=max_steps * sps, contact_force_n=20.0, release_backoff_um=4000 * 0.0125)
+    c.update(
+        cell_area_mm2=AREA,
+        um_per_step=0.0125,
+        stiffness_n_per_um=counts_per_step / (0.0125 * SPAN),
+        loop_gain=gain,
+        ramp_rate_mpa_s=rate_mpa_s,
+        release_rate_mpa_s=rate_mpa_s / 2,
+        max_step_rate_hz=max_steps * sps,
+        contact_force_n=20.0,
+        release_backoff_um=4000 * 0.0125,
+    )
     return c
 
 

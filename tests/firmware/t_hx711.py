@@ -1,6 +1,6 @@
 import micropython
-
 from boards.virtual import DoutPin, HX711Chip, SckPin, ticks_diff
+
 from stackpress.hx711 import HX711
 
 

@@ -1,5 +1,6 @@
 # The e-stop and end-stop inputs, and the status LED, on the firmware tests' board double.
 from plant import FakeBoard, command, mount_ram_flash, run_app
+
 from stackpress.app import App
 
 

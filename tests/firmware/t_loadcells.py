@@ -1,8 +1,20 @@
 # Several load cells under one casing (stackpress/loadcells.py), under MicroPython.
 import micropython
 
-from stackpress.loadcells import (JUMP, NO_DATA, ONE, OUTVOTED, REASONS, SATURATED, STUCK, LoadCells,
-                                  centre_offset_mm, ratio_q14, scale, uniformity_pct)
+from stackpress.loadcells import (
+    JUMP,
+    NO_DATA,
+    ONE,
+    OUTVOTED,
+    REASONS,
+    SATURATED,
+    STUCK,
+    LoadCells,
+    centre_offset_mm,
+    ratio_q14,
+    scale,
+    uniformity_pct,
+)
 
 SPAN = 430.0
 TARE = 40000
@@ -12,8 +24,17 @@ def _cells(n=3, spans=None):
     c = LoadCells(n)
     c.calibrate([TARE + 100 * i for i in range(n)], spans or [SPAN] * n)
     # max jump 200 N, stuck after 20 samples, no data after 10, outvote 2 N, contact 20 N
-    c.configure({"max_jump_n": 200, "stuck_samples": 20, "sample_timeout_ms": 1000, "channel_disagree_n": 2,
-                 "contact_force_n": 20}, SPAN, 10)
+    c.configure(
+        {
+            "max_jump_n": 200,
+            "stuck_samples": 20,
+            "sample_timeout_ms": 1000,
+            "channel_disagree_n": 2,
+            "contact_force_n": 20,
+        },
+        SPAN,
+        10,
+    )
     return c
 
 
@@ -162,7 +183,7 @@ def test_a_drifting_cell_is_outvoted_by_the_others_and_a_moving_load_is_not():
         f.step(3000.0)
     assert c.excluded == 0
     f.shares = [0.4, 0.35, 0.25]
-    for i in range(40):  # cell 2 drifts by 0.2 N a sample: out once 2 N off, 5 samples running
+    for _ in range(40):  # cell 2 drifts by 0.2 N a sample: out once 2 N off, 5 samples running
         f.extra_n[2] += 0.2
         f.step(3000.0)
         if c.excluded:
@@ -210,11 +231,14 @@ def test_update_allocates_nothing():
 
 def test_uniformity_and_centre_of_an_off_centre_load():
     import math
+
     r = 30.0
     x, y = 2.0, -1.0
     for n in (3, 4):
-        forces = [1000.0 / n * (1 + 2 * (x * math.cos(2 * math.pi * i / n) + y * math.sin(2 * math.pi * i / n)) / r)
-                  for i in range(n)]
+        forces = [
+            1000.0 / n * (1 + 2 * (x * math.cos(2 * math.pi * i / n) + y * math.sin(2 * math.pi * i / n)) / r)
+            for i in range(n)
+        ]
         cx, cy = centre_offset_mm(forces, r)
         assert abs(cx - x) < 1e-3 and abs(cy - y) < 1e-3, (cx, cy)
         u = uniformity_pct(forces)

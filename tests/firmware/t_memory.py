@@ -2,9 +2,10 @@
 # never moves an object. Replies and records must still go out, and running out of
 # memory at the edges (a reply, a record) must never stop control.
 import gc
-import micropython
 
+import micropython
 from plant import FakeBoard, mount_ram_flash, run_app
+
 from stackpress.app import App
 
 
@@ -121,7 +122,9 @@ def test_no_memory_at_all_costs_records_never_control():
     # one sample every other pass on this board double: 400 passes, 200 samples
     assert board.samples_at_unlock - board.samples_at_lock >= 195, (board.samples_at_lock, board.samples_at_unlock)
     assert app.instrument.ctrl.mode == 2, app.instrument.ctrl.mode
-    assert abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, app.instrument.pressure_mpa(app.instrument.net)
+    assert abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, app.instrument.pressure_mpa(
+        app.instrument.net
+    )
     board.captured()
     board.command("status")
     run_app(app, 4)

@@ -5,6 +5,7 @@ import gc
 import json
 
 from plant import SPAN, TARE, FakeBoard, command, mount_ram_flash, replies, run_app
+
 from stackpress.app import App
 from stackpress.protocol import crc32
 
@@ -19,8 +20,15 @@ def _app(board=None, calibrated=True):
     app = App(board)
     run_app(app, 10)
     if calibrated:
-        r = command(app, board, "set_calibration", tare_counts=TARE, span_counts_per_n=SPAN, reference="certificate",
-                    date="2026-11-30")
+        r = command(
+            app,
+            board,
+            "set_calibration",
+            tare_counts=TARE,
+            span_counts_per_n=SPAN,
+            reference="certificate",
+            date="2026-11-30",
+        )
         assert r["ok"], r
     command(app, board, "set", key="stiffness_n_per_um", value=3.32)  # the plant's stiffness
     command(app, board, "set", key="ramp_rate_mpa_s", value=10)
@@ -192,7 +200,7 @@ def test_a_reset_lengthens_a_profile_hold_never_shortens_it():
     assert command(app, board, "profile_set", steps=[[30, 5.0, 36000], [20, 1.0, -1]])["ok"]
     assert command(app, board, "profile_run")["ok"]
     run_app(app, 2 * 10 * 200)  # the ramp, then into the hold
-    run_app(app, 2 * 10 * 61)   # past a periodic save
+    run_app(app, 2 * 10 * 61)  # past a periodic save
     before = app.instrument.profile.held_s
     assert app.instrument.profile.holding and before > 150, before
     app.save_state()
@@ -223,10 +231,16 @@ def test_a_lock_covers_profile_stop():
 def test_json_that_is_not_json_is_refused_and_changes_nothing():
     app, board = _app()
     _hold(app, board, 20.0)
-    for payload in (b'{"id":5,"cmd":"hold","mpa":01}', b'{"id":5,"cmd":"hold","mpa":-01}',
-                    b'{"id":5,"cmd":"hold","mpa":30.}', b'{"id":5,"cmd":"hold","mpa":30,}',
-                    b'{"id":5,"cmd":"hold","mpa":30 1}', b'{"id":5,"cmd":"hold","mpa":[30,]}',
-                    b'{"id":5,"cmd":"hold","mpa":00}', b'{"id":5 "cmd":"hold","mpa":30}'):
+    for payload in (
+        b'{"id":5,"cmd":"hold","mpa":01}',
+        b'{"id":5,"cmd":"hold","mpa":-01}',
+        b'{"id":5,"cmd":"hold","mpa":30.}',
+        b'{"id":5,"cmd":"hold","mpa":30,}',
+        b'{"id":5,"cmd":"hold","mpa":30 1}',
+        b'{"id":5,"cmd":"hold","mpa":[30,]}',
+        b'{"id":5,"cmd":"hold","mpa":00}',
+        b'{"id":5 "cmd":"hold","mpa":30}',
+    ):
         _raw(board, payload)
         r = _last_reply(app, board)
         assert not r["ok"] and r["err"] == "json", (payload, r)

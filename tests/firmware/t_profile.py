@@ -2,6 +2,7 @@
 import gc
 
 from plant import FakeBoard, mount_ram_flash, replies, run_app
+
 from stackpress.app import App
 from stackpress.profile import ProfileError, check
 
@@ -29,10 +30,15 @@ def _events(frames):
 
 
 def test_bad_schedules_are_refused_with_the_step_and_the_range():
-    for steps, words in (([[40, 0.5]], "step 1"), ([[40, 0.5, 10], [80, 0.5, 10]], "step 2: 80 MPa out of range"),
-                         ([[40, 25, 10]], "MPa/s"), ([[40, 0.5, -1], [30, 0.5, 10]], "only the last"),
-                         ([[40, 0.5, 2.5]], "whole number"), ([[40, 0.5, float("nan")]], "hold"),
-                         ([[40, 0.5, 10]] * 25, "1 to 24")):
+    for steps, words in (
+        ([[40, 0.5]], "step 1"),
+        ([[40, 0.5, 10], [80, 0.5, 10]], "step 2: 80 MPa out of range"),
+        ([[40, 25, 10]], "MPa/s"),
+        ([[40, 0.5, -1], [30, 0.5, 10]], "only the last"),
+        ([[40, 0.5, 2.5]], "whole number"),
+        ([[40, 0.5, float("nan")]], "hold"),
+        ([[40, 0.5, 10]] * 25, "1 to 24"),
+    ):
         try:
             check(steps, 76.0, 0.001, 20.0)
             raise AssertionError("accepted %r" % (steps,))
@@ -59,7 +65,9 @@ def test_a_profile_ramps_holds_steps_down_and_ends_holding():
     for _ in range(120):  # 120 x 2 s
         run_app(app, 20)
         st = app.instrument.profile
-        seen.append((st.running, st.index, app.instrument.ctrl.mode, round(app.instrument.pressure_mpa(app.instrument.net), 1)))
+        seen.append(
+            (st.running, st.index, app.instrument.ctrl.mode, round(app.instrument.pressure_mpa(app.instrument.net), 1))
+        )
     assert any(i == 0 and m == 2 and abs(p - 30) < 0.5 for r, i, m, p in seen), seen
     assert any(i == 1 and m == 2 and abs(p - 20) < 0.5 for r, i, m, p in seen), seen
     assert not app.instrument.profile.running and app.instrument.ctrl.mode == 2 and app.instrument.setpoint_mpa == 20.0

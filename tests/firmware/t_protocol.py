@@ -51,19 +51,31 @@ def test_line_reader_drops_control_bytes_and_overlong_lines():
 def test_a_frame_written_in_pieces_is_the_frame_encoded_at_once():
     from stackpress.outbox import Outbox
     from stackpress.protocol import encode, write_frame
+
     got = []
     out = Outbox(lambda mv: got.append(bytes(mv)) or len(mv), size=1024)
-    obj = {"t": "rep", "id": 3, "ok": True, "data": {"config": {"a_mm2": {"value": 78.54, "unit": "mm2"}},
-                                                      "alarms": ["stuck_reading"], "x": None, "s": "é\"\n"}}
+    obj = {
+        "t": "rep",
+        "id": 3,
+        "ok": True,
+        "data": {
+            "config": {"a_mm2": {"value": 78.54, "unit": "mm2"}},
+            "alarms": ["stuck_reading"],
+            "x": None,
+            "s": 'é"\n',
+        },
+    }
     assert write_frame(out, obj)
     assert got == [encode(obj)], (got, encode(obj))
     import json
-    assert json.loads(got[0][:got[0].rfind(b"*")]) == obj
+
+    assert json.loads(got[0][: got[0].rfind(b"*")]) == obj
 
 
 def test_a_frame_too_big_for_the_outbox_is_dropped_whole():
     from stackpress.outbox import Outbox
     from stackpress.protocol import write_frame
+
     out = Outbox(lambda mv: 0, size=64)  # a host that does not read
     assert write_frame(out, {"a": 1})
     n = out.n

@@ -4,8 +4,8 @@
 import gc
 
 import micropython
-
 from plant import FakeBoard, command, mount_ram_flash, run_app
+
 from stackpress.app import App
 
 AREA = 78.54
@@ -42,7 +42,9 @@ def _holds_position_until_trusted_and_acked(app, board, alarm, heal):
         r = command(app, board, "ack")
     assert r["ok"] and alarm in r["data"]["cleared"], r
     run_app(app, 600)
-    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, app.instrument.pressure_mpa(app.instrument.net)
+    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4, (
+        app.instrument.pressure_mpa(app.instrument.net)
+    )
 
 
 def test_stuck_reading_faults_and_holds_until_the_sensor_lives_again():
@@ -53,6 +55,7 @@ def test_stuck_reading_faults_and_holds_until_the_sensor_lives_again():
 
     def heal():
         board.stuck_at = None
+
     _holds_position_until_trusted_and_acked(app, board, "stuck_reading", heal)
 
 
@@ -65,6 +68,7 @@ def test_saturated_adc_faults_and_holds():
 
     def heal():
         board.stuck_at = None
+
     _holds_position_until_trusted_and_acked(app, board, "adc_saturated", heal)
 
 
@@ -88,6 +92,7 @@ def test_sensor_fault_blocks_ack_while_silent():
 
     def heal():
         board.sensor_ok = True
+
     _holds_position_until_trusted_and_acked(app, board, "sensor_timeout", heal)
 
 
@@ -142,7 +147,7 @@ def test_back_off_allocates_nothing():
     assert command(app, board, "set", key="max_pressure_mpa", value=45.0)["ok"]
     _hold(app, board)
     raws = []
-    for i in range(30):
+    for _ in range(30):
         board.plant.extra_n += 100.0
         board.idle()
         app.hx.read()
@@ -166,7 +171,9 @@ def test_stalled_motor_faults_and_stops():
     assert app.instrument.ctrl.mode == 1 and app.instrument.net > app.instrument.ctrl.contact
     board.plant.blocked = True
     run_app(app, 60)
-    assert "motor_stall" in app.instrument.safety.names() and app.instrument.ctrl.mode == 5, app.instrument.safety.names()
+    assert "motor_stall" in app.instrument.safety.names() and app.instrument.ctrl.mode == 5, (
+        app.instrument.safety.names()
+    )
     pos = app.instrument.stepper.position
     run_app(app, 50)
     assert app.instrument.stepper.position == pos
@@ -188,12 +195,23 @@ def test_lock_refuses_what_changes_pressure_and_survives_a_reset():
     app, board = _app()
     _hold(app, board)
     assert command(app, board, "lock")["ok"]
-    for cmd, args in (("hold", {"mpa": 30.0}), ("release", {}), ("idle", {}), ("gap", {}),
-                      ("set", {"key": "loop_gain", "value": 0.3}), ("jog", {"um": 1.0}), ("tare", {}),
-                      ("repl", {})):
+    for cmd, args in (
+        ("hold", {"mpa": 30.0}),
+        ("release", {}),
+        ("idle", {}),
+        ("gap", {}),
+        ("set", {"key": "loop_gain", "value": 0.3}),
+        ("jog", {"um": 1.0}),
+        ("tare", {}),
+        ("repl", {}),
+    ):
         r = command(app, board, cmd, **args)
         assert not r["ok"] and r["err"] == "locked" and "unlock" in r["msg"], r
-    assert app.instrument.ctrl.mode == 2 and app.instrument.setpoint_mpa == 40.0 and app.instrument.cfg["loop_gain"] == 0.25
+    assert (
+        app.instrument.ctrl.mode == 2
+        and app.instrument.setpoint_mpa == 40.0
+        and app.instrument.cfg["loop_gain"] == 0.25
+    )
     assert command(app, board, "status")["data"]["locked"] is True
     app = None
     gc.collect()
@@ -215,7 +233,9 @@ def test_a_host_that_does_not_read_never_blocks_control_and_replay_fills_the_hol
         board.plant.gap += 1  # the cell breathes meanwhile
         run_app(app, 10)
     assert app.out.dropped > 0
-    assert app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4  # control went on
+    assert (
+        app.instrument.ctrl.mode == 2 and abs(app.instrument.pressure_mpa(app.instrument.net) - 40.0) < 0.4
+    )  # control went on
     board.line_takes = None
     run_app(app, 5)
     live = [f for f in board.frames() if f.get("t") == "tel"]

@@ -1,6 +1,7 @@
 import os
 
 from plant import mount_ram_flash
+
 from stackpress.store import Store
 
 

@@ -3,6 +3,7 @@
 heapsize=192k` (the RP2040 port's heap is about 190 KB). The unix port is 64-bit, so
 every object that holds pointers is up to twice its size on the Pico: these figures
 are an upper bound. The figures are in the message, and in hardware/README.md."""
+
 import json
 import re
 import subprocess
@@ -24,13 +25,21 @@ def test_the_firmware_runs_in_a_192k_heap_with_room_to_spare(tmp_path):
     (tmp_path / "tf").symlink_to(HERE)
     # Short relative paths, as on a Pico ("stackpress/app.mpy"): every module keeps its path
     # as a string in the heap, and a test's long temporary paths cost 2 KB that no board has.
-    p = subprocess.run([MICROPYTHON, "-X", "heapsize=192k", "tf/heap_probe.py", "fw", "tf", "flash"],
-                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    p = subprocess.run(
+        [MICROPYTHON, "-X", "heapsize=192k", "tf/heap_probe.py", "fw", "tf", "flash"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert p.returncode == 0, p.stdout + p.stderr
     fig = json.loads(p.stdout.splitlines()[0])
     block = int(re.search(r"max free sz: (\d+)", p.stdout).group(1)) * 16  # 16-byte GC blocks
     figures = "used %.1f KB, free %.1f KB, largest free block %d B (heap 192 KB)" % (
-        fig["alloc"] / 1024, fig["free"] / 1024, block)
+        fig["alloc"] / 1024,
+        fig["free"] / 1024,
+        block,
+    )
     print(figures)
     assert fig["holding"] and fig["memory_errors"] == 0, figures
     assert fig["free"] >= 40 * 1024, figures

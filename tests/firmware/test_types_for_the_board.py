@@ -1,6 +1,7 @@
 """The firmware that runs on a Pico (main.py, boards/pico.py, stackpress/) type-checked with
 mypy against MicroPython's own rp2 stubs, so a call the Pico's `machine`, `rp2` or `time`
 does not have fails here, not on the bench. (boards/virtual.py runs on the unix port.)"""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -22,9 +23,23 @@ def test_pico_firmware_type_checks_against_the_rp2_stubs(tmp_path):
     (stubs / "_mpy_shed").symlink_to(SITE / "_mpy_shed")
     fw = ROOT / "firmware"
     files = ["main.py", "boards/pico.py"] + sorted(str(p.relative_to(fw)) for p in (fw / "stackpress").glob("*.py"))
-    p = subprocess.run([sys.executable, "-m", "mypy", "--config-file", str(ROOT / "tests" / "types" / "mypy.ini"),
-                        "--cache-dir", str(tmp_path / "cache"),
-                        "--custom-typeshed-dir", str(SITE), *files],
-                       cwd=fw, capture_output=True, text=True, timeout=300, env={"MYPYPATH": str(stubs),
-                                                                                 "PATH": "/usr/bin:/bin"})
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--config-file",
+            str(ROOT / "tests" / "types" / "mypy.ini"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--custom-typeshed-dir",
+            str(SITE),
+            *files,
+        ],
+        cwd=fw,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"MYPYPATH": str(stubs), "PATH": "/usr/bin:/bin"},
+    )
     assert p.returncode == 0, p.stdout + p.stderr

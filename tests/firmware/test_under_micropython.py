@@ -3,13 +3,13 @@ firmware as the board gets it (modules compiled by mpy-cross).
 
 Each MicroPython test function becomes one pytest case; a module runs once.
 """
+
 import ast
 import functools
 import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import MICROPYTHON, firmware_dir
 
 HERE = Path(__file__).parent
@@ -26,8 +26,12 @@ def _run(mod):
     # 256k: the tests' own doubles (a 24 KB RAM disk, decoded frames, an old and a new App
     # across a reset) live in the same heap; the firmware's fit in a Pico's 192k is
     # test_fits_a_pico_heap's business.
-    p = subprocess.run([MICROPYTHON, "-X", "heapsize=256k", str(HERE / "mpytest.py"), mod,
-                        str(firmware_dir()), str(HERE)], capture_output=True, text=True, timeout=300)
+    p = subprocess.run(
+        [MICROPYTHON, "-X", "heapsize=256k", str(HERE / "mpytest.py"), mod, str(firmware_dir()), str(HERE)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return p.stdout + p.stderr
 
 

@@ -1,5 +1,6 @@
 """A pty whose far end plays a device on a serial port, for the host's tests: a board that
 answers, one that says nothing, one that breaks the protocol."""
+
 import os
 import threading
 import tty

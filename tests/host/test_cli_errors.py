@@ -1,14 +1,15 @@
 """The command line's promises: every command has --help with an example, and the errors
 a person meets at a serial port say what to do, with the documented exit codes."""
+
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+from fakedevice import FakeDevice
 
 from stackpress.cli import build_parser
-from fakedevice import FakeDevice
 
 BIN = os.path.dirname(sys.executable)
 COMMANDS = sorted(build_parser()._subparsers._group_actions[0].choices)
@@ -34,8 +35,15 @@ def test_a_device_that_does_not_answer_is_not_a_fixture_exit_3():
 
 
 def test_another_protocol_version_is_refused_with_what_to_update_exit_3():
-    dev = FakeDevice(lambda cmd: {"firmware_version": "0.1.0", "protocol_version": 1, "board": "pico",
-                                  "runtime": "micropython 1.22", "fixture_id": "e66038b7137a2f2c"})
+    dev = FakeDevice(
+        lambda cmd: {
+            "firmware_version": "0.1.0",
+            "protocol_version": 1,
+            "board": "pico",
+            "runtime": "micropython 1.22",
+            "fixture_id": "e66038b7137a2f2c",
+        }
+    )
     try:
         r = run("--port", dev.port, "status")
     finally:
@@ -45,6 +53,7 @@ def test_another_protocol_version_is_refused_with_what_to_update_exit_3():
 
 def test_a_port_held_by_another_program_is_busy_exit_3():
     import serial
+
     dev = FakeDevice(lambda cmd: None)
     held = serial.Serial(dev.port, exclusive=True)
     try:
@@ -60,9 +69,15 @@ def test_a_missing_port_says_so_exit_3():
     assert r.returncode == 3 and "/dev/ttyACM99" in r.stderr
 
 
-@pytest.mark.parametrize("args", [["log", "--out", "x.csv", "--rotate", "10"], ["log", "--out", "x.csv",
-                                                                               "--rotate", "weekly"],
-                                  ["hold"], ["sim", "--speed", "0"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["log", "--out", "x.csv", "--rotate", "10"],
+        ["log", "--out", "x.csv", "--rotate", "weekly"],
+        ["hold"],
+        ["sim", "--speed", "0"],
+    ],
+)
 def test_usage_errors_are_exit_2(args):
     r = run(*args)
     assert r.returncode == 2 and "error" in r.stderr

@@ -1,5 +1,6 @@
 """The log's files: SQLite like CSV, a rotating series like one file, and a killed writer
 that leaves nothing torn and nothing the next one can't pick up from."""
+
 import datetime
 import json
 import sqlite3
@@ -7,17 +8,28 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import log_meta
+
 from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
 from stackpress.logger import Sequencer
 from stackpress.report import read_log
 
 
 def _rec(boot, seq):
-    return {"t": "tel", "boot": boot, "seq": seq, "device_ms": seq * 1000, "state": "hold",
-            "pressure_mpa": 40.0 + seq / 1000, "setpoint_mpa": 40.0, "p_min_mpa": 39.9, "p_max_mpa": 40.1,
-            "n_samples": 10, "force_n": 3141.6, "alarms": []}
+    return {
+        "t": "tel",
+        "boot": boot,
+        "seq": seq,
+        "device_ms": seq * 1000,
+        "state": "hold",
+        "pressure_mpa": 40.0 + seq / 1000,
+        "setpoint_mpa": 40.0,
+        "p_min_mpa": 39.9,
+        "p_max_mpa": 40.1,
+        "n_samples": 10,
+        "force_n": 3141.6,
+        "alarms": [],
+    }
 
 
 def _keys(db_path):
@@ -46,6 +58,7 @@ def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path
         if isinstance(x, dict):
             return {k: same(v) for k, v in x.items() if k not in ("host_time_utc", "t0_utc", "t_s")}
         return [same(v) for v in x] if isinstance(x, list) else x
+
     for a, b in zip(csv_read, sql_read):
         assert same(a) == same(b)
     meta_back, rows, events, notes = sql_read
@@ -69,10 +82,18 @@ os.kill(os.getpid(), 9)  # SIGKILL before the next commit
 
 def test_a_killed_sqlite_writer_leaves_a_sound_file_ending_at_its_last_commit(tmp_path):
     import stackpress
+
     path = tmp_path / "run.sqlite"
-    p = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(path),
-                        str(__import__("pathlib").Path(stackpress.__file__).parent.parent),
-                        json.dumps(log_meta(board="pico"))])
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_WRITER,
+            str(path),
+            str(__import__("pathlib").Path(stackpress.__file__).parent.parent),
+            json.dumps(log_meta(board="pico")),
+        ]
+    )
     assert p.returncode == -9
     assert last_key(str(path)) == (1, 40)
     log = SqliteLog(str(path), {}, resume=True)
@@ -92,6 +113,7 @@ def test_a_file_that_is_not_a_log_is_refused(tmp_path):
     db.commit()
     db.close()
     from stackpress.logfile import LogError
+
     with pytest.raises(LogError, match="not a stackpress log"):
         SqliteLog(str(path), {}, resume=True)
 
@@ -162,16 +184,43 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
         path = str(tmp_path / name)
         log = cls(path, meta)
         for s in range(1, 6):
-            rec = dict(_rec(1, s), force_ch0_n=1100.0 + s, force_ch1_n=1000.0, force_ch2_n=1041.6 - s,
-                       uniformity_pct=5.0 + s / 10, centre_x_mm=0.4, centre_y_mm=-0.2)
+            rec = dict(
+                _rec(1, s),
+                force_ch0_n=1100.0 + s,
+                force_ch1_n=1000.0,
+                force_ch2_n=1041.6 - s,
+                uniformity_pct=5.0 + s / 10,
+                centre_x_mm=0.4,
+                centre_y_mm=-0.2,
+            )
             log.row(rec)
-        log.row({"t": "evt", "boot": 1, "seq": 6, "device_ms": 6000, "kind": "channel", "channel": 2,
-                 "excluded": True, "why": "stuck", "left": 2})
+        log.row(
+            {
+                "t": "evt",
+                "boot": 1,
+                "seq": 6,
+                "device_ms": 6000,
+                "kind": "channel",
+                "channel": 2,
+                "excluded": True,
+                "why": "stuck",
+                "left": 2,
+            }
+        )
         log.close()
         # a logger started later with the wrong idea of the fixture keeps the file's columns
         log = cls(path, log_meta(1, load_cells=1), resume=True)
-        log.row(dict(_rec(1, 7), force_ch0_n=1107.0, force_ch1_n=1000.0, force_ch2_n=1034.6, uniformity_pct=5.7,
-                     centre_x_mm=0.5, centre_y_mm=-0.2))
+        log.row(
+            dict(
+                _rec(1, 7),
+                force_ch0_n=1107.0,
+                force_ch1_n=1000.0,
+                force_ch2_n=1034.6,
+                uniformity_pct=5.7,
+                centre_x_mm=0.5,
+                centre_y_mm=-0.2,
+            )
+        )
         log.close()
         meta_back, rows, events, _ = read_log(path)
         assert meta_back["load_cells"] == "3"
@@ -180,5 +229,11 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
         assert rows[-1]["centre_x_mm"] == 0.5 and rows[0]["centre_y_mm"] == -0.2
         assert events[0]["kind"] == "channel" and events[0]["why"] == "stuck"
     header = [line for line in open(tmp_path / "run.csv") if not line.startswith("#")][0].strip().split(",")
-    assert header[header.index("raw_counts") + 1:header.index("alarms")] == [
-        "force_ch0_n", "force_ch1_n", "force_ch2_n", "uniformity_pct", "centre_x_mm", "centre_y_mm"]
+    assert header[header.index("raw_counts") + 1 : header.index("alarms")] == [
+        "force_ch0_n",
+        "force_ch1_n",
+        "force_ch2_n",
+        "uniformity_pct",
+        "centre_x_mm",
+        "centre_y_mm",
+    ]

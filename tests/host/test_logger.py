@@ -1,14 +1,23 @@
 """The logger's bookkeeping: every record once, in order, whatever order they come in."""
+
 import random
 
 from conftest import log_meta
+
 from stackpress.logfile import CsvLog
 from stackpress.logger import Sequencer
 
 
 def _rec(boot, seq):
-    return {"t": "tel", "boot": boot, "seq": seq, "device_ms": seq * 1000, "state": "hold",
-            "pressure_mpa": 40.0, "alarms": []}
+    return {
+        "t": "tel",
+        "boot": boot,
+        "seq": seq,
+        "device_ms": seq * 1000,
+        "state": "hold",
+        "pressure_mpa": 40.0,
+        "alarms": [],
+    }
 
 
 def _rows(path):

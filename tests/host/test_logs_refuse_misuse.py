@@ -1,32 +1,43 @@
 """A log is one fixture's record: another fixture's file, a second logger, a device that
 names files or breaks the protocol, a wiped fixture counting boots from 1 again, a log too
 big to read whole: none of them costs a record or writes where it should not."""
+
 import os
 import subprocess
 import sys
 import tracemalloc
 
 import pytest
-
-from fakedevice import FakeDevice
 from conftest import log_meta
-from stackpress.logfile import CsvLog, LogError, SqliteLog
-from stackpress.logger import Sequencer, out_path
+from fakedevice import FakeDevice
+
 from stackpress.firmware import protocol_version
 from stackpress.link import LinkError
+from stackpress.logfile import CsvLog, LogError, SqliteLog
+from stackpress.logger import Sequencer, out_path
 
 BIN = os.path.dirname(sys.executable)
 A, B = "e66038b7137a2f2c", "0123456789abcdef"
 
 
 def _rec(boot, seq):
-    return {"t": "tel", "boot": boot, "seq": seq, "device_ms": seq * 1000, "state": "hold", "pressure_mpa": 40.0,
-            "alarms": []}
+    return {
+        "t": "tel",
+        "boot": boot,
+        "seq": seq,
+        "device_ms": seq * 1000,
+        "state": "hold",
+        "pressure_mpa": 40.0,
+        "alarms": [],
+    }
 
 
 def _rows(path):
-    return [tuple(map(int, line.split(",")[:2])) for line in path.read_text().splitlines()
-            if line and not line.startswith("#") and not line.startswith("boot,")]
+    return [
+        tuple(map(int, line.split(",")[:2]))
+        for line in path.read_text().splitlines()
+        if line and not line.startswith("#") and not line.startswith("boot,")
+    ]
 
 
 @pytest.mark.parametrize("cls,ext", [(CsvLog, ".csv"), (SqliteLog, ".sqlite")])
@@ -122,20 +133,32 @@ def test_a_log_goes_to_a_regular_file_in_a_folder_that_exists(tmp_path):
         CsvLog(str(tmp_path / "nodir" / "run.csv"), {}, resume=True)
 
 
-HELLO = {"firmware_version": "0.5.0", "protocol_version": protocol_version(), "board": "pico",
-         "runtime": "micropython 1.28.0", "fixture_id": A, "boot": 1, "boot_id": "aaaaaaaa", "max_line_bytes": 1024}
+HELLO = {
+    "firmware_version": "0.5.0",
+    "protocol_version": protocol_version(),
+    "board": "pico",
+    "runtime": "micropython 1.28.0",
+    "fixture_id": A,
+    "boot": 1,
+    "boot_id": "aaaaaaaa",
+    "max_line_bytes": 1024,
+}
 
 
-@pytest.mark.parametrize("broken", [
-    {k: v for k, v in HELLO.items() if k != "firmware_version"},
-    dict(HELLO, fixture_id="../../etc/x"),
-    dict(HELLO, boot="1"),
-])
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {k: v for k, v in HELLO.items() if k != "firmware_version"},
+        dict(HELLO, fixture_id="../../etc/x"),
+        dict(HELLO, boot="1"),
+    ],
+)
 def test_a_device_whose_replies_break_the_protocol_is_not_a_fixture(broken):
     dev = FakeDevice(lambda cmd: broken)
     try:
-        r = subprocess.run([os.path.join(BIN, "stackpress"), "--port", dev.port, "status"], capture_output=True,
-                           text=True, timeout=60)
+        r = subprocess.run(
+            [os.path.join(BIN, "stackpress"), "--port", dev.port, "status"], capture_output=True, text=True, timeout=60
+        )
     finally:
         dev.close()
     assert r.returncode == 3 and "not a stackpress fixture" in r.stderr, r.stderr
@@ -143,17 +166,43 @@ def test_a_device_whose_replies_break_the_protocol_is_not_a_fixture(broken):
 
 
 def test_a_device_streaming_without_newlines_is_not_a_fixture(tmp_path):
-    status = dict(HELLO, state="hold", pressure_mpa=40.0, setpoint_mpa=40.0, force_n=3141.6, position_um=1.0,
-                  cell_area_mm2=78.54, alarms=[], seq=5, oldest_seq=1, samples=50, locked=False)
+    status = dict(
+        HELLO,
+        state="hold",
+        pressure_mpa=40.0,
+        setpoint_mpa=40.0,
+        force_n=3141.6,
+        position_um=1.0,
+        cell_area_mm2=78.54,
+        alarms=[],
+        seq=5,
+        oldest_seq=1,
+        samples=50,
+        locked=False,
+    )
 
     def answer(cmd):
         if cmd["cmd"] in ("hello", "status"):
             return HELLO if cmd["cmd"] == "hello" else status
         return b"x" * 200000  # then garbage, and never a newline
+
     dev = FakeDevice(answer)
     try:
-        r = subprocess.run([os.path.join(BIN, "stackpress"), "--port", dev.port, "log", "--out",
-                            str(tmp_path / "run.csv"), "--duration", "20"], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                os.path.join(BIN, "stackpress"),
+                "--port",
+                dev.port,
+                "log",
+                "--out",
+                str(tmp_path / "run.csv"),
+                "--duration",
+                "20",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         dev.close()
     assert "not stackpress frames" in r.stderr, r.stderr

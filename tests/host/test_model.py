@@ -1,4 +1,5 @@
 """The virtual fixture's physics, checked against the sourced numbers in hardware/."""
+
 import statistics
 
 import pytest
@@ -38,11 +39,11 @@ def test_hx711_scale_and_zero_follow_the_datasheets():
 
 def test_springs_slide_along_the_loading_curve_and_stick_on_reversal():
     m = _to_force(_model(), 3141.6)
-    k_load = _k(m, 640)           # on along the loading curve: the stack slides
+    k_load = _k(m, 640)  # on along the loading curve: the stack slides
     assert 3.3 < k_load < 3.8, k_load  # ~3.5 N/um (x1.04 friction) with the rigid path in series
-    k_rev = _k(m, -64)            # reversal: friction holds the discs until it reverses
+    k_rev = _k(m, -64)  # reversal: friction holds the discs until it reverses
     assert 14 < k_rev < 18, k_rev
-    m.advance(-4000)              # far enough back to slide down the unloading curve
+    m.advance(-4000)  # far enough back to slide down the unloading curve
     k_unload = _k(m, -640)
     assert 3.0 < k_unload < 3.5, k_unload
 
@@ -50,10 +51,10 @@ def test_springs_slide_along_the_loading_curve_and_stick_on_reversal():
 def test_friction_loop_width_is_the_configured_fraction():
     m = _to_force(_model("fixture.drive.microstep_error_um=0"), 3000)
     m.advance(0)
-    f_up = m.force_n              # on the loading curve at this drive position
+    f_up = m.force_n  # on the loading curve at this drive position
     for _ in range(4):
-        m.advance(2000)           # on up, then back down to the same position: the
-    for _ in range(4):            # unloading curve, below by twice the friction band
+        m.advance(2000)  # on up, then back down to the same position: the
+    for _ in range(4):  # unloading curve, below by twice the friction band
         m.advance(-2000)
     f_down = m.force_n
     width = (f_up - f_down) / f_up
@@ -83,7 +84,7 @@ def test_adc_noise_is_the_datasheet_figure_at_each_rate(rate, noise_n):
     m = _to_force(_model("fixture.adc.rate_sps=%d" % rate, "scenario.cycling.rest_before_s=1e9", seed=3), 2000)
     counts = [m.advance(0)[0] for _ in range(3000)]
     diffs = [b - a for a, b in zip(counts, counts[1:])]
-    sd_n = statistics.pstdev(diffs) / 2 ** 0.5 / m.counts_per_n()
+    sd_n = statistics.pstdev(diffs) / 2**0.5 / m.counts_per_n()
     assert 0.85 * noise_n < sd_n < 1.15 * noise_n, sd_n
 
 
@@ -103,11 +104,12 @@ def test_constant_gap_relaxes_as_koerver_measured():
 
 
 def test_temperature_step_moves_the_frame_and_the_load_cell_zero():
-    m = _model("fixture.springs.present=false", "scenario.cycling.rest_before_s=1e9",
-               "scenario.cell.creep_um_per_mpa=0")
+    m = _model(
+        "fixture.springs.present=false", "scenario.cycling.rest_before_s=1e9", "scenario.cell.creep_um_per_mpa=0"
+    )
     _to_force(m, 2000, max_steps=20)
     f0 = m.force_n
-    m.ambient_c = m.temp0_c + 10      # a 10 degC step, then hours for the frame to follow
+    m.ambient_c = m.temp0_c + 10  # a 10 degC step, then hours for the frame to follow
     for _ in range(4 * 3600 * m.rate_sps):
         m.advance(0)
     assert abs(m.temp_c - (m.temp0_c + 10)) < 0.01
@@ -120,8 +122,9 @@ def test_temperature_step_moves_the_frame_and_the_load_cell_zero():
 
 
 def test_load_cell_creeps_with_load():
-    m = _model("fixture.springs.present=false", "scenario.cycling.rest_before_s=1e9",
-               "scenario.cell.creep_um_per_mpa=0")
+    m = _model(
+        "fixture.springs.present=false", "scenario.cycling.rest_before_s=1e9", "scenario.cell.creep_um_per_mpa=0"
+    )
     _to_force(m, 5000, max_steps=20)
     for _ in range(1800 * m.rate_sps):
         m.advance(0)
@@ -135,7 +138,7 @@ def test_backlash_is_lost_motion_only_when_unloaded():
     assert abs(m.load_um - 20.0) < 1e-9
     m.advance(-1000)  # reversing in free air: the plunger stays put
     assert abs(m.load_um - 20.0) < 1e-9
-    m.advance(1080)   # forward again: lost motion until the flank is met, then it moves
+    m.advance(1080)  # forward again: lost motion until the flank is met, then it moves
     assert abs(m.load_um - 21.0) < 1e-9
     _to_force(m, 1000)
     f = m.force_n
@@ -158,14 +161,14 @@ def test_same_seed_same_world():
 
 def test_an_off_centre_load_is_shared_by_the_load_cells_as_a_rigid_plate_shares_it():
     for n in (3, 4):
-        m = _model("fixture.load_cells.count=%d" % n, "scenario.load.offset_x_mm=2.0",
-                   "scenario.load.offset_y_mm=-1.0")
+        m = _model("fixture.load_cells.count=%d" % n, "scenario.load.offset_x_mm=2.0", "scenario.load.offset_y_mm=-1.0")
         _to_force(m, 3000)
         loads = m.load_n()
         r = m.radius_mm
         assert sum(loads) == pytest.approx(m.force_n)
         # the moments about the axis: the load's centre is where the scenario put it
         import math
+
         x = sum(f * r * math.cos(2 * math.pi * i / n) for i, f in enumerate(loads)) / m.force_n
         y = sum(f * r * math.sin(2 * math.pi * i / n) for i, f in enumerate(loads)) / m.force_n
         assert (x, y) == (pytest.approx(2.0), pytest.approx(-1.0))
@@ -175,8 +178,10 @@ def test_an_off_centre_load_is_shared_by_the_load_cells_as_a_rigid_plate_shares_
 
 def test_a_fault_on_one_channel_leaves_the_others_alone():
     m = _model("scenario.cycling.rest_before_s=1e9")
-    m.events = [{"at_s": 1.0, "fault": "adc_disconnected", "channel": 1},
-                {"at_s": 1.0, "fault": "adc_drift", "channel": 2, "drift_n_per_s": 10.0}]
+    m.events = [
+        {"at_s": 1.0, "fault": "adc_disconnected", "channel": 1},
+        {"at_s": 1.0, "fault": "adc_drift", "channel": 2, "drift_n_per_s": 10.0},
+    ]
     _to_force(m, 2000)
     before = m.advance(0)
     for _ in range(20):

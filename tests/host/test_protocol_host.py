@@ -1,6 +1,6 @@
 import pytest
-
 from conftest import log_meta
+
 from stackpress.logfile import CsvLog
 from stackpress.protocol import FrameError, frame, parse
 
@@ -18,8 +18,17 @@ def test_frame_round_trip_and_crc():
 def test_log_marks_gaps_and_reboots(tmp_path):
     log = CsvLog(str(tmp_path / "x.csv"), log_meta(units="MPa"))
     for seq in (1, 2, 5):
-        log.write({"t": "tel", "boot": 1, "seq": seq, "device_ms": seq * 100, "state": "hold", "pressure_mpa": 40.0,
-                   "alarms": []})
+        log.write(
+            {
+                "t": "tel",
+                "boot": 1,
+                "seq": seq,
+                "device_ms": seq * 100,
+                "state": "hold",
+                "pressure_mpa": 40.0,
+                "alarms": [],
+            }
+        )
     log.write({"t": "evt", "boot": 2, "seq": 1, "device_ms": 0, "kind": "boot", "resume": "hold"})
     log.close()
     text = (tmp_path / "x.csv").read_text()

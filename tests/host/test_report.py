@@ -1,4 +1,5 @@
 """`stackpress report` on a log whose contents are known, with a cycler export."""
+
 import json
 import math
 import subprocess
@@ -6,8 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import record_fields
+
 from stackpress.logfile import columns
 from stackpress.report import ReportError, read_cycler, report
 
@@ -18,8 +19,13 @@ def _log(path, boots=((1, 5400), (2, 5400)), period_s=10):
     """A virtual-fixture log: holding 40 MPa with a +-2 kPa sine error, the cell breathing
     +-1.5 um once an hour; two boots; an alarm event and a lost-records note."""
     cols = columns(record_fields())
-    lines = ["# stackpress log: test", "# board: virtual", "# firmware_version: 0.2.0", "# cell_area_mm2: 78.54",
-             ",".join(cols)]
+    lines = [
+        "# stackpress log: test",
+        "# board: virtual",
+        "# firmware_version: 0.2.0",
+        "# cell_area_mm2: 78.54",
+        ",".join(cols),
+    ]
     t_run = 0.0
     expect = []
     for boot, dur in boots:
@@ -32,16 +38,34 @@ def _log(path, boots=((1, 5400), (2, 5400)), period_s=10):
             p = 40 + err
             thk = 1.5 * math.sin(2 * math.pi * t / 3600.0)
             expect.append(err * 1000)
-            rec = {"boot": boot, "seq": seq, "device_ms": dev_ms, "host_time_utc": "2026-11-24T00:00:00+00:00",
-                   "state": "hold", "pressure_mpa": round(p, 6), "setpoint_mpa": 40.0, "ref_mpa": 40.0,
-                   "p_min_mpa": round(p - 0.001, 6), "p_max_mpa": round(p + 0.001, 6), "n_samples": 10,
-                   "force_n": 3141.6, "position_um": 1000.0, "thickness_um": round(thk, 4), "temperature_c": 25.0,
-                   "raw_counts": 1392000}
+            rec = {
+                "boot": boot,
+                "seq": seq,
+                "device_ms": dev_ms,
+                "host_time_utc": "2026-11-24T00:00:00+00:00",
+                "state": "hold",
+                "pressure_mpa": round(p, 6),
+                "setpoint_mpa": 40.0,
+                "ref_mpa": 40.0,
+                "p_min_mpa": round(p - 0.001, 6),
+                "p_max_mpa": round(p + 0.001, 6),
+                "n_samples": 10,
+                "force_n": 3141.6,
+                "position_um": 1000.0,
+                "thickness_um": round(thk, 4),
+                "temperature_c": 25.0,
+                "raw_counts": 1392000,
+            }
             lines.append(",".join(str(rec.get(c, "")) for c in cols))
             if boot == 1 and k == 100:
                 seq += 1
-                ev = {"boot": 1, "seq": seq, "device_ms": dev_ms, "host_time_utc": "2026-11-24T00:00:00+00:00",
-                      "event": '"{""kind"": ""alarm"", ""alarms"": [""stuck_reading""]}"'}
+                ev = {
+                    "boot": 1,
+                    "seq": seq,
+                    "device_ms": dev_ms,
+                    "host_time_utc": "2026-11-24T00:00:00+00:00",
+                    "event": '"{""kind"": ""alarm"", ""alarms"": [""stuck_reading""]}"',
+                }
                 lines.append(",".join(str(ev.get(c, "")) for c in cols))
         t_run += dur
     lines.insert(5, "# lost: records 3..4 of boot 1 (no longer held by the fixture)")
@@ -93,8 +117,9 @@ def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
     (tmp_path / "c.csv").write_text("volts,amps\n3.7,1\n")
     with pytest.raises(ReportError, match="no time column"):
         read_cycler(tmp_path / "c.csv", "2026-11-24T00:00:00+00:00")
-    r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "missing.csv")], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [str(BIN / "stackpress"), "report", str(tmp_path / "missing.csv")], capture_output=True, text=True
+    )
     assert r.returncode == 2 and "can't read" in r.stderr
 
 
@@ -104,14 +129,35 @@ def test_several_load_cells_are_summarised_and_drawn(tmp_path):
     for k in range(1, 601):
         f = [1100.0, 1000.0, 1041.6]
         u = 100 * max(abs(x - sum(f) / 3) for x in f) / (sum(f) / 3)
-        rec = {"boot": 1, "seq": k, "device_ms": k * 1000, "host_time_utc": "2026-11-24T00:00:00+00:00",
-               "state": "hold", "pressure_mpa": 40.0, "setpoint_mpa": 40.0, "ref_mpa": 40.0, "p_min_mpa": 39.99,
-               "p_max_mpa": 40.01, "n_samples": 10, "force_n": 3141.6, "force_ch0_n": f[0], "force_ch1_n": f[1],
-               "force_ch2_n": f[2], "uniformity_pct": round(u, 3), "centre_x_mm": 0.6, "centre_y_mm": -0.3}
+        rec = {
+            "boot": 1,
+            "seq": k,
+            "device_ms": k * 1000,
+            "host_time_utc": "2026-11-24T00:00:00+00:00",
+            "state": "hold",
+            "pressure_mpa": 40.0,
+            "setpoint_mpa": 40.0,
+            "ref_mpa": 40.0,
+            "p_min_mpa": 39.99,
+            "p_max_mpa": 40.01,
+            "n_samples": 10,
+            "force_n": 3141.6,
+            "force_ch0_n": f[0],
+            "force_ch1_n": f[1],
+            "force_ch2_n": f[2],
+            "uniformity_pct": round(u, 3),
+            "centre_x_mm": 0.6,
+            "centre_y_mm": -0.3,
+        }
         lines.append(",".join(str(rec.get(c, "")) for c in cols))
         if k == 300:
-            ev = {"boot": 1, "seq": 301, "device_ms": 300500, "host_time_utc": "2026-11-24T00:00:00+00:00",
-                  "event": '"{""kind"": ""channel"", ""channel"": 1, ""why"": ""no_data"", ""left"": 2}"'}
+            ev = {
+                "boot": 1,
+                "seq": 301,
+                "device_ms": 300500,
+                "host_time_utc": "2026-11-24T00:00:00+00:00",
+                "event": '"{""kind"": ""channel"", ""channel"": 1, ""why"": ""no_data"", ""left"": 2}"',
+            }
             lines.append(",".join(str(ev.get(c, "")) for c in cols))
     (tmp_path / "run.csv").write_text("\n".join(lines) + "\n")
     assert report(tmp_path / "run.csv", tmp_path / "out", as_json=True) == 0

@@ -1,9 +1,9 @@
 """hardware/wiring.svg is drawn from the firmware's pin map and must match it."""
+
 import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "hardware"))
@@ -11,8 +11,9 @@ import wiring  # noqa: E402
 
 
 def test_the_committed_diagram_matches_the_pin_map():
-    r = subprocess.run([sys.executable, str(ROOT / "hardware" / "wiring.py"), "--check"], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "hardware" / "wiring.py"), "--check"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
 
 

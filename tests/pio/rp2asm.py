@@ -7,6 +7,7 @@ with those names bound to a recorder, encodes each instruction as the RP2040 dat
 assembler (adafruit_pioasm) can check the encoding. Only what our programs use is here;
 anything else raises.
 """
+
 import sys
 import types
 from pathlib import Path
@@ -17,8 +18,15 @@ _JMP_COND = {None: 0, "not_x": 1, "x_dec": 2, "not_y": 3, "y_dec": 4, "x_not_y":
 _MOV_DST = {"pins": 0, "x": 1, "y": 2, "exec": 4, "pc": 5, "isr": 6, "osr": 7}
 _MOV_SRC = {"pins": 0, "x": 1, "y": 2, "null": 3, "status": 5, "isr": 6, "osr": 7}
 _SET_DST = {"pins": 0, "x": 1, "y": 2, "pindirs": 4}
-_TEXT_COND = {"not_x": "!x", "x_dec": "x--", "not_y": "!y", "y_dec": "y--", "x_not_y": "x!=y",
-              "pin": "pin", "not_osre": "!osre"}
+_TEXT_COND = {
+    "not_x": "!x",
+    "x_dec": "x--",
+    "not_y": "!y",
+    "y_dec": "y--",
+    "x_not_y": "x!=y",
+    "pin": "pin",
+    "not_osre": "!osre",
+}
 
 
 class Sym(str):
@@ -50,11 +58,36 @@ class Program:
         init = kwargs.get("sideset_init")
         # MicroPython: side-set pins = how many initial states sideset_init names.
         self.sideset_count = 0 if init is None else (len(init) if isinstance(init, tuple) else 1)
-        self.instrs = []   # Instr
+        self.instrs = []  # Instr
         self.labels = {}
-        g = {n: Sym(n) for n in ("x", "y", "osr", "isr", "pins", "pindirs", "null", "status", "pc", "exec",
-                                 "x_dec", "y_dec", "not_x", "not_y", "x_not_y", "pin", "not_osre",
-                                 "block", "noblock", "iffull", "ifempty", "gpio", "irq")}
+        g = {
+            n: Sym(n)
+            for n in (
+                "x",
+                "y",
+                "osr",
+                "isr",
+                "pins",
+                "pindirs",
+                "null",
+                "status",
+                "pc",
+                "exec",
+                "x_dec",
+                "y_dec",
+                "not_x",
+                "not_y",
+                "x_not_y",
+                "pin",
+                "not_osre",
+                "block",
+                "noblock",
+                "iffull",
+                "ifempty",
+                "gpio",
+                "irq",
+            )
+        }
         for op in ("pull", "push", "mov", "set", "jmp", "nop", "wait", "in_"):
             g[op] = self._recorder(op)
         g["label"] = self._label
@@ -66,6 +99,7 @@ class Program:
             i = Instr(op, args)
             self.instrs.append(i)
             return i
+
         return emit
 
     def _label(self, name):
@@ -167,6 +201,7 @@ def load_pico_board():
     try:
         sys.modules.pop("boards.pico", None)
         import boards.pico as pico
+
         return pico
     finally:
         sys.path.remove(str(FIRMWARE))

@@ -7,18 +7,18 @@ PD_SCK high 0.2-50 us (over 60 us powers the chip down) and low >= 0.2 us; the f
 rising edge >= 0.1 us after DOUT falls; data valid 0.1 us after each rising edge; 25,
 26 or 27 pulses per conversion (gain 128 ch A, 32 ch B, 64 ch A for the next one).
 """
+
 from collections import deque
 
 import adafruit_pioasm
 import pytest
 from pioemu import State, emulate
-
 from rp2asm import load_pico_board
 
 PICO = load_pico_board()
 PROGRAM = PICO._hx711_program
-SCK = 2        # side-set base: PD_SCK (as in the pin map)
-DOUT = 0       # in_base: the emulator reads pins from GPIO 0, so DOUT is mapped there
+SCK = 2  # side-set base: PD_SCK (as in the pin map)
+DOUT = 0  # in_base: the emulator reads pins from GPIO 0, so DOUT is mapped there
 PULSES_FOR_GAIN = {128: 25, 32: 26, 64: 27}
 
 
@@ -32,8 +32,8 @@ class Chip:
         self.cycle_us = cycle_us
         self.dout = 1
         self.sck = 0
-        self.word = None       # conversion being shifted out
-        self.pulses = 0        # PD_SCK pulses in this conversion period
+        self.word = None  # conversion being shifted out
+        self.pulses = 0  # PD_SCK pulses in this conversion period
         self.next_ready = period_us
         self.ready_at = None
         self.rise_at = None
@@ -91,9 +91,17 @@ def run(opcodes, words, gain=128, period_us=1000.0, pio_hz=PICO.PIO_FREQ, reader
     state = State(transmit_fifo=deque([PICO.GAIN_PULSES[gain] - 1]), pin_directions=1 << SCK)
     end_clock = (len(words) + 2) * period_us * pio_hz / 1e6
     got = []
-    gen = emulate(opcodes, stop_when=lambda op, s: s.clock > end_clock, initial_state=state,
-                  input_source=chip, side_set_base=SCK, side_set_count=1, shift_isr_right=False,
-                  wrap_target=0, wrap_top=len(opcodes) - 1)
+    gen = emulate(
+        opcodes,
+        stop_when=lambda op, s: s.clock > end_clock,
+        initial_state=state,
+        input_source=chip,
+        side_set_base=SCK,
+        side_set_count=1,
+        shift_isr_right=False,
+        wrap_target=0,
+        wrap_top=len(opcodes) - 1,
+    )
     for _before, after in gen:
         if reader and after.receive_fifo:  # the control loop takes each conversion
             got.append(PICO.signed24(after.receive_fifo.popleft()))
@@ -140,13 +148,21 @@ def _mutant(drop):
 
 def _broken(opcodes, **kw):
     chip, got = run(opcodes, WORDS, **kw)
-    return chip.errors or got != [w - (1 << 24) if w & 0x800000 else w for w in WORDS] or \
-        chip.pulse_counts != [25] * len(WORDS)
+    return (
+        chip.errors
+        or got != [w - (1 << 24) if w & 0x800000 else w for w in WORDS]
+        or chip.pulse_counts != [25] * len(WORDS)
+    )
 
 
-@pytest.mark.parametrize("drop, what", [(4, "the settle cycle before DOUT is read: reads the previous bit"),
-                                        (3, "the wait for DOUT low: clocks a conversion that is not ready"),
-                                        (7, "the reload of the gain count: wrong pulse count")])
+@pytest.mark.parametrize(
+    "drop, what",
+    [
+        (4, "the settle cycle before DOUT is read: reads the previous bit"),
+        (3, "the wait for DOUT low: clocks a conversion that is not ready"),
+        (7, "the reload of the gain count: wrong pulse count"),
+    ],
+)
 def test_a_broken_program_is_caught(drop, what):
     assert _broken(_mutant(drop)), what
 

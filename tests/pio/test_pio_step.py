@@ -6,12 +6,12 @@ pulses per move, a pulse high for y + 3 and a period of 2y + 7 PIO cycles (never
 than asked), the STEP line low between moves, the first edge a few cycles after the
 start (DIR, set by the CPU before, has its set-up time), and one word back per move.
 """
+
 from collections import deque
 
 import adafruit_pioasm
 import pytest
 from pioemu import State, emulate
-
 from rp2asm import load_pico_board
 
 PICO = load_pico_board()
@@ -25,9 +25,15 @@ def run(opcodes, n, y, max_cycles):
     state = State(transmit_fifo=deque([n - 1, y]))
     rises, falls = [], []
     last = 0
-    gen = emulate(opcodes, stop_when=lambda op, s: len(s.receive_fifo) > 0 or s.clock > max_cycles,
-                  initial_state=state, set_base=STEP_PIN, set_count=1, wrap_target=0,
-                  wrap_top=len(opcodes) - 1)
+    gen = emulate(
+        opcodes,
+        stop_when=lambda op, s: len(s.receive_fifo) > 0 or s.clock > max_cycles,
+        initial_state=state,
+        set_base=STEP_PIN,
+        set_count=1,
+        wrap_target=0,
+        wrap_top=len(opcodes) - 1,
+    )
     end = None
     for _before, after in gen:
         level = (after.pin_values >> STEP_PIN) & 1

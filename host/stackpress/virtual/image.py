@@ -3,11 +3,13 @@
 The firmware goes in as a Pico gets it (firmware.py: modules as .mpy, so no compiler
 run, and no compiler's heap, at boot; main.py as source).
 """
+
 from pathlib import Path
 
 from littlefs import LittleFS
 
 from ..firmware import FIRMWARE, firmware_files
+
 BLOCK_SIZE = 4096
 BLOCK_COUNT = 256  # 1 MiB: the Pico's filesystem is 1.4 MB
 
@@ -24,8 +26,7 @@ def _mkdirs(fs, path):
 
 def build(out, firmware=FIRMWARE, extra=None):
     """Write an image holding the firmware (see firmware_files), plus `extra` {path: text}."""
-    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32,
-                  lookahead_size=32)
+    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32, lookahead_size=32)
     files = firmware_files(firmware)
     for name, text in (extra or {}).items():
         files[name] = text.encode() if isinstance(text, str) else text
@@ -38,8 +39,9 @@ def build(out, firmware=FIRMWARE, extra=None):
 
 
 def listdir(image, path="/"):
-    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32,
-                  lookahead_size=32, mount=False)
+    fs = LittleFS(
+        block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32, lookahead_size=32, mount=False
+    )
     fs.context.buffer = bytearray(Path(image).read_bytes())
     fs.mount()
     return fs.listdir(path)

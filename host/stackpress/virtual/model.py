@@ -15,16 +15,25 @@ fixture's temperature, which follows the room with a thermal time constant. The 
 state is kept beside what the sensors report, so a benchmark can tell measured error
 from true error.
 """
+
 import math
 import random
 
 from . import params
 
-
 # Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...};
 # the load-cell ones take "channel": i to hit one load cell (all of them without it).
-FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "adc_drift", "cell_expansion",
-          "motor_blocked", "estop", "end_stop")
+FAULTS = (
+    "adc_disconnected",
+    "adc_stuck",
+    "adc_saturated",
+    "noise_burst",
+    "adc_drift",
+    "cell_expansion",
+    "motor_blocked",
+    "estop",
+    "end_stop",
+)
 CHANNEL_FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "adc_drift")
 
 
@@ -52,7 +61,13 @@ class FixtureModel:
             scenario = scenario if scenario is not None else sc_default
         self.fx, self.sc = fixture, scenario
         self.rng = random.Random(seed)
-        adc, lc, dr, sp, fr = fixture["adc"], fixture["load_cell"], fixture["drive"], fixture["springs"], fixture["frame"]
+        adc, lc, dr, sp, fr = (
+            fixture["adc"],
+            fixture["load_cell"],
+            fixture["drive"],
+            fixture["springs"],
+            fixture["frame"],
+        )
         cell, cyc = scenario["cell"], scenario["cycling"]
         rate = adc["rate_sps"]
         if rate not in (10, 80):
@@ -80,9 +95,11 @@ class FixtureModel:
         self.gap_um = fr["initial_gap_um"]
         self.area_mm2 = math.pi * cell["diameter_mm"] ** 2 / 4
         # thermal: the column inside the frame grows against the frame (um per K of compression)
-        self.fixture_um_per_k = 1e-3 * (fr["plungers_length_mm"] * fr["plungers_cte_ppm_per_k"]
-                                        + fr["insulator_length_mm"] * fr["insulator_cte_ppm_per_k"]
-                                        - fr["frame_length_mm"] * fr["frame_cte_ppm_per_k"])
+        self.fixture_um_per_k = 1e-3 * (
+            fr["plungers_length_mm"] * fr["plungers_cte_ppm_per_k"]
+            + fr["insulator_length_mm"] * fr["insulator_cte_ppm_per_k"]
+            - fr["frame_length_mm"] * fr["frame_cte_ppm_per_k"]
+        )
         self.cell_um_per_k = 1e-3 * cell["thickness_mm"] * cell["cte_ppm_per_k"]
         self.thermal_alpha = 1 - math.exp(-dt_s / fr["thermal_tau_s"])
         self.thermistor_noise_k = fr["thermistor_noise_k_rms"]
@@ -99,14 +116,18 @@ class FixtureModel:
         self.offset_mm = (load.get("offset_x_mm", 0.0), load.get("offset_y_mm", 0.0))
         self.shares = load_shares(n, self.offset_mm[0], self.offset_mm[1], self.radius_mm)
         full_scale_v = 0.5 * adc["avdd_v"] / adc["gain"]
-        self.counts_per_v = 2 ** 23 / full_scale_v
+        self.counts_per_v = 2**23 / full_scale_v
         self.capacity_n = lc["capacity_n"]
         # Each load cell's own rated output and zero balance (its certificate), relative
         # to the datasheet's typical ones.
-        self.v_per_n = [lc["sensitivity_mv_per_v"] * (1 + lcs["sensitivity_deviation"][i]) * 1e-3 * adc["avdd_v"]
-                        / lc["capacity_n"] for i in range(n)]
-        self.zero_v = [(lc["zero_balance_mv_per_v"] + lcs["zero_balance_deviation_mv_per_v"][i]) * 1e-3
-                       * adc["avdd_v"] for i in range(n)]
+        self.v_per_n = [
+            lc["sensitivity_mv_per_v"] * (1 + lcs["sensitivity_deviation"][i]) * 1e-3 * adc["avdd_v"] / lc["capacity_n"]
+            for i in range(n)
+        ]
+        self.zero_v = [
+            (lc["zero_balance_mv_per_v"] + lcs["zero_balance_deviation_mv_per_v"][i]) * 1e-3 * adc["avdd_v"]
+            for i in range(n)
+        ]
         self.noise_v = adc["noise_nv_rms_10sps" if rate == 10 else "noise_nv_rms_80sps"] * 1e-9
         tau_c = lc["creep_tau_s"]
         self.lc_creep_gain = lc["creep_fs_per_30min"] / (1 - math.exp(-1800 / tau_c))
@@ -136,9 +157,9 @@ class FixtureModel:
         self.ambient_c = self.temp0_c
         self.temp_c = self.temp0_c
         self._next_event = 0
-        self.faults = {}         # active faults: name -> (end time s, event)
-        self.expansions = []     # (start s, duration s, um): sudden cell swelling, kept
-        self.board_events = []   # due events for the board (power cuts, hangs, unplugs): the sim's
+        self.faults = {}  # active faults: name -> (end time s, event)
+        self.expansions = []  # (start s, duration s, um): sudden cell swelling, kept
+        self.board_events = []  # due events for the board (power cuts, hangs, unplugs): the sim's
         self.last_counts = [0] * n
         self.sensed = [self.sensed_force_n(i) for i in range(n)]
         self.sensed_n = sum(self.sensed)
@@ -178,9 +199,13 @@ class FixtureModel:
 
     def cell_thickness_um(self):
         """True change of the cell's thickness under load since assembly: what dilatometry measures."""
-        return (self.cell_growth_um(self.t_us / 1e6) + self.expansion_um(self.t_us / 1e6) - self.cell_creep_um
-                - self.force_n / self.k_cell
-                + self.cell_um_per_k * (self.temp_c - self.temp0_c))
+        return (
+            self.cell_growth_um(self.t_us / 1e6)
+            + self.expansion_um(self.t_us / 1e6)
+            - self.cell_creep_um
+            - self.force_n / self.k_cell
+            + self.cell_um_per_k * (self.temp_c - self.temp0_c)
+        )
 
     # --- mechanics ---
     def _elastic(self, d):
@@ -245,14 +270,23 @@ class FixtureModel:
 
     def compression_um(self):
         t_s = self.t_us / 1e6
-        return (self.load_um - self.gap_um + self.cell_growth_um(t_s) + self.expansion_um(t_s) - self.cell_creep_um
-                + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c))
+        return (
+            self.load_um
+            - self.gap_um
+            + self.cell_growth_um(t_s)
+            + self.expansion_um(t_s)
+            - self.cell_creep_um
+            + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c)
+        )
 
     def sensed_force_n(self, i=0):
         """What load cell i reports before noise: creep and temperature errors included."""
         dt = self.temp_c - self.cal_temp_c
-        return ((self.force_n * self.shares[i] + self.lc_creep_n[i]) * (1 + self.span_tc_per_k * dt)
-                + self.zero_tc_n_per_k * dt + self.drift_n[i])
+        return (
+            (self.force_n * self.shares[i] + self.lc_creep_n[i]) * (1 + self.span_tc_per_k * dt)
+            + self.zero_tc_n_per_k * dt
+            + self.drift_n[i]
+        )
 
     def _environment(self):
         t_s = self.t_us / 1e6
@@ -270,10 +304,13 @@ class FixtureModel:
                 else:
                     ch = ev.get("channel")
                     if ch is not None and (name not in CHANNEL_FAULTS or not 0 <= ch < self.n_cells):
-                        raise ValueError("fault %r can't be put on channel %r (%d load cells)"
-                                         % (name, ch, self.n_cells))
+                        raise ValueError(
+                            "fault %r can't be put on channel %r (%d load cells)" % (name, ch, self.n_cells)
+                        )
                     self.faults[name if ch is None else "%s@%d" % (name, ch)] = (
-                        t_s + ev.get("duration_s", float("inf")), ev)
+                        t_s + ev.get("duration_s", float("inf")),
+                        ev,
+                    )
             if "load_offset_mm" in ev:  # the stack shifts or tilts: the load's centre moves
                 x, y = ev["load_offset_mm"]
                 self.offset_mm = (x, y)

@@ -4,6 +4,7 @@ A scenario names its fixture file (relative to itself) and may override fixture 
 in `fixture_set`; `--set fixture.KEY=V` / `--set scenario.KEY=V` override either from the
 command line with dotted keys, e.g. `fixture.springs.present=false`.
 """
+
 import json
 from pathlib import Path
 

@@ -3,6 +3,7 @@
 # the board process; it is not part of the firmware and is never copied to a board.
 import os
 import sys
+
 import vfs
 
 
@@ -31,7 +32,7 @@ class FileBlockDevice:
             self.cut -= 1
             if not self.cut:
                 self.f.seek(at)
-                self.f.write(memoryview(data)[:len(data) // 2])  # a slice of bytes would copy 2 KB of heap
+                self.f.write(memoryview(data)[: len(data) // 2])  # a slice of bytes would copy 2 KB of heap
                 self.f.flush()
                 os.system("kill -9 $PPID")
 

@@ -11,6 +11,7 @@ dropped, as USB CDC drops them. Input is never dropped: what the host writes wai
 the board has taken it, and meanwhile the pty fills and the host's write blocks, as a
 write to a Pico's USB serial does.
 """
+
 import errno
 import hashlib
 import json
@@ -33,8 +34,8 @@ from . import image
 from .model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
-HOST_WAIT_S = 0.1        # a host that has not read for this long is not reading: drop
-HANG_WALL_S = 2.0        # at full speed, a board silent this long (wall) is hung: its watchdog fires
+HOST_WAIT_S = 0.1  # a host that has not read for this long is not reading: drop
+HANG_WALL_S = 2.0  # at full speed, a board silent this long (wall) is hung: its watchdog fires
 BACKLOG_MAX = 1 << 20
 PEEK = int(socket.MSG_DONTWAIT | socket.MSG_PEEK)  # an int: or-ing the flag enums costs more than the recv
 ROM = Path(__file__).with_name("rom.py")
@@ -84,18 +85,37 @@ def factory_calibration(model):
     n = model.n_cells
     tares = [model.zero_counts(i) for i in range(n)]
     spans = [round(model.counts_per_n(i), 4) for i in range(n)]
-    return {"tare_counts": tares[0] if n == 1 else tares, "span_counts_per_n": spans[0] if n == 1 else spans,
-            "tare_temperature_c": model.cal_temp_c,
-            "reference": "virtual fixture: load-cell datasheet sensitivity and zero balance",
-            "date": "factory"}
+    return {
+        "tare_counts": tares[0] if n == 1 else tares,
+        "span_counts_per_n": spans[0] if n == 1 else spans,
+        "tare_temperature_c": model.cal_temp_c,
+        "reference": "virtual fixture: load-cell datasheet sensitivity and zero balance",
+        "date": "factory",
+    }
 
 
 class Sim:
-    def __init__(self, speed=1.0, seed=0, fixture=None, scenario=None, flash=None, heap="192k",
-                 firmware=FIRMWARE, truth=None, truth_every=8, boot_s=1.0, log=None, link=None,
-                 status=None, label=None):
+    def __init__(
+        self,
+        speed=1.0,
+        seed=0,
+        fixture=None,
+        scenario=None,
+        flash=None,
+        heap="192k",
+        firmware=FIRMWARE,
+        truth=None,
+        truth_every=8,
+        boot_s=1.0,
+        log=None,
+        link=None,
+        status=None,
+        label=None,
+    ):
         self.speed = speed
-        self.label = label or "seed %d" % seed  # what the model simulates, for the logs  # float, or None for as fast as possible
+        self.label = (
+            label or "seed %d" % seed
+        )  # what the model simulates, for the logs  # float, or None for as fast as possible
         self.model = FixtureModel(fixture, scenario, seed)
         self.flash_arg = flash
         self.heap = heap
@@ -116,8 +136,8 @@ class Sim:
         self.backlog_since = None
         self.dropping = False
         self._down_since = time.monotonic()
-        self.link = link            # a stable path to the port (a symlink), as /dev/serial/by-id gives
-        self.status_path = status   # JSON status for scripts, rewritten a few times a second
+        self.link = link  # a stable path to the port (a symlink), as /dev/serial/by-id gives
+        self.status_path = status  # JSON status for scripts, rewritten a few times a second
         self._status_at = 0.0
         self.master = self.slave = None
         self.replug_us = None
@@ -173,33 +193,44 @@ class Sim:
             self.flash = str(self.flash_arg)
         else:
             self.flash = str(self.flash_arg or Path(self.tmp) / "flash.img")
-            image.build(self.flash, self.firmware,
-                        {"calib.json": json.dumps(factory_calibration(self.model))})
+            image.build(self.flash, self.firmware, {"calib.json": json.dumps(factory_calibration(self.model))})
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
         self.truth = open(self.truth_path, "w") if self.truth_path else None
         if self.truth:
-            self.truth.write("t_s,true_force_n,true_pressure_mpa,sensed_force_n,cell_thickness_um,"
-                             "temperature_c,drive_um,%strue_uniformity_pct,true_centre_x_mm,true_centre_y_mm\n"
-                             % "".join("true_force_ch%d_n," % i for i in range(self.model.n_cells)))
+            self.truth.write(
+                "t_s,true_force_n,true_pressure_mpa,sensed_force_n,cell_thickness_um,"
+                "temperature_c,drive_um,%strue_uniformity_pct,true_centre_x_mm,true_centre_y_mm\n"
+                % "".join("true_force_ch%d_n," % i for i in range(self.model.n_cells))
+            )
         self.wall0 = time.monotonic()
         self._spawn_board()
         return self.port
 
     def _spawn_board(self):
-        env = dict(os.environ, STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
-                   STACKPRESS_CHIP_ID=chip_id(self.flash), STACKPRESS_SCENARIO=self.label,
-                   STACKPRESS_FLASH=self.flash, STACKPRESS_RESET_CAUSE=self.next_cause,
-                   STACKPRESS_LOAD_CELLS=str(self.model.n_cells), **self.next_env)
+        env = dict(
+            os.environ,
+            STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
+            STACKPRESS_CHIP_ID=chip_id(self.flash),
+            STACKPRESS_SCENARIO=self.label,
+            STACKPRESS_FLASH=self.flash,
+            STACKPRESS_RESET_CAUSE=self.next_cause,
+            STACKPRESS_LOAD_CELLS=str(self.model.n_cells),
+            **self.next_env,
+        )
         self.cut_armed = "STACKPRESS_CUT_AFTER_WRITES" in self.next_env
         self.next_cause = "power_on"
         self.next_env = {}
         self.wdt_ms = 0
         self.board = subprocess.Popen(
             [micropython_bin(), "-X", "heapsize=%s" % self.heap, "-i", str(ROM)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, bufsize=0,
-            start_new_session=True)  # a Ctrl-C at the terminal reaches the sim, not the board
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+            start_new_session=True,
+        )  # a Ctrl-C at the terminal reaches the sim, not the board
         os.set_blocking(self.board.stdout.fileno(), False)
         os.set_blocking(self.board.stdin.fileno(), False)
         self.boots += 1
@@ -295,8 +326,12 @@ class Sim:
                 self._reset_board("power_cut", "power_on", gap_s=ev.get("off_s", 1.0))
             elif kind == "flash_write_cut":
                 # Power fails during the k-th flash write of the next boot.
-                self._reset_board("power_cut", "power_on", gap_s=ev.get("off_s", 0.5),
-                                  env={"STACKPRESS_CUT_AFTER_WRITES": str(int(ev["after_writes"]))})
+                self._reset_board(
+                    "power_cut",
+                    "power_on",
+                    gap_s=ev.get("off_s", 0.5),
+                    env={"STACKPRESS_CUT_AFTER_WRITES": str(int(ev["after_writes"]))},
+                )
             elif kind == "hang":
                 if self.board is not None:
                     os.killpg(self.board.pid, signal.SIGSTOP)  # the loop stops; only the watchdog helps
@@ -308,12 +343,21 @@ class Sim:
                 raise ValueError("unknown board event %r" % kind)
 
     def write_status(self):
-        doc = {"t_s": self.model.t_us / 1e6, "samples": self.samples, "boots": self.boots,
-               "resets": self.resets, "unplugs": self.unplugs, "dropped_bytes": self.dropped_bytes,
-               "port": self.port if self.master is not None else None, "wall_s": time.monotonic() - self.wall0,
-               "driver_enabled": self.driver_on, "led": self.led, "inputs": self.model.inputs(),
-               # what a reference load cell in the stack would read (for `stackpress calibrate`)
-               "reference_force_n": round(self.model.force_n, 3)}
+        doc = {
+            "t_s": self.model.t_us / 1e6,
+            "samples": self.samples,
+            "boots": self.boots,
+            "resets": self.resets,
+            "unplugs": self.unplugs,
+            "dropped_bytes": self.dropped_bytes,
+            "port": self.port if self.master is not None else None,
+            "wall_s": time.monotonic() - self.wall0,
+            "driver_enabled": self.driver_on,
+            "led": self.led,
+            "inputs": self.model.inputs(),
+            # what a reference load cell in the stack would read (for `stackpress calibrate`)
+            "reference_force_n": round(self.model.force_n, 3),
+        }
         tmp = self.status_path + ".tmp"
         with open(tmp, "w") as f:
             json.dump(doc, f)
@@ -440,10 +484,20 @@ class Sim:
                 return
         self.samples += 1
         if self.truth and self.samples % self.truth_every == 0:
-            self.truth.write("%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f," % (
-                m.t_us / 1e6, m.force_n, m.force_n / m.area_mm2, m.sensed_n, m.cell_thickness_um(), m.temp_c,
-                m.drive_um) + "".join("%.4f," % f for f in m.load_n())
-                + "%.4f,%.4f,%.4f\n" % (m.uniformity_pct(), m.offset_mm[0], m.offset_mm[1]))
+            self.truth.write(
+                "%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f,"
+                % (
+                    m.t_us / 1e6,
+                    m.force_n,
+                    m.force_n / m.area_mm2,
+                    m.sensed_n,
+                    m.cell_thickness_um(),
+                    m.temp_c,
+                    m.drive_um,
+                )
+                + "".join("%.4f," % f for f in m.load_n())
+                + "%.4f,%.4f,%.4f\n" % (m.uniformity_pct(), m.offset_mm[0], m.offset_mm[1])
+            )
         flags = m.inputs() << 1
         for i, c in enumerate(counts):
             if c is not None:
@@ -610,6 +664,14 @@ class Sim:
             self.write_status()
         shutil.rmtree(self.tmp, ignore_errors=True)
         wall = time.monotonic() - self.wall0
-        self.log("stopped: %d samples, %.1f s virtual in %.1f s wall (x%.1f), %d boots, %d bytes dropped"
-                 % (self.samples, self.model.t_us / 1e6, wall, self.model.t_us / 1e6 / max(wall, 1e-9),
-                    self.boots, self.dropped_bytes))
+        self.log(
+            "stopped: %d samples, %.1f s virtual in %.1f s wall (x%.1f), %d boots, %d bytes dropped"
+            % (
+                self.samples,
+                self.model.t_us / 1e6,
+                wall,
+                self.model.t_us / 1e6 / max(wall, 1e-9),
+                self.boots,
+                self.dropped_bytes,
+            )
+        )
