@@ -15,10 +15,16 @@ scales every cell's span alike and shares the zero shift among them, keeping the
 certificate ratios (set per cell with `set_calibration` lists, see PROTOCOL.md).
 """
 
+from __future__ import annotations
+
 import datetime
 import math
 import sys
 import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackpress.connect import FixtureLink
 
 ADC_FULL_SCALE = 0x7FFFFF
 TOO_CLOSE_FRACTION = 0.01  # of the ADC's range (Klipper: 1 %)
@@ -29,9 +35,13 @@ class CalibrationError(Exception):
     pass
 
 
-def average_raw(link, n=AVERAGE_SAMPLES, timeout_s=60):
+def average_raw(
+    link: FixtureLink, n: int = AVERAGE_SAMPLES, timeout_s: float = 60
+) -> tuple[float, float, float | None]:
     """Mean and standard deviation of n distinct conversions (status, one at a time)."""
-    vals, seen, temps = [], None, []
+    vals: list[float] = []
+    temps: list[float] = []
+    seen = None
     end = time.monotonic() + timeout_s
     while len(vals) < n:
         if time.monotonic() > end:
@@ -53,7 +63,7 @@ def average_raw(link, n=AVERAGE_SAMPLES, timeout_s=60):
     return mean, sd, (sum(temps) / len(temps) if temps else None)
 
 
-def check_point(tare, counts, force_n):
+def check_point(tare: float, counts: float, force_n: float) -> None:
     """Klipper's rules, and a force that makes sense."""
     if force_n <= 0:
         raise CalibrationError("the reference force must be above 0 N, got %g" % force_n)
@@ -66,7 +76,7 @@ def check_point(tare, counts, force_n):
         )
 
 
-def fit(tare, points):
+def fit(tare: float, points: list[tuple[float, float, float]]) -> tuple[float, list[float], float, float]:
     """Span (counts/N) through the tare: least squares over (force_n, counts - tare).
     Returns span, residuals (N), rms residual (N), and the span's uncertainty (%, k = 2)."""
     sxx = sum(f * f for f, _, _ in points)
@@ -82,7 +92,7 @@ def fit(tare, points):
     return span, res, rms, u_pct
 
 
-def _ask(prompt):
+def _ask(prompt: str) -> str:
     print(prompt, end="", file=sys.stderr, flush=True)
     line = sys.stdin.readline()
     if not line:
@@ -90,7 +100,7 @@ def _ask(prompt):
     return line.strip()
 
 
-def _wait_state(link, states, timeout_s=300):
+def _wait_state(link: FixtureLink, states: tuple[str, ...], timeout_s: float = 300) -> dict[str, Any]:
     end = time.monotonic() + timeout_s
     while time.monotonic() < end:
         st = link.command("status")
@@ -102,7 +112,7 @@ def _wait_state(link, states, timeout_s=300):
     raise CalibrationError("the fixture did not reach %s in %d s" % ("/".join(states), timeout_s))
 
 
-def calibrate(link, at_n, reference, yes=False, as_json=False):
+def calibrate(link: FixtureLink, at_n: list[float], reference: str, yes: bool = False, as_json: bool = False) -> int:
     st = link.command("status")
     if st["state"] != "idle":
         raise CalibrationError("the fixture is %s: 'stackpress release' (and wait for idle) first" % st["state"])
@@ -139,12 +149,12 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
     finally:
         link.command("release")
     span, res, rms, u_pct = fit(tare, points)
-    prev = old.get("span_counts_per_n")
+    prev: Any = old.get("span_counts_per_n")
     if isinstance(prev, list):
         # Several load cells: raw_counts is their sum in channel 0's counts, whose span is
         # channel 0's; the fixture scales every cell's span alike.
         prev = prev[0]
-    summary = {
+    summary: dict[str, Any] = {
         "tare_counts": round(tare),
         "span_counts_per_n": span,
         "points": [[round(f, 3), round(c)] for f, c, _ in points],
@@ -168,6 +178,7 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
     if not yes and _ask("store it on the fixture? y/n ").lower() != "y":
         raise CalibrationError("not stored: the fixture keeps its calibration")
     _wait_state(link, ("idle",))
+    extra: dict[str, Any] = {"tare_temperature_c": round(temp, 3)} if temp is not None else {}
     r = link.command(
         "set_calibration",
         tare_counts=round(tare),
@@ -177,7 +188,7 @@ def calibrate(link, at_n, reference, yes=False, as_json=False):
         points=summary["points"],
         residual_rms_n=round(rms, 4),
         uncertainty_pct=round(u_pct, 4),
-        **({"tare_temperature_c": round(temp, 3)} if temp is not None else {}),
+        **extra,
     )
     summary["stored"] = r["calibration"]
     if as_json:

@@ -1,7 +1,13 @@
 """Text charts for the terminal: a value against a reference line, on a fixed grid."""
 
+from __future__ import annotations
 
-def line_chart(values, width=60, height=8, ref=None, min_span=None):
+from collections.abc import Sequence
+
+
+def line_chart(
+    values: Sequence[float], width: int = 60, height: int = 8, ref: float | None = None, min_span: float | None = None
+) -> list[str]:
     """Rows of text plotting the last `width` values; `ref` drawn as a dotted line."""
     vals = list(values)[-width:]
     if not vals:

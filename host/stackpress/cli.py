@@ -2,15 +2,22 @@
 4 the fixture refused (the message says why and what is allowed), 5 flashing failed
 (the message says what to do), 130 interrupted."""
 
+from __future__ import annotations
+
 import argparse
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .connect import open_link
 from .link import DeviceError, LinkError
 from .protocol import frame
+
+if TYPE_CHECKING:
+    from stackpress.connect import FixtureLink
 
 EXAMPLES = {
     "sim": "stackpress sim --speed 50 --seed 1 --set fixture.adc.rate_sps=80",
@@ -44,7 +51,7 @@ EXAMPLES = {
 SPEED_RANGE = (0.001, 1e6)
 
 
-def _speed(text):
+def _speed(text: str) -> float | None:
     if text == "max":
         return None
     try:
@@ -58,7 +65,7 @@ def _speed(text):
     return v
 
 
-def build_parser():
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stackpress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -267,7 +274,7 @@ def build_parser():
     return p
 
 
-def _print_status(st):
+def _print_status(st: dict[str, Any]) -> None:
     print(
         "fixture   %s on %s (firmware %s, %s)"
         % (st["state"].upper(), st["board"], st["firmware_version"], st["runtime"])
@@ -278,7 +285,7 @@ def _print_status(st):
     print("alarms    %s" % (", ".join(st["alarms"]) or "none"))
 
 
-def cmd_sim(a):
+def cmd_sim(a: argparse.Namespace) -> int:
     from .virtual.params import resolve
     from .virtual.sim import Sim
 
@@ -306,7 +313,7 @@ def cmd_sim(a):
     return 0
 
 
-def _scenario_label(a):
+def _scenario_label(a: argparse.Namespace) -> str:
     """'standard.json, seed 0, fixture.adc.rate_sps=80': enough to run the same model again."""
     parts = [os.path.basename(a.scenario or "standard.json"), "seed %d" % a.seed]
     if a.fixture:
@@ -314,7 +321,7 @@ def _scenario_label(a):
     return ", ".join(parts + list(a.set))
 
 
-def cmd_status(a, link):
+def cmd_status(a: argparse.Namespace, link: FixtureLink) -> int:
     st = link.command("status")
     if a.json:
         print(json.dumps(st))
@@ -323,7 +330,7 @@ def cmd_status(a, link):
     return 0
 
 
-def cmd_hold(a, link):
+def cmd_hold(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("hold", mpa=a.mpa)
     print("ramping to %.3f MPa" % r["setpoint_mpa"])
     if not a.wait:
@@ -347,7 +354,7 @@ def cmd_hold(a, link):
     return 1
 
 
-def _simple(name):
+def _simple(name: str) -> Callable[[argparse.Namespace, FixtureLink], int]:
     def run(a, link):
         r = link.command(name)
         print(json.dumps(r) if r else "ok")
@@ -356,7 +363,7 @@ def _simple(name):
     return run
 
 
-def cmd_config(a, link):
+def cmd_config(a: argparse.Namespace, link: FixtureLink) -> int:
     if a.key in ("pull", "push", "diff"):
         from .fixtureconfig import ConfigFileError, config_file
 
@@ -394,7 +401,7 @@ def cmd_config(a, link):
     return 0
 
 
-def cmd_tune(a, link):
+def cmd_tune(a: argparse.Namespace, link: FixtureLink) -> int:
     from .tune import TuneError, Tuner
 
     def progress(msg):
@@ -430,13 +437,13 @@ def cmd_tune(a, link):
     return 0
 
 
-def cmd_jog(a, link):
+def cmd_jog(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("jog", um=a.um)
     print("moving %+.4f um (%d microsteps)" % (r["um"], r["steps"]))
     return 0
 
 
-def _rotate(text):
+def _rotate(text: str) -> int | str:
     """'daily', or a size in bytes from '500KB', '100MB', '2GB'."""
     if text.lower() == "daily":
         return "daily"
@@ -452,14 +459,14 @@ def _rotate(text):
     return int(n)
 
 
-def _meta(text):
+def _meta(text: str) -> tuple[str, str]:
     k, sep, v = text.partition("=")
     if not sep or not k.strip() or not k.replace("_", "").isalnum():
         raise argparse.ArgumentTypeError("takes KEY=VALUE with a plain key (letters, digits, _), got %r" % text)
     return k.strip(), v.strip()
 
 
-def cmd_log(a):
+def cmd_log(a: argparse.Namespace) -> int:
     from .logfile import format_of
     from .logger import record
 
@@ -483,7 +490,7 @@ def cmd_log(a):
     )
 
 
-def cmd_serve(a):
+def cmd_serve(a: argparse.Namespace) -> int:
     from .logger import record
 
     if not (a.out.endswith(os.sep) or os.path.isdir(a.out)):
@@ -506,7 +513,7 @@ def cmd_serve(a):
     )
 
 
-def cmd_note(a):
+def cmd_note(a: argparse.Namespace) -> int:
     from .owner import socket_path
     from .remote import RemoteLink
 
@@ -524,13 +531,13 @@ def cmd_note(a):
     return 0
 
 
-def cmd_monitor(a, link):
+def cmd_monitor(a: argparse.Namespace, link: FixtureLink) -> int:
     from .monitor import monitor
 
     return monitor(link, a.duration)
 
 
-def _profile_file(a):
+def _profile_file(a: argparse.Namespace) -> tuple[str, list[list[float | int]]]:
     from .profile import ProfileError, load
 
     if not a.file:
@@ -543,7 +550,7 @@ def _profile_file(a):
         raise SystemExit(2) from None
 
 
-def cmd_profile_check(a):
+def cmd_profile_check(a: argparse.Namespace) -> int:
     from .profile import describe
 
     name, steps = _profile_file(a)
@@ -555,7 +562,7 @@ def cmd_profile_check(a):
     return 0
 
 
-def cmd_profile(a, link):
+def cmd_profile(a: argparse.Namespace, link: FixtureLink) -> int:
     from .profile import UNTIL_STOPPED, describe, duration
 
     if a.action == "run":
@@ -603,7 +610,7 @@ def cmd_profile(a, link):
     return 0
 
 
-def cmd_calibrate(a, link):
+def cmd_calibrate(a: argparse.Namespace, link: FixtureLink) -> int:
     from .calibrate import CalibrationError, calibrate
 
     try:
@@ -622,7 +629,7 @@ def cmd_calibrate(a, link):
         return 4
 
 
-def cmd_flash(a):
+def cmd_flash(a: argparse.Namespace) -> int:
     from .firmware import FIRMWARE
     from .flash import FlashError, flash
 
@@ -635,7 +642,7 @@ def cmd_flash(a):
         return 5
 
 
-def cmd_list(a):
+def cmd_list(a: argparse.Namespace) -> int:
     from . import discover
 
     found, other = [], []
@@ -660,7 +667,7 @@ def cmd_list(a):
     return 0
 
 
-def cmd_report(a):
+def cmd_report(a: argparse.Namespace) -> int:
     from .report import ReportError, report
 
     try:
@@ -671,7 +678,7 @@ def cmd_report(a):
         return 2
 
 
-def cmd_repl(a, link):
+def cmd_repl(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("repl")
     print("fixture parked (it resumes '%s' after a reset); the REPL is on %s:" % (r["resume_on_reset"], a.port))
     print("  mpremote connect %s resume fs ls" % a.port)
@@ -679,13 +686,13 @@ def cmd_repl(a, link):
     return 0
 
 
-def cmd_reset(a):
+def cmd_reset(a: argparse.Namespace) -> int:
     from .reset import reset
 
     return reset(a.port)
 
 
-def cmd_demo(a):
+def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import demo
 
     return demo(a.speed, a.mpa, a.duration)
@@ -711,7 +718,7 @@ LINKED = {
 }
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     if os.environ.get("STACKPRESS_DEBUG"):
         import faulthandler
         import signal

@@ -8,19 +8,29 @@ that is not stackpress's (mpremote, a terminal) makes a port "busy". When an own
 port now, or this process opens it: a monitor or a logger is never left behind.
 """
 
+from __future__ import annotations
+
 import os
 import socket
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from .link import RESEND_ON_SILENCE, Endpoint, LinkError
 from .owner import OwnedLink, socket_path
 from .remote import OwnerGone, RemoteLink
 
+if TYPE_CHECKING:
+    from stackpress.owner import OwnedLink
+    from stackpress.remote import OwnerGone, RemoteLink
+
 BUSY_WAIT_S = 2.0  # another stackpress process that just opened the port needs a moment to listen
 REBIND_TRIES = 8
 
 
-def open_link(port, timeout_s=3.0, subscribe=False, group=None):
+def open_link(
+    port: str | None, timeout_s: float = 3.0, subscribe: bool = False, group: str | None = None
+) -> FixtureLink:
     """A Link-like object for the fixture on `port` (see FixtureLink)."""
     if not port:
         raise LinkError(
@@ -30,7 +40,7 @@ def open_link(port, timeout_s=3.0, subscribe=False, group=None):
     return FixtureLink(port, timeout_s, subscribe, group)
 
 
-def _resolve(port, timeout_s, subscribe, group):
+def _resolve(port: str, timeout_s: float, subscribe: bool, group: str | None) -> OwnedLink | RemoteLink:
     path = socket_path(port)
     end = time.monotonic() + BUSY_WAIT_S
     while True:
@@ -47,7 +57,7 @@ def _resolve(port, timeout_s, subscribe, group):
         time.sleep(0.1)
 
 
-def _forget_if_dead(path):
+def _forget_if_dead(path: str) -> None:
     """A socket left by an owner that was killed: nobody answers on it."""
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
@@ -68,24 +78,24 @@ class FixtureLink(Endpoint):
     (command, hello, records, on_record, listeners, noise, close), plus `remote` and the
     owner's services (note, handover, reset, lend)."""
 
-    def __init__(self, port, timeout_s=3.0, subscribe=False, group=None):
+    def __init__(self, port: str, timeout_s: float = 3.0, subscribe: bool = False, group: str | None = None) -> None:
         self.port = port
         self._args = (port, timeout_s, subscribe, group)
-        self.listeners = []
-        self._on_record = None
-        self._link = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._on_record: Callable[[dict[str, Any]], None] | None = None
+        self._link: OwnedLink | RemoteLink | None = None
         self._bind(_resolve(*self._args))
 
-    def _bind(self, link):
+    def _bind(self, link: OwnedLink | RemoteLink) -> None:
         self._link = link
         link.on_record = self._on_record
         link.listeners.append(self._dispatch)
 
-    def _dispatch(self, rec):
+    def _dispatch(self, rec: dict[str, Any]) -> None:
         for listen in self.listeners:
             listen(rec)
 
-    def _rebind(self):
+    def _rebind(self) -> None:
         try:
             self._link.close()
         except OSError:
@@ -93,31 +103,31 @@ class FixtureLink(Endpoint):
         self._bind(_resolve(*self._args))
 
     @property
-    def on_record(self):
+    def on_record(self) -> Callable[[dict[str, Any]], None] | None:
         return self._on_record
 
     @on_record.setter
-    def on_record(self, fn):
+    def on_record(self, fn: Callable[[dict[str, Any]], None] | None) -> None:
         self._on_record = fn
         self._link.on_record = fn
 
     @property
-    def remote(self):
+    def remote(self) -> bool:
         return isinstance(self._link, RemoteLink)
 
     @property
-    def noise(self):
+    def noise(self) -> list[bytes]:
         return self._link.noise
 
     @property
-    def bad_frames(self):
+    def bad_frames(self) -> int:
         return self._link.bad_frames
 
     @property
-    def handed_over(self):
+    def handed_over(self) -> str | None:
         return getattr(self._link, "handed_over", None)
 
-    def _again(self, gone, tries):
+    def _again(self, gone: OwnerGone, tries: int) -> None:
         """After an owner ended: the next one, or the port itself (an owner that is ending
         may still take a connection, so a few tries)."""
         if tries >= REBIND_TRIES:
@@ -125,7 +135,7 @@ class FixtureLink(Endpoint):
         time.sleep(0.05 * tries)
         self._rebind()
 
-    def command(self, cmd, retries=2, **args):
+    def command(self, cmd: str, retries: int = 2, **args: Any) -> dict[str, Any]:
         tries = 0
         while True:
             try:
@@ -140,7 +150,7 @@ class FixtureLink(Endpoint):
                 tries += 1
                 self._again(gone, tries)
 
-    def hello(self):
+    def hello(self) -> dict[str, Any]:
         tries = 0
         while True:
             try:
@@ -149,7 +159,7 @@ class FixtureLink(Endpoint):
                 tries += 1
                 self._again(gone, tries)
 
-    def records(self, duration_s):
+    def records(self, duration_s: float) -> Iterator[dict[str, Any]]:
         end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
         tries = 0
         while time.monotonic() < end:
@@ -160,22 +170,24 @@ class FixtureLink(Endpoint):
                 tries += 1
                 self._again(gone, tries)
 
-    def note(self, text):
+    def note(self, text: str) -> dict[str, Any]:
         return self._remote("note", text)
 
-    def handover(self, why):
+    def handover(self, why: str) -> dict[str, Any]:
         return self._remote("handover", why)
 
-    def reset(self):
+    def reset(self) -> dict[str, Any]:
         return self._remote("reset")
 
-    def _remote(self, what, *args):
+    def _remote(self, what: str, *args: Any) -> dict[str, Any]:
         if not self.remote:
             raise LinkError("%s: no other stackpress process has %s" % (what, self.port))
         return getattr(self._link, what)(*args)
 
-    def lend(self, why):
-        self._link.lend(why)
+    def lend(self, why: str) -> None:
+        link = self._link
+        assert isinstance(link, OwnedLink), "only the port's owner lends it"
+        link.lend(why)
 
-    def close(self):
+    def close(self) -> None:
         self._link.close()

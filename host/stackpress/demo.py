@@ -1,22 +1,26 @@
 """`stackpress demo`: the virtual fixture ramps to 40 MPa and holds it, watched live."""
 
+from __future__ import annotations
+
 import signal
 import subprocess
 import sys
+from typing import Any
 
 from .connect import open_link
 from .monitor import monitor
 
 
-def _stop(signum, frame):
+def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # unwinds through `finally`, which stops the sim
 
 
-def demo(speed, mpa, duration_s=None):
+def demo(speed: float, mpa: float, duration_s: float | None = None) -> int:
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _stop)
     args = [sys.executable, "-m", "stackpress.cli", "sim", "--speed", "max" if speed is None else str(speed)]
     sim = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+    assert sim.stdout is not None  # a pipe, asked for
     try:
         first = sim.stdout.readline().strip()
         if not first.startswith("port: "):

@@ -7,21 +7,24 @@ opened, never other serial devices (a cycler's port, a modem), and each must ans
 `hello` as a stackpress fixture to count.
 """
 
+from __future__ import annotations
+
 import glob
 import json
 import os
+from typing import Any
 
 PICO_VID = 0x2E8A
 
 
-def runtime_dir():
+def runtime_dir() -> str:
     base = os.environ.get("STACKPRESS_RUNTIME_DIR")
     if not base:
         base = os.path.join(os.environ.get("XDG_RUNTIME_DIR") or "/tmp", "stackpress-%d" % os.getuid())
     return os.path.join(base, "sims")
 
 
-def register(port):
+def register(port: str) -> None:
     """This process (a virtual fixture) is reachable on `port`."""
     d = runtime_dir()
     os.makedirs(d, exist_ok=True)
@@ -31,14 +34,14 @@ def register(port):
     os.replace(path + ".new", path)
 
 
-def unregister():
+def unregister() -> None:
     try:
         os.unlink(os.path.join(runtime_dir(), "%d.json" % os.getpid()))
     except FileNotFoundError:
         pass
 
 
-def _alive(pid):
+def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -48,7 +51,7 @@ def _alive(pid):
     return True
 
 
-def virtual_ports():
+def virtual_ports() -> list[str]:
     ports = []
     for path in sorted(glob.glob(os.path.join(runtime_dir(), "*.json"))):
         try:
@@ -66,7 +69,7 @@ def virtual_ports():
     return ports
 
 
-def usb_ports():
+def usb_ports() -> list[str]:
     """Picos on USB, by their stable /dev/serial/by-id/ name where there is one."""
     from serial.tools import list_ports
 
@@ -76,11 +79,11 @@ def usb_ports():
     return [by_id.get(os.path.realpath(p.device), p.device) for p in list_ports.comports() if p.vid == PICO_VID]
 
 
-def candidate_ports():
+def candidate_ports() -> list[str]:
     return usb_ports() + virtual_ports()
 
 
-def probe(port):
+def probe(port: str) -> tuple[dict[str, Any] | None, str | None]:
     """(hello reply, None) if a stackpress fixture answers on `port`, else (None, why)."""
     from .connect import open_link
     from .link import DeviceError, LinkError

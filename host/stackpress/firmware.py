@@ -6,6 +6,8 @@ The host never imports firmware modules: it reads the firmware's own version fil
 (firmware/stackpress/version.json), the one place the versions are written.
 """
 
+from __future__ import annotations
+
 import functools
 import hashlib
 import json
@@ -45,7 +47,7 @@ def compiled(name: str, source: bytes) -> bytes:
     return cached.read_bytes()
 
 
-def firmware_files(firmware: "str | Path" = FIRMWARE) -> "dict[str, bytes]":
+def firmware_files(firmware: Path | str = FIRMWARE) -> dict[str, bytes]:
     """{path on the board: bytes}: every module as .mpy, main.py as source, and the data
     files the firmware reads at run time (DATA_SUFFIXES) as they are."""
     files = {}
@@ -58,7 +60,7 @@ def firmware_files(firmware: "str | Path" = FIRMWARE) -> "dict[str, bytes]":
     return files
 
 
-def versions(firmware: "str | Path" = FIRMWARE) -> "tuple[str, int]":
+def versions(firmware: Path | str = FIRMWARE) -> tuple[str, int]:
     """(firmware version, protocol version) of the firmware files in `firmware`."""
     v = json.loads((Path(firmware) / "stackpress" / "version.json").read_text())
     return v["firmware_version"], v["protocol_version"]

@@ -7,16 +7,22 @@ schema (names, ranges), shows what changes, and sets only that; what the fixture
 reading means) is reported and left as it was.
 """
 
+from __future__ import annotations
+
 import datetime
 import json
 import tomllib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackpress.connect import FixtureLink
 
 
 class ConfigFileError(Exception):
     pass
 
 
-def settings(link, with_help=False):
+def settings(link: FixtureLink, with_help: bool = False) -> dict[str, Any]:
     """The fixture's settings {key: {value, unit, min, max[, help]}}; the meanings come in a
     reply of their own (both together would not fit the fixture's output queue)."""
     cfg = link.command("config")["config"]
@@ -27,7 +33,7 @@ def settings(link, with_help=False):
     return cfg
 
 
-def render(info, cfg):
+def render(info: dict[str, Any], cfg: dict[str, Any]) -> str:
     lines = [
         "# stackpress fixture settings: `stackpress config push FILE` sets them on a fixture",
         "# pulled %s from %s (board %s, firmware %s)"
@@ -47,7 +53,7 @@ def render(info, cfg):
     return "\n".join(lines)
 
 
-def read(path, cfg):
+def read(path: str, cfg: dict[str, Any]) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
             doc = tomllib.load(f)
@@ -69,7 +75,7 @@ def read(path, cfg):
     return doc
 
 
-def differences(doc, cfg):
+def differences(doc: dict[str, Any], cfg: dict[str, Any]) -> list[tuple[str, float, float, str]]:
     return [
         (k, cfg[k]["value"], v, cfg[k]["unit"])
         for k, v in doc.items()
@@ -77,7 +83,7 @@ def differences(doc, cfg):
     ]
 
 
-def config_file(link, action, path, as_json=False):
+def config_file(link: FixtureLink, action: str, path: str, as_json: bool = False) -> int:
     cfg = settings(link, with_help=action == "pull")
     if action == "pull":
         info = dict(link.command("hello"), port=link.port)

@@ -23,13 +23,17 @@ never leave it without a firmware that runs.
    the previous firmware, should it be wanted back by hand.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import firmware as fwfiles
 from .link import Link, LinkError
@@ -75,7 +79,7 @@ class FlashError(Exception):
     pass
 
 
-def _checked_files(firmware):
+def _checked_files(firmware: Path | str) -> dict[str, bytes]:
     """The firmware as the board gets it, every file compiled first (main.py included,
     though it goes as source): a syntax error stops here, before the fixture is touched."""
     try:
@@ -90,22 +94,22 @@ def _checked_files(firmware):
     return files
 
 
-def _room_needed(files):
+def _room_needed(files: dict[str, bytes]) -> int:
     return sum(-(-len(d) // 4096) * 4096 for d in files.values()) + SPARE_BYTES
 
 
-def _state(st):
+def _state(st: dict[str, Any]) -> str:
     return "%s at %.3f MPa (setpoint %.3f)" % (st["state"], st["pressure_mpa"], st["setpoint_mpa"])
 
 
-def _mpremote(port, *args, timeout=120):
+def _mpremote(port: str, *args: str, timeout: float = 120) -> str:
     p = subprocess.run([MPREMOTE, "connect", port, "resume", *args], capture_output=True, text=True, timeout=timeout)
     if p.returncode:
         raise FlashError("mpremote %s: %s" % (" ".join(args[:2]), (p.stderr or p.stdout).strip()[-400:]))
     return p.stdout
 
 
-def board_hashes(port, paths):
+def board_hashes(port: str, paths: dict[str, bytes]) -> dict[str, str]:
     out = _mpremote(port, "exec", HASH_CODE % (json.dumps(sorted(paths)), json.dumps(list(FOLDERS))))
     i = out.find("HASHES")
     if i < 0:
@@ -158,7 +162,7 @@ for p in %s:
 """
 
 
-def _stage(port, files, changed, say):
+def _stage(port: str, files: dict[str, bytes], changed: list[str], say: Callable[[str], None]) -> None:
     """Copy each changed file beside the old one, as FILE.new."""
     with tempfile.TemporaryDirectory() as tmp:
         if changed:
@@ -173,23 +177,23 @@ def _stage(port, files, changed, say):
             _mpremote(port, "fs", "cp", str(local), ":" + p + ".new")
 
 
-def _remove(port, paths):
+def _remove(port: str, paths: list[str]) -> None:
     if paths:
         _mpremote(port, "exec", REMOVE_CODE % json.dumps(paths))
 
 
-def _rollback(port, changed, stale):
+def _rollback(port: str, changed: list[str], stale: list[str]) -> None:
     _mpremote(port, "exec", ROLLBACK_CODE % json.dumps(changed + stale))
 
 
-def _reset(port):
+def _reset(port: str) -> None:
     try:
         _mpremote(port, "exec", RESET_CODE.decode(), timeout=20)
     except (FlashError, subprocess.TimeoutExpired):
         pass  # the board went away mid-command: that is the reset
 
 
-def _back_to(port):
+def _back_to(port: str) -> str:
     """Reset into the firmware the board has, and say what runs and in what state."""
     _reset(port)
     info, why = wait_for_firmware(port, timeout_s=30, direct=True)
@@ -211,13 +215,18 @@ def _back_to(port):
     return "the fixture runs firmware %s again, %s" % (st["firmware_version"], _state(st))
 
 
-def _sha(data):
+def _sha(data: bytes) -> str:
     import hashlib
 
     return hashlib.sha256(data).hexdigest()
 
 
-def flash(port, firmware=fwfiles.FIRMWARE, progress=None, as_json=False):
+def flash(
+    port: str,
+    firmware: Path | str = fwfiles.FIRMWARE,
+    progress: Callable[[str], None] | None = None,
+    as_json: bool = False,
+) -> int:
     """Put `firmware` on the fixture on `port`, borrowing the port from its owner."""
     from .connect import open_link
 
@@ -233,7 +242,7 @@ def flash(port, firmware=fwfiles.FIRMWARE, progress=None, as_json=False):
         lease.close()  # the owner takes its port back (or this process lets it go)
 
 
-def _flash(port, firmware, progress, as_json):
+def _flash(port: str, firmware: Path | str, progress: Callable[[str], None] | None, as_json: bool) -> int:
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     t0 = time.monotonic()
     try:

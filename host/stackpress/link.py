@@ -9,8 +9,12 @@ through it: owner.py): the serial line is used under one lock, a command holds i
 its reply, and every record decoded is also handed to each of `listeners`.
 """
 
+from __future__ import annotations
+
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import Any, Self
 
 import serial
 
@@ -49,7 +53,7 @@ class HandedOver(LinkError):
 class DeviceError(Exception):
     """The fixture answered with an error (exit code 4)."""
 
-    def __init__(self, code, msg):
+    def __init__(self, code: str, msg: str) -> None:
         super().__init__(msg)
         self.code = code
         self.msg = msg
@@ -59,7 +63,13 @@ class Endpoint:
     """What every way to a fixture shares (a Link, a fixture through its owner): `hello`
     checks the protocol version, and `with` closes it."""
 
-    def hello(self):
+    def command(self, cmd: str, retries: int = 2, **args: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def hello(self) -> dict[str, Any]:
         info = self.command("hello")
         if info.get("protocol_version") != protocol_version():
             raise LinkError(
@@ -68,15 +78,17 @@ class Endpoint:
             )
         return info
 
-    def __enter__(self):
+    def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
 
 class Link(Endpoint):
-    def __init__(self, port, on_record=None, timeout_s=3.0):
+    def __init__(
+        self, port: str, on_record: Callable[[dict[str, Any]], None] | None = None, timeout_s: float = 3.0
+    ) -> None:
         if not port:
             raise LinkError(
                 "no port given: use --port PATH or set STACKPRESS_PORT "
@@ -92,19 +104,19 @@ class Link(Endpoint):
         self.port = port
         self.timeout_s = timeout_s
         self.on_record = on_record
-        self.listeners = []  # each gets every record decoded, whoever reads it
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # each gets every record decoded
         self.io = threading.RLock()
         self._buf = b""
         self._id = int(time.time() * 1000) % 100000
         self.bad_frames = 0
-        self.noise = []
+        self.noise: list[bytes] = []
         self._noise_bytes = 0  # received since the last good frame
         self.ser.reset_input_buffer()
 
-    def close(self):
+    def close(self) -> None:
         self.ser.close()
 
-    def _lines(self, deadline):
+    def _lines(self, deadline: float) -> Iterator[bytes]:
         while True:
             nl = self._buf.find(b"\n")
             if nl >= 0:
@@ -127,7 +139,7 @@ class Link(Endpoint):
             if chunk:
                 self._buf += chunk
 
-    def _noise(self, line):
+    def _noise(self, line: bytes) -> None:
         self.bad_frames += 1
         self.noise.append(line[:200])
         del self.noise[:-20]
@@ -139,7 +151,7 @@ class Link(Endpoint):
                 "stackpress fixture running its firmware" % (self.port, MAX_NOISE_BYTES // 1024)
             )
 
-    def _decode(self, line):
+    def _decode(self, line: bytes) -> Any:
         try:
             obj = parse(line)
             if obj.get("t") in ("tel", "evt"):
@@ -154,7 +166,7 @@ class Link(Endpoint):
                 listen(obj)
         return obj
 
-    def records(self, duration_s):
+    def records(self, duration_s: float) -> Iterator[dict[str, Any]]:
         """Yield telemetry and event records for duration_s seconds (None: forever)."""
         end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
         while time.monotonic() < end:
@@ -166,14 +178,14 @@ class Link(Endpoint):
                 ]
             yield from got
 
-    def command(self, cmd, retries=2, **args):
+    def command(self, cmd: str, retries: int = 2, **args: Any) -> dict[str, Any]:
         """Send a command and return its reply's data. A command whose frame arrived garbled
         (the fixture says so and did nothing) is sent again; one with no reply is sent again
         only if doing it twice is harmless (a `jog` must not move twice)."""
         with self.io:
             return self._command(cmd, retries, args)
 
-    def _command(self, cmd, retries, args):
+    def _command(self, cmd: str, retries: int, args: dict[str, Any]) -> dict[str, Any]:
         for _attempt in range(retries + 1):
             self._id += 1
             cid = self._id

@@ -20,6 +20,8 @@ identity (`boot_id`, drawn by the firmware at each boot) besides its count: a fi
 flash was wiped counts its boots from 1 again, and its records are still told apart.
 """
 
+from __future__ import annotations
+
 import csv
 import datetime
 import fcntl
@@ -29,7 +31,9 @@ import os
 import sqlite3
 import stat
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from .timebase import utc_text
 
@@ -55,18 +59,20 @@ UNITS = (
 )
 
 
-def columns(record_fields):
+def columns(
+    record_fields: Sequence[str],
+) -> list[str]:
     """A log's columns for records with `record_fields` (the fixture's `schema`)."""
     skip = set(KEY_COLUMNS) | set(TAIL_COLUMNS)
     return KEY_COLUMNS + [f for f in record_fields if f not in skip] + TAIL_COLUMNS
 
 
-def _fields_of(cols):
+def _fields_of(cols: list[str]) -> list[str]:
     """The telemetry columns among a file's columns."""
     return [c for c in cols if c not in KEY_COLUMNS and c not in TAIL_COLUMNS]
 
 
-def _new_columns(meta, path):
+def _new_columns(meta: dict[str, Any], path: str) -> list[str]:
     """The columns of a new log: from the record fields in its metadata."""
     f = meta.get("record_fields")
     if isinstance(f, str):
@@ -82,11 +88,13 @@ def _new_columns(meta, path):
     return columns(f)
 
 
-def utc():
+def utc() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def values(rec, when, cols, boot_id=None, source=None):
+def values(
+    rec: dict[str, Any], when: str, cols: list[str], boot_id: str | None = None, source: str | None = None
+) -> list[int | str | float | None]:
     """A record as the values of a file's columns: `when` the UTC time it was measured,
     `boot_id` its boot's identity, `source` how its time is known ("live", "replayed")."""
     d = {
@@ -104,7 +112,7 @@ def values(rec, when, cols, boot_id=None, source=None):
     return [d.get(c) for c in cols]
 
 
-def meta_text(v):
+def meta_text(v: Any) -> str:
     """A metadata value on one line: text as it is, unless it holds a line break or other
     control character (a device's text must not add lines to the header): then as JSON."""
     if isinstance(v, str) and v.isprintable():
@@ -112,7 +120,7 @@ def meta_text(v):
     return json.dumps(v)
 
 
-def _lock(fd, path):
+def _lock(fd: int, path: str) -> None:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -123,7 +131,7 @@ def _lock(fd, path):
         ) from None
 
 
-def _check_path(path, exists):
+def _check_path(path: str, exists: bool) -> None:
     """A log is a regular file in a folder that exists."""
     if exists:
         if not stat.S_ISREG(os.stat(path).st_mode):
@@ -134,7 +142,7 @@ def _check_path(path, exists):
             raise LogError("the folder %s does not exist: create it, or give another --out" % d)
 
 
-def check_owner(path, meta_of_file, meta):
+def check_owner(path: str, meta_of_file: dict[str, str], meta: dict[str, Any]) -> None:
     """A log is resumed only by the fixture it belongs to."""
     theirs = meta_of_file.get("fixture_id")
     ours = meta.get("fixture_id")
@@ -149,17 +157,17 @@ class CsvLog:
     """New: metadata and header. Existing (resume): its torn last line cut off, and the
     last (boot, seq) written read back."""
 
-    def __init__(self, path, meta, resume=False):
+    def __init__(self, path: str, meta: dict[str, Any], resume: bool = False) -> None:
         exists = os.path.exists(path)
         if exists and not resume:
             raise FileExistsError(path)
         _check_path(path, exists)
         self.path = path
-        self.last = None  # (boot, seq) of the last row
+        self.last: tuple[Any, Any] | None = None  # (boot, seq) of the last row
         self.last_boot_id = None
         self.rows = 0
         self.gaps = 0
-        self.cols = None if exists else _new_columns(meta, path)
+        self.cols: list[str] = [] if exists else _new_columns(meta, path)
         self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _lock(self.fd, path)
         if exists:
@@ -179,7 +187,7 @@ class CsvLog:
         else:
             self.note("resumed %s by a new logger; last row was boot %s seq %s" % (utc(), *(self.last or ("-", "-"))))
 
-    def _cut_torn_line(self):
+    def _cut_torn_line(self) -> None:
         """A killed logger's half-written last row goes; only the file's tail is read."""
         with open(self.path, "rb+") as f:
             end = f.seek(0, 2)
@@ -197,24 +205,30 @@ class CsvLog:
                 pos -= step
             f.truncate(0)
 
-    def _put(self, text):
+    def _put(self, text: str) -> None:
         b = text.encode()
         n = os.write(self.fd, b)  # one write per row: appended whole
         while n < len(b):
             n += os.write(self.fd, b[n:])
 
-    def flush(self):
+    def flush(self) -> None:
         if time.monotonic() - self._synced >= 1.0:
             os.fsync(self.fd)
             self._synced = time.monotonic()
 
-    def size_bytes(self):
+    def size_bytes(self) -> int:
         return os.fstat(self.fd).st_size
 
-    def note(self, text):
+    def note(self, text: str) -> None:
         self._put("# %s\n" % text)
 
-    def row(self, rec, boot_id=None, measured_ms=None, source=None):
+    def row(
+        self,
+        rec: dict[str, Any],
+        boot_id: str | None = None,
+        measured_ms: float | None = None,
+        source: str | None = None,
+    ) -> None:
         when = utc() if measured_ms is None else utc_text(measured_ms)
         self._put(",".join(_cell(v) for v in values(rec, when, self.cols, boot_id, source)) + "\n")
         self.rows += 1
@@ -222,7 +236,7 @@ class CsvLog:
         self.last_boot_id = boot_id
         self.flush()
 
-    def write(self, rec):
+    def write(self, rec: dict[str, Any]) -> None:
         """Write a record as it comes, noting holes and reboots (no replay)."""
         seq = rec.get("seq")
         if self.last is not None and isinstance(seq, int) and seq != self.last[1] + 1:
@@ -233,14 +247,14 @@ class CsvLog:
                 self.note("gap: records %d..%d not received" % (self.last[1] + 1, seq - 1))
         self.row(rec)
 
-    def close(self):
+    def close(self) -> None:
         os.fsync(self.fd)
         os.close(self.fd)
 
 
-def _csv_meta(path):
+def _csv_meta(path: str) -> dict[str, str]:
     """The metadata of a CSV log (its '# key: value' lines before the header)."""
-    meta = {}
+    meta: dict[str, str] = {}
     with open(path, newline="", errors="replace") as f:
         for line in f:
             if not line.startswith("#"):
@@ -251,7 +265,7 @@ def _csv_meta(path):
     return meta
 
 
-def _header(path):
+def _header(path: str) -> list[str] | None:
     """The column names of a CSV log (its first line that is not metadata), or None."""
     with open(path, newline="", errors="replace") as f:
         for line in f:
@@ -260,7 +274,7 @@ def _header(path):
     return None
 
 
-def _last_key(path, cols=None):
+def _last_key(path: str, cols: list[str] | None = None) -> tuple[tuple[int, int] | None, str | None]:
     """((boot, seq), boot_id) of the last data row of a CSV log; (None, None) if none."""
     cols = cols or _header(path) or []
     at = cols.index("boot_id") if "boot_id" in cols else None
@@ -282,7 +296,7 @@ def _last_key(path, cols=None):
     return None, None
 
 
-def last_key(path):
+def last_key(path: str) -> tuple[int, int] | None:
     """(boot, seq) of the last row of a log file of either format, or None."""
     if format_of(path) == "csv":
         return _last_key(path)[0]
@@ -291,14 +305,14 @@ def last_key(path):
         r = db.execute("SELECT boot, seq FROM records ORDER BY rowid DESC LIMIT 1").fetchone()
     finally:
         db.close()
-    return tuple(r) if r else None
+    return (r[0], r[1]) if r else None
 
 
-def _sql_type(col):
+def _sql_type(col: str) -> str:
     return "TEXT" if col in TEXT_COLUMNS else "INTEGER" if col in INTEGER_COLUMNS else "REAL"
 
 
-def _cell(v):
+def _cell(v: float | str | int | None) -> str:
     if v is None:
         return ""
     s = str(v)
@@ -308,7 +322,7 @@ def _cell(v):
 
 
 class SqliteLog:
-    def __init__(self, path, meta, resume=False):
+    def __init__(self, path: str, meta: dict[str, Any], resume: bool = False) -> None:
         exists = os.path.exists(path)
         if exists and not resume:
             raise FileExistsError(path)
@@ -358,39 +372,45 @@ class SqliteLog:
         self._insert = "INSERT INTO records VALUES (%s)" % ", ".join("?" * len(self.cols))
         self.flush()
 
-    def note(self, text):
+    def note(self, text: str) -> None:
         self.db.execute("INSERT INTO notes VALUES (?, (SELECT max(rowid) FROM records), ?)", (utc(), text))
 
-    def row(self, rec, boot_id=None, measured_ms=None, source=None):
+    def row(
+        self,
+        rec: dict[str, Any],
+        boot_id: str | None = None,
+        measured_ms: float | None = None,
+        source: str | None = None,
+    ) -> None:
         when = utc() if measured_ms is None else utc_text(measured_ms)
         self.db.execute(self._insert, values(rec, when, self.cols, boot_id, source))
         self.rows += 1
         self.last = (rec.get("boot"), rec.get("seq"))
         self.last_boot_id = boot_id
 
-    def flush(self):
+    def flush(self) -> None:
         self.db.execute("COMMIT")
         self.db.execute("BEGIN")
 
-    def size_bytes(self):
+    def size_bytes(self) -> int:
         return sum(os.path.getsize(p) for p in (self.path, self.path + "-wal") if os.path.exists(p))
 
-    def close(self):
+    def close(self) -> None:
         if self.db.in_transaction:
             self.db.execute("COMMIT")
         self.db.close()
         os.close(self._lockfd)
 
 
-FORMATS = {"csv": CsvLog, "sqlite": SqliteLog}
+FORMATS: dict[str, type[CsvLog] | type[SqliteLog]] = {"csv": CsvLog, "sqlite": SqliteLog}
 EXTENSIONS = {".csv": "csv", ".sqlite": "sqlite", ".sqlite3": "sqlite", ".db": "sqlite"}
 
 
-def format_of(path):
+def format_of(path: str) -> str:
     return EXTENSIONS.get(os.path.splitext(path)[1].lower(), "csv")
 
 
-def segments(base):
+def segments(base: str) -> list[str]:
     """The files of a rotating log named `base`, oldest first."""
     stem, ext = os.path.splitext(base)
     return sorted(glob.glob(glob.escape(stem) + ".[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T*" + ext))
@@ -400,7 +420,9 @@ class Rotating:
     """A log kept as a series of files: a new one when the UTC day changes (daily) or the
     current one has reached max_bytes. The same interface as one file."""
 
-    def __init__(self, base, meta, daily=False, max_bytes=None, resume=True):
+    def __init__(
+        self, base: str, meta: dict[str, Any], daily: bool = False, max_bytes: int | None = None, resume: bool = True
+    ) -> None:
         self.base, self.meta, self.daily, self.max_bytes = base, meta, daily, max_bytes
         self.cls = FORMATS[format_of(base)]
         self.rows = 0
@@ -423,11 +445,11 @@ class Rotating:
         self.path = self.cur.path
         self._day = self._day_of(self.path)
 
-    def _day_of(self, path):
+    def _day_of(self, path: str) -> str:
         """The UTC day a file of this log began, from its name."""
         return os.path.basename(path)[len(os.path.basename(os.path.splitext(self.base)[0])) + 1 :][:10]
 
-    def _open(self, previous):
+    def _open(self, previous: str | None) -> CsvLog | SqliteLog:
         stem, ext = os.path.splitext(self.base)
         now = datetime.datetime.now(datetime.timezone.utc)
         path = "%s.%s%s" % (stem, now.strftime("%Y-%m-%dT%H%M%S.") + "%03dZ" % (now.microsecond // 1000), ext)
@@ -443,18 +465,24 @@ class Rotating:
         self.files += 1
         return self.cls(path, meta)
 
-    def _policy(self):
+    def _policy(self) -> str:
         parts = (["a new file each UTC day"] if self.daily else []) + (
             ["a new file at %d bytes" % self.max_bytes] if self.max_bytes else []
         )
         return " and ".join(parts)
 
-    def _due(self):
+    def _due(self) -> bool:
         if self.daily and datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d") != self._day:
             return True
-        return bool(self.max_bytes) and self.cur.size_bytes() >= self.max_bytes
+        return self.max_bytes is not None and self.cur.size_bytes() >= self.max_bytes
 
-    def row(self, rec, boot_id=None, measured_ms=None, source=None):
+    def row(
+        self,
+        rec: dict[str, Any],
+        boot_id: str | None = None,
+        measured_ms: float | None = None,
+        source: str | None = None,
+    ) -> None:
         if self._due():
             self.cur.note("continued in the next file (rotation)")
             self.cur.close()
@@ -466,17 +494,19 @@ class Rotating:
         self.last = self.cur.last
         self.last_boot_id = boot_id
 
-    def note(self, text):
+    def note(self, text: str) -> None:
         self.cur.note(text)
 
-    def flush(self):
+    def flush(self) -> None:
         self.cur.flush()
 
-    def close(self):
+    def close(self) -> None:
         self.cur.close()
 
 
-def open_log(path, meta, daily=False, max_bytes=None):
+def open_log(
+    path: str, meta: dict[str, Any], daily: bool = False, max_bytes: int | None = None
+) -> CsvLog | Rotating | SqliteLog:
     """The log at `path` (resumed if it exists), rotating if daily or max_bytes is set."""
     if daily or max_bytes:
         return Rotating(path, meta, daily, max_bytes)
@@ -484,7 +514,7 @@ def open_log(path, meta, daily=False, max_bytes=None):
 
 
 # --- reading ---
-def number(text):
+def number(text: str) -> float | None:
     """A CSV cell as a float, None when empty or not a number."""
     try:
         return float(text) if text != "" else None
@@ -492,7 +522,7 @@ def number(text):
         return None
 
 
-def _csv_items(path):
+def _csv_items(path: str) -> Iterator[tuple[Any, ...]]:
     """('meta', key, value), ('note', text) and ('row', dict of strings) from a CSV log."""
     try:
         f = open(path, newline="")
@@ -517,7 +547,7 @@ def _csv_items(path):
             yield "row", dict(zip(header, next(csv.reader([line]))))
 
 
-def _sqlite_items(path):
+def _sqlite_items(path: str) -> Iterator[tuple[Any, ...]]:
     """The same from an SQLite log; notes come where the CSV would have them."""
     try:
         db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
@@ -539,15 +569,20 @@ def _sqlite_items(path):
     db.close()
 
 
-def read_log(paths, progress=None):
+def read_log(
+    paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """(metadata dict, telemetry rows, events, notes) of a log kept in one file or a series
     of them (a rotating log, oldest first; the metadata is the first one's, with `files`
     added). Rows: every column, numbers as floats (None where empty), boot and
     seq as ints, the text columns as text. Events: their fields with boot, seq, device_ms
     and host_time_utc."""
-    meta, rows, events, notes = {}, [], [], []
-    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    for n, path in enumerate(paths):
+    meta: dict[str, Any] = {}
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    notes: list[str] = []
+    files = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    for n, path in enumerate(files):
         items = _sqlite_items if format_of(str(path)) == "sqlite" else _csv_items
         for item in items(str(path)):
             if item[0] == "meta":
@@ -579,5 +614,5 @@ def read_log(paths, progress=None):
             rows.append(row)
             if progress and len(rows) % 100000 == 0:
                 progress("read %d records" % len(rows))
-    meta["files"] = len(paths)
+    meta["files"] = len(files)
     return meta, rows, events, notes

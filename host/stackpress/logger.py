@@ -8,6 +8,8 @@ silent. The link is opened again when it drops (USB unplug, reset): the logger w
 for the fixture and catches up. The files are in logfile.py.
 """
 
+from __future__ import annotations
+
 import collections
 import json
 import os
@@ -15,6 +17,8 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from . import discover
 from .connect import open_link
@@ -23,6 +27,10 @@ from .logfile import UNITS, LogError, open_log, utc
 from .owner import me, note_record
 from .protocol import FIXTURE_ID
 from .timebase import TimeBase, utc_text
+
+if TYPE_CHECKING:
+    from stackpress.connect import FixtureLink
+    from stackpress.logfile import CsvLog, Rotating, SqliteLog
 
 REPLAY_RETRY_S = 3.0
 SCAN_EVERY_S = 5.0
@@ -37,7 +45,7 @@ class Sequencer:
     again, and its records are new ones, not duplicates of the old boot 1. Each record is
     placed in UTC when it arrives (timebase.py): live, or by its boot's clock if late."""
 
-    def __init__(self, log, hold_unanchored=False):
+    def __init__(self, log: CsvLog | Rotating | SqliteLog, hold_unanchored: bool = False) -> None:
         self.log = log
         # The logger anchors each boot's clock with `status` and holds records until then;
         # without it (tests, tools) a boot's first record anchors it as it arrives.
@@ -46,14 +54,16 @@ class Sequencer:
         self.boot_id = getattr(log, "last_boot_id", None)
         self.fresh = log.last is None  # nothing written yet: what came before it was never promised
         self.time = TimeBase()
-        self.held = []  # (record, arrival ms) of a boot whose clock is not anchored yet: see anchor()
-        self.pending = {}
+        self.held: list[
+            tuple[dict[str, Any], float]
+        ] = []  # (record, arrival ms) of a boot whose clock is not anchored yet: see anchor()
+        self.pending: dict[int, tuple[dict[str, Any], tuple[float, str]]] = {}
         self.want = None  # first seq of a hole to ask for
         self.asked_at = None
         self.duplicates = 0
         self.lost = 0
 
-    def new_boot(self, boot, boot_id=None):
+    def new_boot(self, boot: int, boot_id: str | None = None) -> None:
         restarted = isinstance(boot, int) and isinstance(self.boot, int) and boot <= self.boot
         if self.boot is not None:
             self._give_up_pending("the fixture restarted (boot %s)" % boot)
@@ -70,12 +80,12 @@ class Sequencer:
         self.boot, self.boot_id, self.last = boot, boot_id, 0
         self.want = None
 
-    def _same_boot(self, boot, boot_id):
+    def _same_boot(self, boot: int, boot_id: str | None) -> bool:
         if boot != self.boot:
             return False
         return boot_id is None or self.boot_id is None or boot_id == self.boot_id
 
-    def offer(self, rec, arrival_ms=None):
+    def offer(self, rec: dict[str, Any], arrival_ms: float | None = None) -> None:
         arrival_ms = time.time() * 1000 if arrival_ms is None else arrival_ms
         b, s = rec.get("boot"), rec.get("seq")
         if not isinstance(s, int):
@@ -103,7 +113,7 @@ class Sequencer:
                 self.want = self.last + 1
                 self.asked_at = None
 
-    def anchor(self, status, arrival_ms):
+    def anchor(self, status: dict[str, Any], arrival_ms: float) -> None:
         """`status` arrived at arrival_ms: its uptime is its boot's device time then. Records
         held for want of it are placed now; one of a boot status no longer shows is placed
         by its own arrival (the best there is)."""
@@ -116,18 +126,18 @@ class Sequencer:
                 self.time.anchor(rec.get("boot"), rec.get("device_ms", 0), t)
             self.offer(rec, t)
 
-    def _write(self, rec, when):
+    def _write(self, rec: dict[str, Any], when: tuple[float, str]) -> None:
         self.log.row(rec, self.boot_id, *when)
         self.last = rec["seq"]
         self.fresh = False
 
-    def _drain(self):
+    def _drain(self) -> None:
         while self.last + 1 in self.pending:
             self._write(*self.pending.pop(self.last + 1))
         if not self.pending:
             self.want = None
 
-    def replayed(self, reply):
+    def replayed(self, reply: dict[str, Any]) -> None:
         """The fixture's answer to a replay: records before its from_seq are gone."""
         first = reply["from_seq"]
         if first > self.last + 1:
@@ -146,13 +156,13 @@ class Sequencer:
                 self.last = gone_to
             self._drain()
 
-    def hole(self):
+    def hole(self) -> tuple[int, int | None] | None:
         """(from_seq, to_seq) to ask a replay for: the first hole only, not what came after it."""
         if self.want is None:
             return None
         return self.want, (min(self.pending) - 1 if self.pending else None)
 
-    def _give_up_pending(self, why):
+    def _give_up_pending(self, why: str) -> None:
         if self.pending:
             first = min(self.pending)
             self.lost += first - self.last - 1
@@ -160,7 +170,7 @@ class Sequencer:
             for s in sorted(self.pending):
                 self._write(*self.pending.pop(s))
 
-    def catch_up(self, status):
+    def catch_up(self, status: dict[str, Any]) -> None:
         """After (re)connecting: ask for what was said while no one listened."""
         if not self._same_boot(status.get("boot"), status.get("boot_id")):
             self.new_boot(status.get("boot"), status.get("boot_id"))
@@ -171,7 +181,7 @@ class Sequencer:
             self.asked_at = None
 
 
-def metadata(link, status):
+def metadata(link: FixtureLink, status: dict[str, Any]) -> dict[str, Any]:
     """A new log's metadata header: the fixture, its firmware and settings, and the fields
     its records carry (its `schema`: the log's columns)."""
     meta = {
@@ -194,11 +204,11 @@ def metadata(link, status):
     return meta
 
 
-def _stop(signum, frame):
+def _stop(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _say(msg):
+def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -206,8 +216,17 @@ class FixtureLogger:
     """One fixture into one log (a file, or a rotating series), across unplugs and resets."""
 
     def __init__(
-        self, port, out, daily=False, max_bytes=None, link=None, fixture_id=None, extra_meta=None, notes=(), group=None
-    ):
+        self,
+        port: str,
+        out: str,
+        daily: bool = False,
+        max_bytes: int | None = None,
+        link: FixtureLink | None = None,
+        fixture_id: str | None = None,
+        extra_meta: dict[str, Any] | None = None,
+        notes: Sequence[str] = (),
+        group: str | None = None,
+    ) -> None:
         self.port = port  # may be changed by the scanner when the fixture comes back elsewhere
         self.out = out
         self.daily, self.max_bytes = daily, max_bytes
@@ -217,12 +236,14 @@ class FixtureLogger:
         self.extra_meta = extra_meta or {}
         self.notes = list(notes)
         self.group = group
-        self.log = None
-        self.seq = None
-        self.error = None
-        self._side = collections.deque()  # audit records and notes, written by this thread
+        self.log: CsvLog | SqliteLog | Rotating | None = None
+        self.seq: Sequencer | None = None
+        self.error: str | None = None
+        self._side: collections.deque[dict[str, Any]] = (
+            collections.deque()
+        )  # audit records and notes, written by this thread
 
-    def _sync(self):
+    def _sync(self) -> None:
         """status: what the fixture said while no one listened is asked for, and its boot's
         clock is anchored (uptime_s is its device time when the reply came)."""
         t = time.time() * 1000
@@ -230,15 +251,15 @@ class FixtureLogger:
         self.seq.catch_up(status)
         self.seq.anchor(status, t)
 
-    def _attach(self):
+    def _attach(self) -> None:
         self.link.on_record = self.seq.offer
         self.link.listeners.append(self._side_record)
 
-    def _side_record(self, rec):
+    def _side_record(self, rec: dict[str, Any]) -> None:
         if rec.get("t") in ("audit", "note"):
             self._side.append(rec)
 
-    def open(self):
+    def open(self) -> None:
         """Connect (if not given a link) and open the log; the first status names the fixture."""
         if self.link is None:
             self.link = open_link(self.port, subscribe=True, group=self.group)
@@ -267,7 +288,7 @@ class FixtureLogger:
         self.seq.anchor(status, t)
         _say("logging %s (fixture %s) to %s" % (self.port, self.fixture_id, self.log.path))
 
-    def run(self, stop, end):
+    def run(self, stop: threading.Event, end: float | None) -> None:
         try:
             while not stop.is_set() and (end is None or time.monotonic() < end):
                 self.step(stop, end)
@@ -284,7 +305,7 @@ class FixtureLogger:
             except Exception as e:
                 self.error = self.error or "closing the log: %s" % e
 
-    def step(self, stop, end):
+    def step(self, stop: threading.Event, end: float | None) -> None:
         seq = self.seq
         try:
             if self.link is None:
@@ -317,7 +338,7 @@ class FixtureLogger:
         self._write_side()
         self.log.flush()
 
-    def _write_side(self):
+    def _write_side(self) -> None:
         while self._side:
             rec = self._side.popleft()
             body = {k: v for k, v in rec.items() if k not in ("t", "utc_ms")}
@@ -326,7 +347,7 @@ class FixtureLogger:
                 % (rec["t"], utc_text(rec.get("utc_ms", time.time() * 1000)), json.dumps(body, separators=(",", ":")))
             )
 
-    def _drop_link(self):
+    def _drop_link(self) -> None:
         self.connected = False
         if self.link is not None:
             try:
@@ -335,12 +356,12 @@ class FixtureLogger:
                 pass
         self.link = None
 
-    def close(self):
+    def close(self) -> None:
         if self.log is not None:
             self.log.close()
         self._drop_link()
 
-    def summary(self):
+    def summary(self) -> dict[str, Any]:
         s = {
             "port": self.port,
             "fixture_id": self.fixture_id,
@@ -354,7 +375,13 @@ class FixtureLogger:
         return s
 
 
-def _reconnect(port_of, fixture_id, stop, end, group=None):
+def _reconnect(
+    port_of: Callable[[], str],
+    fixture_id: str | None,
+    stop: threading.Event,
+    end: float | None,
+    group: str | None = None,
+) -> FixtureLink | None:
     """The fixture back, on its port (which the scanner may change). A port name can come
     back on another fixture (/dev/ttyACM0 after an unplug, a recycled pty): its id must match."""
     said = set()
@@ -380,7 +407,7 @@ def _reconnect(port_of, fixture_id, stop, end, group=None):
     return None
 
 
-def out_path(out, fixture_id, fmt):
+def out_path(out: str, fixture_id: str | None, fmt: str) -> str:
     """--out DIR (one file per fixture, named by its id) or --out FILE (one fixture). The id
     comes from the device: only the firmware's form (16 hex digits) names a file."""
     if out.endswith(os.sep) or os.path.isdir(out):
@@ -397,19 +424,19 @@ def out_path(out, fixture_id, fmt):
 
 
 def record(
-    ports,
-    out,
-    duration_s=None,
-    scan=False,
-    daily=False,
-    max_bytes=None,
-    fmt="csv",
-    as_json=False,
-    notes=(),
-    meta=None,
-    group=None,
-    several=False,
-):
+    ports: Sequence[str],
+    out: str,
+    duration_s: float | None = None,
+    scan: bool = False,
+    daily: bool = False,
+    max_bytes: int | None = None,
+    fmt: str = "csv",
+    as_json: bool = False,
+    notes: Sequence[str] = (),
+    meta: dict[str, Any] | None = None,
+    group: str | None = None,
+    several: bool = False,
+) -> int:
     """Log the fixtures on `ports` (and with scan, every fixture found, now and later) until
     duration_s (None: until Ctrl-C or SIGTERM), serving each to the other stackpress programs
     (owner.py). `notes` go into each log at its start, `meta` into its header; `group` may

@@ -6,29 +6,40 @@ the terminal, or piped in): `a` acknowledges the alarms, `s` asks for a new setp
 (digits, Enter) and holds it only after `y`, `q` quits.
 """
 
+from __future__ import annotations
+
 import collections
 import os
 import select
 import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from .chart import line_chart
+
+if TYPE_CHECKING:
+    from typing import IO
+
+    from rich.panel import Panel
+
+    from stackpress.connect import FixtureLink
 
 
 class Keys:
     """Keystrokes to actions, with the setpoint confirmed before anything is sent."""
 
-    def __init__(self):
-        self.mode = None
+    def __init__(self) -> None:
+        self.mode: str | None = None
         self.buf = ""
-        self.value = None
+        self.value: float | None = None
         self.prompt = "keys: a ack alarms · s new setpoint · q quit"
 
-    def _idle(self, msg=None):
+    def _idle(self, msg: str | None = None) -> None:
         self.mode = None
         self.prompt = msg or "keys: a ack alarms · s new setpoint · q quit"
 
-    def feed(self, ch):
+    def feed(self, ch: str) -> tuple[Any, ...] | None:
         """One character; returns an action ("ack",), ("hold", mpa), ("quit",) or None."""
         if self.mode is None:
             if ch == "a":
@@ -70,7 +81,7 @@ class Keys:
 class KeyReader:
     """Characters from stdin without waiting: cbreak mode on a terminal, or a pipe."""
 
-    def __init__(self, stream):
+    def __init__(self, stream: IO[str]) -> None:
         self.fd = None
         self.saved = None
         try:
@@ -85,7 +96,7 @@ class KeyReader:
             tty.setcbreak(fd)
         self.fd = fd
 
-    def read(self):
+    def read(self) -> str:
         if self.fd is None:
             return ""
         out = ""
@@ -97,7 +108,7 @@ class KeyReader:
             out += b.decode(errors="replace")
         return out
 
-    def close(self):
+    def close(self) -> None:
         if self.saved is not None:
             import termios
 
@@ -105,7 +116,7 @@ class KeyReader:
             self.saved = None
 
 
-def _act(link, action, events):
+def _act(link: FixtureLink, action: tuple[Any, ...], events: collections.deque[str]) -> None:
     try:
         if action[0] == "ack":
             r = link.command("ack")
@@ -117,7 +128,7 @@ def _act(link, action, events):
         events.append("%s refused: %s" % (action[0], getattr(e, "msg", e)))
 
 
-def _profile_line(p):
+def _profile_line(p: dict[str, Any] | None) -> str:
     if not p or not p.get("running"):
         return "none running"
     mpa, rate, hold = p["steps"][p["step"] - 1]
@@ -131,7 +142,16 @@ def _profile_line(p):
     return "step %d of %d: %.3f MPa, %s" % (p["step"], len(p["steps"]), mpa, what)
 
 
-def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
+def _panel(
+    info: dict[str, Any],
+    last: dict[str, Any],
+    hist_p: Sequence[float],
+    hist_e: Sequence[float],
+    hist_x: Sequence[float],
+    events: Sequence[str],
+    prompt: str = "",
+    profile: dict[str, Any] | None = None,
+) -> Panel:
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
@@ -182,7 +202,9 @@ def _panel(info, last, hist_p, hist_e, hist_x, events, prompt="", profile=None):
     return Panel(t, title=title, subtitle="seq %s · a ack · s setpoint · q quit" % last.get("seq", "-"))
 
 
-def monitor(link, duration_s=None, out=None, keys_in=None):
+def monitor(
+    link: FixtureLink, duration_s: float | None = None, out: IO[str] | None = None, keys_in: IO[str] | None = None
+) -> int:
     out = out or sys.stdout
     info = dict(link.command("status"), port=link.port)
     keys = Keys()
@@ -190,10 +212,10 @@ def monitor(link, duration_s=None, out=None, keys_in=None):
     profile = None
     next_profile = 0.0
     shown_prompt = None
-    hist_p = collections.deque(maxlen=60)
-    hist_e = collections.deque(maxlen=60)
-    hist_x = collections.deque(maxlen=60)
-    events = collections.deque(maxlen=4)
+    hist_p: collections.deque[float] = collections.deque(maxlen=60)
+    hist_e: collections.deque[float] = collections.deque(maxlen=60)
+    hist_x: collections.deque[float] = collections.deque(maxlen=60)
+    events: collections.deque[str] = collections.deque(maxlen=4)
     last = {}
     bucket_s = 1.0
     next_t = 0.0

@@ -20,6 +20,8 @@ until `stackpress reset`, which the owner carries out itself).
 Messages are JSON objects, one per line, both ways (PROTOCOL.md has the fixture's own).
 """
 
+from __future__ import annotations
+
 import getpass
 import json
 import os
@@ -29,9 +31,14 @@ import struct
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from . import discover
 from .link import DeviceError, Endpoint, HandedOver, Link, LinkError
+
+if TYPE_CHECKING:
+    from stackpress.link import Link
 
 # Commands that change what the fixture does or what it will do: each is audited.
 AUDITED = (
@@ -56,11 +63,11 @@ AUDITED = (
 CLIENT_QUEUE_MAX = 20000  # records waiting for a client that does not read: past this it is dropped
 
 
-def socket_dir():
+def socket_dir() -> str:
     return os.path.join(os.path.dirname(discover.runtime_dir()), "owners")
 
 
-def socket_path(port):
+def socket_path(port: str) -> str:
     """Where the owner of `port` listens: one name per device, whatever link points at it."""
     real = os.path.realpath(port)
     return os.path.join(socket_dir(), real.strip("/").replace("/", "_") + ".sock")
@@ -69,17 +76,19 @@ def socket_path(port):
 PROGRAM = [os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "python"]
 
 
-def program_name():
+def program_name() -> str:
     """What this process is, for the audit trail ("stackpress hold"): the CLI sets it."""
     return PROGRAM[0]
 
 
-def me():
+def me() -> tuple[str, str, int]:
     """(user, program, pid) of this process, as an audit record names who did something."""
     return getpass.getuser(), program_name(), os.getpid()
 
 
-def audit_record(cmd, args, ok, reply, user, program, pid):
+def audit_record(
+    cmd: str, args: dict[str, Any], ok: bool, reply: dict[str, Any], user: str, program: str, pid: int
+) -> dict[str, Any]:
     return {
         "t": "audit",
         "utc_ms": int(time.time() * 1000),
@@ -93,11 +102,11 @@ def audit_record(cmd, args, ok, reply, user, program, pid):
     }
 
 
-def note_record(text, user, program, pid):
+def note_record(text: str, user: str, program: str, pid: int) -> dict[str, Any]:
     return {"t": "note", "utc_ms": int(time.time() * 1000), "text": text, "user": user, "program": program, "pid": pid}
 
 
-def _user(uid):
+def _user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
@@ -108,17 +117,18 @@ class OwnedLink(Endpoint):
     """A fixture's port opened by this process, served to the others: a Link with a socket
     beside it. The same interface as Link (command, records, hello, on_record, listeners)."""
 
-    def __init__(self, port, timeout_s=3.0, group=None):
+    link: Link | None  # None while the port is lent out
+
+    def __init__(self, port: str, timeout_s: float = 3.0, group: str | None = None) -> None:
         self.port = port
         self.timeout_s = timeout_s
         self.group = group
-        self.on_record = None
-        self.listeners = []  # this process's own: audit records and notes
-        self.link = None
-        self.handed_over = None  # why the port is lent out (None: it is ours)
+        self.on_record: Callable[[dict[str, Any]], None] | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []  # this process's own: audit records and notes
+        self.handed_over: str | None = None  # why the port is lent out (None: it is ours)
         self._lock = threading.RLock()  # the port: open, lent, taken back (never held around I/O)
         self._clients_lock = threading.Lock()
-        self._clients = []
+        self._clients: list[Client] = []
         self._closing = False
         self._open_link()
         try:
@@ -128,24 +138,26 @@ class OwnedLink(Endpoint):
             raise
 
     # --- the port ---
-    def _open_link(self):
+    def _open_link(self) -> None:
         self.link = Link(self.port, timeout_s=self.timeout_s)
         self.link.on_record = self._local_record
         self.link.listeners.append(self._broadcast)
 
-    def _local_record(self, rec):
+    def _local_record(self, rec: dict[str, Any]) -> None:
         if self.on_record is not None:
             self.on_record(rec)
 
     @property
-    def noise(self):
+    def noise(self) -> list[bytes]:
         return self.link.noise if self.link else []
 
     @property
-    def bad_frames(self):
+    def bad_frames(self) -> int:
         return self.link.bad_frames if self.link else 0
 
-    def command(self, cmd, retries=2, _who=None, **args):
+    def command(
+        self, cmd: str, retries: int = 2, _who: tuple[str, str, int] | None = None, **args: Any
+    ) -> dict[str, Any]:
         """Send a command (from this process, or from a client: `_who`) and audit it if it
         changes something. Raises HandedOver while the port is lent out."""
         link = self._current()
@@ -160,16 +172,16 @@ class OwnedLink(Endpoint):
         self._audit(cmd, args, True, data, _who)
         return data
 
-    def _current(self):
+    def _current(self) -> Link:
         with self._lock:
             if self.link is None:
                 raise HandedOver("%s is lent out: %s" % (self.port, self.handed_over))
             return self.link
 
-    def hello(self):
+    def hello(self) -> dict[str, Any]:
         return self._current().hello()
 
-    def records(self, duration_s):
+    def records(self, duration_s: float) -> Iterator[dict[str, Any]]:
         end = time.monotonic() + (duration_s if duration_s is not None else 1e12)
         while time.monotonic() < end:
             link = self.link
@@ -183,7 +195,9 @@ class OwnedLink(Endpoint):
                     raise
                 # the port was lent out meanwhile: not a loss
 
-    def _audit(self, cmd, args, ok, reply, who):
+    def _audit(
+        self, cmd: str, args: dict[str, Any], ok: bool, reply: dict[str, Any], who: tuple[str, str, int] | None
+    ) -> None:
         if cmd not in AUDITED:
             return
         rec = audit_record(cmd, args, ok, reply, *(who or me()))
@@ -191,14 +205,14 @@ class OwnedLink(Endpoint):
             listen(rec)
         self._broadcast(rec)
 
-    def note(self, text, who=None):
+    def note(self, text: str, who: tuple[str, str, int] | None = None) -> None:
         rec = note_record(text, *(who or me()))
         for listen in self.listeners:
             listen(rec)
         self._broadcast(rec)
 
     # --- lending the port out ---
-    def lend(self, why):
+    def lend(self, why: str) -> None:
         """Close the port (it goes to `why`); commands raise HandedOver until take_back()."""
         with self._lock:
             if self.link is not None:
@@ -207,7 +221,7 @@ class OwnedLink(Endpoint):
                 self.link = None
             self.handed_over = why
 
-    def take_back(self, timeout_s=60):
+    def take_back(self, timeout_s: float = 60) -> None:
         """Open the port again (a board that was reset comes back within seconds)."""
         end = time.monotonic() + timeout_s
         while True:
@@ -221,7 +235,7 @@ class OwnedLink(Endpoint):
                     raise
                 time.sleep(0.3)
 
-    def reset_from_repl(self):
+    def reset_from_repl(self) -> None:
         """`stackpress reset` for a fixture parked at its REPL by `repl` through this owner."""
         from .reset import _raw_repl_reset
 
@@ -230,7 +244,7 @@ class OwnedLink(Endpoint):
         self.take_back()
 
     # --- the socket ---
-    def _listen(self):
+    def _listen(self) -> None:
         path = socket_path(self.port)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         if self.group:
@@ -254,7 +268,7 @@ class OwnedLink(Endpoint):
         self.sock.listen(16)
         threading.Thread(target=self._accept, daemon=True, name="owner %s" % self.port).start()
 
-    def _accept(self):
+    def _accept(self) -> None:
         while not self._closing:
             try:
                 conn, _ = self.sock.accept()
@@ -262,7 +276,7 @@ class OwnedLink(Endpoint):
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
-    def _serve(self, conn):
+    def _serve(self, conn: socket.socket) -> None:
         pid, uid, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12))
         client = Client(conn)
         who = [_user(uid), "?", pid]
@@ -317,7 +331,7 @@ class OwnedLink(Endpoint):
                 except LinkError as e:
                     self.handed_over = "the fixture did not come back after %s: %s" % (who[1], e)
 
-    def _client_command(self, msg, who):
+    def _client_command(self, msg: dict[str, Any], who: tuple[str, str, int]) -> dict[str, Any]:
         cmd = msg.get("cmd")
         args = msg.get("args") or {}
         if not isinstance(cmd, str) or not isinstance(args, dict):
@@ -339,7 +353,7 @@ class OwnedLink(Endpoint):
         except LinkError as e:
             return {"op": "reply", "ok": False, "error": "link", "msg": str(e)}
 
-    def _client_reset(self, who):
+    def _client_reset(self, who: tuple[str, str, int]) -> dict[str, Any]:
         try:
             if self.handed_over and self.handed_over.startswith("at its MicroPython REPL"):
                 self.reset_from_repl()
@@ -352,7 +366,7 @@ class OwnedLink(Endpoint):
         except LinkError as e:
             return {"op": "reply", "ok": False, "error": "link", "msg": str(e)}
 
-    def _broadcast(self, rec):
+    def _broadcast(self, rec: dict[str, Any]) -> None:
         with self._clients_lock:
             clients = list(self._clients)
         for c in clients:
@@ -361,7 +375,7 @@ class OwnedLink(Endpoint):
                     if c in self._clients:
                         self._clients.remove(c)
 
-    def close(self):
+    def close(self) -> None:
         self._closing = True
         try:
             self.sock.close()
@@ -385,14 +399,14 @@ class Client:
     """One connection to the owner: requests in, replies and records out (a writer thread,
     so a client that reads slowly never holds up the fixture's line)."""
 
-    def __init__(self, conn):
+    def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
-        self.out = []
+        self.out: list[bytes] = []
         self.cv = threading.Condition()
         self.closed = False
         threading.Thread(target=self._write, daemon=True).start()
 
-    def messages(self):
+    def messages(self) -> Iterator[dict[str, Any]]:
         buf = b""
         while True:
             try:
@@ -411,10 +425,10 @@ class Client:
                 if isinstance(msg, dict):
                     yield msg
 
-    def send(self, msg):
+    def send(self, msg: dict[str, Any]) -> None:
         self.queue(msg)
 
-    def queue(self, msg):
+    def queue(self, msg: dict[str, Any]) -> bool:
         with self.cv:
             if self.closed or len(self.out) > CLIENT_QUEUE_MAX:
                 return False
@@ -422,7 +436,7 @@ class Client:
             self.cv.notify()
             return True
 
-    def _write(self):
+    def _write(self) -> None:
         while True:
             with self.cv:
                 while not self.out and not self.closed:
@@ -437,7 +451,7 @@ class Client:
                 self.close()
                 return
 
-    def close(self):
+    def close(self) -> None:
         with self.cv:
             self.closed = True
             self.cv.notify()
@@ -448,7 +462,7 @@ class Client:
         self.conn.close()
 
 
-def _gid(group):
+def _gid(group: str) -> int:
     import grp
 
     try:
@@ -457,7 +471,7 @@ def _gid(group):
         raise LinkError("no group %r on this computer" % group) from None
 
 
-def _share_dir(path, group):
+def _share_dir(path: str, group: str) -> None:
     """The socket folder readable by the group (and its parent, so it can be reached)."""
     gid = _gid(group)
     for d in (path, os.path.dirname(path)):

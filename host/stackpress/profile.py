@@ -5,7 +5,10 @@ PROTOCOL.md); this module turns the file a person writes, with units in every ke
 into its steps [[mpa, rate_mpa_s, hold_s], ...] and says exactly what is wrong with one.
 """
 
+from __future__ import annotations
+
 import tomllib
+from typing import Any
 
 MAX_STEPS = 24  # the firmware's limit (a schedule travels in one protocol line)
 RATE_MPA_S = (0.001, 20.0)
@@ -18,7 +21,7 @@ class ProfileError(ValueError):
     pass
 
 
-def load(path):
+def load(path: str) -> tuple[str, list[list[float | int]]]:
     """(name, steps) from a TOML file, or ProfileError saying where and what is allowed."""
     try:
         with open(path, "rb") as f:
@@ -30,7 +33,7 @@ def load(path):
     return doc.get("name", str(path)), steps_of(doc)
 
 
-def steps_of(doc):
+def steps_of(doc: dict[str, Any]) -> list[list[float | int]]:
     unknown = set(doc) - {"name", "step"}
     if unknown:
         raise ProfileError("unknown top-level keys %s: a profile has 'name' and [[step]] tables" % sorted(unknown))
@@ -80,7 +83,7 @@ def steps_of(doc):
     return out
 
 
-def describe(steps):
+def describe(steps: list[list[float | int]]) -> list[str]:
     """One line per step, for a person."""
     lines = []
     for i, (mpa, rate, hold) in enumerate(steps, 1):
@@ -89,7 +92,7 @@ def describe(steps):
     return lines
 
 
-def duration(s):
+def duration(s: float) -> str:
     if s >= 3600:
         return "%.2f h" % (s / 3600)
     if s >= 60:

@@ -4,9 +4,12 @@ One frame per line: compact JSON, '*', CRC-32 (zlib's, the same as MicroPython's
 binascii.crc32) as 8 lower-case hex digits, newline.
 """
 
+from __future__ import annotations
+
 import json
 import re
 import zlib
+from typing import Any
 
 from .firmware import protocol_version
 
@@ -15,7 +18,7 @@ BOOT_ID = re.compile(r"[0-9a-f]{8}\Z")
 _INT, _NUM, _STR, _LIST, _BOOL = (int,), (int, float), (str,), (list,), (bool,)
 # What a fixture's replies must hold (PROTOCOL.md); a device whose reply lacks any of it, or
 # gives it another type, is not a stackpress fixture, whatever else it says.
-REPLY_FIELDS = {
+REPLY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     "hello": {
         "firmware_version": _STR,
         "protocol_version": _INT,
@@ -56,7 +59,7 @@ class ProtocolError(ValueError):
     """A device broke the protocol: what it sent is not what a stackpress fixture sends."""
 
 
-def _check(obj, fields, what):
+def _check(obj: dict[str, Any], fields: dict[str, Any], what: str) -> None:
     for k, types in fields.items():
         v = obj.get(k)
         if v is None:
@@ -65,7 +68,7 @@ def _check(obj, fields, what):
             raise ProtocolError("%s has '%s' = %.40r, not %s" % (what, k, v, "/".join(t.__name__ for t in types)))
 
 
-def check_reply(cmd, data):
+def check_reply(cmd: str, data: dict[str, Any]) -> None:
     """Raise ProtocolError if the reply to `cmd` lacks what the protocol promises."""
     if not isinstance(data, dict):
         raise ProtocolError("its reply to '%s' is not an object" % cmd)
@@ -80,7 +83,7 @@ def check_reply(cmd, data):
             raise ProtocolError("its boot_id %r is not 8 hex digits" % data["boot_id"][:40])
 
 
-def check_record(obj):
+def check_record(obj: dict[str, Any]) -> None:
     """Raise ProtocolError if a telemetry record or event lacks its key fields."""
     _check(obj, RECORD_FIELDS, "a '%s' record" % obj.get("t"))
 
@@ -89,12 +92,12 @@ class FrameError(ValueError):
     pass
 
 
-def frame(obj):
+def frame(obj: dict[str, Any]) -> bytes:
     payload = json.dumps(obj, separators=(",", ":")).encode()
     return payload + b"*%08x\n" % zlib.crc32(payload)
 
 
-def parse(line):
+def parse(line: bytes) -> dict[str, Any]:
     """Decode one line (bytes, without newline). Raises FrameError if it is no frame."""
     line = line.rstrip(b"\r")
     star = line.rfind(b"*")

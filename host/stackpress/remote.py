@@ -6,9 +6,13 @@ every stackpress command works the same whether it opened the port or another pr
 codes. Records come only to a client that asks for them (records(), or subscribe=True).
 """
 
+from __future__ import annotations
+
 import json
 import socket
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .link import DeviceError, Endpoint, HandedOver, LinkError
 from .owner import program_name
@@ -19,12 +23,12 @@ class OwnerGone(LinkError):
 
 
 class RemoteLink(Endpoint):
-    def __init__(self, port, path, timeout_s=3.0, subscribe=False):
+    def __init__(self, port: str, path: str, timeout_s: float = 3.0, subscribe: bool = False) -> None:
         self.port = port
         self.timeout_s = timeout_s
-        self.on_record = None
-        self.listeners = []
-        self.noise = []
+        self.on_record: Callable[[dict[str, Any]], None] | None = None
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
+        self.noise: list[bytes] = []
         self.bad_frames = 0
         self._buf = b""
         self._subscribed = False
@@ -37,17 +41,17 @@ class RemoteLink(Endpoint):
         if subscribe:
             self._subscribe()
 
-    def close(self):
+    def close(self) -> None:
         self.sock.close()
 
-    def _send(self, msg):
+    def _send(self, msg: dict[str, Any]) -> None:
         msg["program"] = program_name()
         try:
             self.sock.sendall(json.dumps(msg).encode() + b"\n")
         except OSError as e:
             raise OwnerGone("lost the owner of %s: %s" % (self.port, e)) from None
 
-    def _messages(self, deadline):
+    def _messages(self, deadline: float) -> Iterator[dict[str, Any]]:
         """Messages from the owner until `deadline` (monotonic); records go to on_record
         and listeners on their way."""
         while True:
@@ -80,7 +84,7 @@ class RemoteLink(Endpoint):
                 raise OwnerGone("the stackpress process that owned %s has ended" % self.port)
             self._buf += chunk
 
-    def _request(self, msg, wait_s):
+    def _request(self, msg: dict[str, Any], wait_s: float) -> dict[str, Any]:
         self._send(msg)
         for m in self._messages(time.monotonic() + wait_s):
             if m.get("op") == "reply":
@@ -96,18 +100,18 @@ class RemoteLink(Endpoint):
                 self.on_record(m)
         raise LinkError("no reply from the owner of %s to '%s'" % (self.port, msg.get("cmd", msg.get("op"))))
 
-    def _subscribe(self):
+    def _subscribe(self) -> None:
         if not self._subscribed:
             self._request({"op": "subscribe"}, 10)
             self._subscribed = True
 
-    def command(self, cmd, retries=2, **args):
+    def command(self, cmd: str, retries: int = 2, **args: Any) -> dict[str, Any]:
         # The owner waits for the fixture as its own Link does; allow for a queue of others.
         return self._request(
             {"op": "command", "cmd": cmd, "args": args, "retries": retries}, self.timeout_s * (retries + 1) + 30
         )
 
-    def records(self, duration_s):
+    def records(self, duration_s: float) -> Iterator[dict[str, Any]]:
         """Telemetry and events, as the owner hands them on (audit records and notes go to
         the listeners only)."""
         self._subscribe()
@@ -116,12 +120,12 @@ class RemoteLink(Endpoint):
             if m.get("t"):
                 yield m
 
-    def note(self, text):
+    def note(self, text: str) -> None:
         self._request({"op": "note", "text": text}, 10)
 
-    def handover(self, why):
+    def handover(self, why: str) -> dict[str, Any]:
         """Borrow the port: the owner closes it, and opens it again when this connection ends."""
         return self._request({"op": "handover", "why": why}, 30)
 
-    def reset(self):
+    def reset(self) -> dict[str, Any]:
         return self._request({"op": "reset"}, 90)

@@ -9,13 +9,17 @@ column (`datetime`/`timestamp`: absolute, ISO 8601; or `time_s`/`test_time_s`: s
 `ewe_v`, `ecell_v`), current (`current_ma`, `current_a`) and `cycle` columns.
 """
 
+from __future__ import annotations
+
 import bisect
 import csv
 import datetime
 import json
 import math
 import sys
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import logfile
 from .logfile import LogError, number
@@ -35,12 +39,14 @@ class ReportError(Exception):
     pass
 
 
-def _utc(text):
+def _utc(text: str) -> datetime.datetime:
     t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
     return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
 
 
-def read_log(paths, progress=None):
+def read_log(
+    paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """(metadata dict, telemetry rows, events, notes) of a log (logfile.read_log), with a
     time `t_s` on every row and event."""
     try:
@@ -54,7 +60,7 @@ def read_log(paths, progress=None):
     return meta, rows, events, notes
 
 
-def _time_axis(meta, rows, events):
+def _time_axis(meta: dict[str, Any], rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
     """Seconds from the first record: host time for a real fixture; for the virtual one
     (faster than real time) its own time, each boot continuing where the last one ended."""
     if meta.get("board") == "virtual":
@@ -78,7 +84,7 @@ def _time_axis(meta, rows, events):
         meta["t0_utc"] = rows[0]["host_time_utc"]
 
 
-def read_cycler(path, t0_utc, start_utc=None):
+def read_cycler(path: str | Path, t0_utc: str, start_utc: str | None = None) -> list[dict[str, Any]]:
     """Cycler rows as dicts with t_s on the log's axis and voltage_v/current_ma/cycle."""
     try:
         f = open(path, newline="")
@@ -111,7 +117,7 @@ def read_cycler(path, t0_utc, start_utc=None):
                     t = float(line[col["rel_time_s"]]) + (start - t0).total_seconds()
             except (ValueError, IndexError):
                 continue
-            r = {"t_s": t}
+            r: dict[str, Any] = {"t_s": t}
             if "voltage_v" in col:
                 r["voltage_v"] = number(line[col["voltage_v"]])
             if "current_ma" in col:
@@ -128,7 +134,7 @@ def read_cycler(path, t0_utc, start_utc=None):
     return out
 
 
-def _stats(values):
+def _stats(values: Iterable[float | None]) -> dict[str, Any] | None:
     v = [x for x in values if x is not None]
     if not v:
         return None
@@ -136,7 +142,7 @@ def _stats(values):
     return {"n": len(v), "mean": mean, "min": min(v), "max": max(v), "rms": math.sqrt(sum(x * x for x in v) / len(v))}
 
 
-def _settled_hold(rows):
+def _settled_hold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records in hold whose previous record was in hold too: the first one's extremes
     still hold the end of the ramp into it."""
     return [
@@ -149,7 +155,7 @@ def _settled_hold(rows):
     ]
 
 
-def _people(notes):
+def _people(notes: list[str]) -> list[dict[str, Any]]:
     """What people did and said during the run: the log's audit and note lines, in order."""
     out = []
     for n in notes:
@@ -164,7 +170,13 @@ def _people(notes):
     return out
 
 
-def summarize(meta, rows, events, notes, cycler=None):
+def summarize(
+    meta: dict[str, Any],
+    rows: list[dict[str, Any]],
+    events: list[dict[str, Any]],
+    notes: list[str],
+    cycler: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     hold = _settled_hold(rows)
     err_kpa = [(r["pressure_mpa"] - r["setpoint_mpa"]) * 1000 for r in hold]
     ext_kpa = [
@@ -174,7 +186,7 @@ def summarize(meta, rows, events, notes, cycler=None):
     ]
     dt = [b["t_s"] - a["t_s"] for a, b in zip(rows, rows[1:])]
     step_s = sorted(dt)[len(dt) // 2] if dt else 0.0
-    states = {}
+    states: dict[str, float] = {}
     for a, b in zip(rows, rows[1:]):
         states[a["state"]] = states.get(a["state"], 0.0) + (b["t_s"] - a["t_s"])
     alarms = sorted({a for e in events if e.get("kind") == "alarm" for a in e.get("alarms", [])})
@@ -215,12 +227,12 @@ def summarize(meta, rows, events, notes, cycler=None):
     return s
 
 
-def _channels(rows):
+def _channels(rows: list[dict[str, Any]]) -> list[str]:
     """The load-cell channels a log has (force_ch0_n, ...), in order."""
     return sorted((k for k in rows[0] if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
 
 
-def _load_cells(rows, events):
+def _load_cells(rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any]:
     """With several load cells: how evenly they shared the load while holding, where the
     load's centre sat, and every load cell left out (which, when, why)."""
     chans = _channels(rows)
@@ -257,7 +269,7 @@ def _load_cells(rows, events):
     }
 
 
-def per_cycle(rows, cycler):
+def per_cycle(rows: list[dict[str, Any]], cycler: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Per cycler cycle (if the cycler file has cycles), else per day (runs over two days)
     or per hour: pressure mean/min/max and the thickness swing."""
     if cycler and any(c.get("cycle") is not None for c in cycler):
@@ -305,15 +317,17 @@ def per_cycle(rows, cycler):
     return {"by": unit, "rows": out}
 
 
-def _envelope(ts, vs, bins=PLOT_POINTS):
+def _envelope(
+    ts: list[float], vs: list[float | None], bins: int = PLOT_POINTS
+) -> tuple[list[float], list[float], list[float]]:
     """(t, low, high) per bin: a million points drawn as a band that keeps every extreme."""
     pts = [(t, v) for t, v in zip(ts, vs) if v is not None]
     if len(pts) <= bins:
-        t = [p[0] for p in pts]
-        v = [p[1] for p in pts]
-        return t, v, v
+        times = [p[0] for p in pts]
+        vals = [p[1] for p in pts]
+        return times, vals, vals
     span = (pts[-1][0] - pts[0][0]) or 1.0
-    out = {}
+    out: dict[int, list[float]] = {}
     for t, v in pts:
         k = int((t - pts[0][0]) / span * (bins - 1))
         o = out.get(k)
@@ -326,7 +340,9 @@ def _envelope(ts, vs, bins=PLOT_POINTS):
     return [out[k][0] for k in keys], [out[k][1] for k in keys], [out[k][2] for k in keys]
 
 
-def plot(rows, summary, cycler, path, title):
+def plot(
+    rows: list[dict[str, Any]], summary: dict[str, Any], cycler: list[dict[str, Any]] | None, path: Path, title: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -446,7 +462,7 @@ def plot(rows, summary, cycler, path, title):
     plt.close(fig)
 
 
-def text(summary):
+def text(summary: dict[str, Any]) -> str:
     s = summary
     lines = [
         "run: %s UTC, %.2f h (%s), %d records every %.3g s, boots %s"
@@ -516,15 +532,21 @@ def text(summary):
     return "\n".join(lines)
 
 
-def report(log_paths, out_dir=None, cycler_path=None, cycler_start=None, as_json=False):
+def report(
+    log_paths: str | Path | Sequence[str | Path],
+    out_dir: Path | str | None = None,
+    cycler_path: str | Path | None = None,
+    cycler_start: str | None = None,
+    as_json: bool = False,
+) -> int:
     def progress(msg):
         print("\rreport: %-50s" % msg, end="", file=sys.stderr, flush=True)
 
-    log_paths = sorted(Path(p) for p in ([log_paths] if isinstance(log_paths, (str, Path)) else log_paths))
-    log_path = log_paths[0]  # a rotating log's files sort in time order
+    paths = sorted(Path(p) for p in ([log_paths] if isinstance(log_paths, (str, Path)) else log_paths))
+    log_path = paths[0]  # a rotating log's files sort in time order
     out_dir = Path(out_dir) if out_dir else log_path.with_name(log_path.stem + "_report")
-    progress("reading %s" % (log_path.name if len(log_paths) == 1 else "%d files" % len(log_paths)))
-    meta, rows, events, notes = read_log(log_paths, progress)
+    progress("reading %s" % (log_path.name if len(paths) == 1 else "%d files" % len(paths)))
+    meta, rows, events, notes = read_log(paths, progress)
     cycler = read_cycler(cycler_path, meta["t0_utc"], cycler_start) if cycler_path else None
     progress("summarising %d records" % len(rows))
     summary = summarize(meta, rows, events, notes, cycler)

@@ -6,8 +6,11 @@ on a Pico; on the virtual board the REPL's soft reset ends the board process, an
 the fixture boots it again.
 """
 
+from __future__ import annotations
+
 import sys
 import time
+from typing import Any
 
 import serial
 
@@ -16,7 +19,7 @@ from .link import DeviceError, Link, LinkError
 RESET_CODE = b"import sys\nif sys.platform == 'rp2':\n import machine\n machine.reset()\nelse:\n raise SystemExit\n"
 
 
-def _raw_repl_reset(port):
+def _raw_repl_reset(port: str) -> bool:
     with serial.Serial(port, 115200, timeout=0.2) as s:
         s.write(b"\r\x03\x03")
         time.sleep(0.2)
@@ -33,7 +36,9 @@ def _raw_repl_reset(port):
         return True
 
 
-def wait_for_firmware(port, timeout_s=20, direct=False):
+def wait_for_firmware(
+    port: str, timeout_s: float = 20, direct: bool = False
+) -> tuple[dict[str, Any] | None, str | None]:
     """(hello reply, None) once a firmware answers; (None, why) when none does within
     timeout_s, or as soon as the board shows its MicroPython REPL (the firmware stopped).
     `direct`: open the port here even if a stackpress process owns it (it lent it to us)."""
@@ -58,7 +63,7 @@ def wait_for_firmware(port, timeout_s=20, direct=False):
     return None, why
 
 
-def reset(port):
+def reset(port: str) -> int:
     from .connect import open_link
 
     try:

@@ -13,37 +13,40 @@ A record counts as live when it arrives within LIVE_MS of when the mapping says 
 measured; its row says "live", a mapped one "replayed".
 """
 
+from __future__ import annotations
+
 import collections
 import datetime
+from typing import Any
 
 LIVE_MS = 1000
 WINDOW = 300  # live records per boot (5 minutes at 1 s): the drift is followed within it
 
 
-def utc_text(ms):
+def utc_text(ms: float) -> str:
     return datetime.datetime.fromtimestamp(ms / 1000, datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
 class TimeBase:
-    def __init__(self):
-        self._offsets = {}  # boot key -> recent live (arrival - device_ms), ms
+    def __init__(self) -> None:
+        self._offsets: dict[Any, collections.deque[float]] = {}  # boot key -> recent live (arrival - device_ms), ms
 
-    def anchor(self, boot, device_ms, arrival_ms):
+    def anchor(self, boot: Any, device_ms: int, arrival_ms: float) -> None:
         """The boot's device clock read `device_ms` at `arrival_ms` (host UTC, ms) or later."""
         self._offsets.setdefault(boot, collections.deque(maxlen=WINDOW)).append(arrival_ms - device_ms)
 
-    def forget(self, boot):
+    def forget(self, boot: Any) -> None:
         self._offsets.pop(boot, None)
 
-    def offset_ms(self, boot):
+    def offset_ms(self, boot: Any) -> float | None:
         d = self._offsets.get(boot)
         return min(d) if d else None
 
-    def place(self, boot, device_ms, arrival_ms):
+    def place(self, boot: Any, device_ms: int, arrival_ms: float) -> tuple[float, str]:
         """(measured UTC in ms, "live" or "replayed") of a record of `boot` that arrived at
         `arrival_ms`."""
         off = self.offset_ms(boot)
         if off is None or arrival_ms - (device_ms + off) < LIVE_MS:
             self.anchor(boot, device_ms, arrival_ms)
-            return device_ms + self.offset_ms(boot), "live"
+            return device_ms + min(self._offsets[boot]), "live"
         return device_ms + off, "replayed"

@@ -14,8 +14,15 @@ springs, a coarser screw). The probe measures it where it matters:
 3. stiffness = mean |dF| / travel; set it, restore the gain, hold again.
 """
 
+from __future__ import annotations
+
 import statistics
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackpress.connect import FixtureLink
 
 CAUTIOUS_GAIN = 0.05
 CAUTIOUS_RAMP_MPA_S = 0.25  # small feed-forward: no overshoot on a fixture 4x stiffer than configured
@@ -29,11 +36,11 @@ class TuneError(Exception):
 
 
 class Tuner:
-    def __init__(self, link, progress=None):
+    def __init__(self, link: FixtureLink, progress: Callable[[str], None] | None = None) -> None:
         self.link = link
         self.progress = progress or (lambda msg: None)
 
-    def _samples(self, n, timeout_s=60):
+    def _samples(self, n: int, timeout_s: float = 60) -> list[dict[str, Any]]:
         """The next n telemetry records: one per ADC sample while tuning (device time, not
         wall time, so a virtual fixture at any speed is probed the same way)."""
         out = []
@@ -44,14 +51,14 @@ class Tuner:
                     return out
         raise TuneError("the fixture stopped reporting (no telemetry for %.0f s)" % timeout_s)
 
-    def mean_force_n(self):
+    def mean_force_n(self) -> tuple[float, float]:
         """Mean force over MEAN_SAMPLES samples, after SETTLE_SAMPLES; and the noise."""
         vals = [r["force_n"] for r in self._samples(SETTLE_SAMPLES + MEAN_SAMPLES)[SETTLE_SAMPLES:]]
         # noise from successive differences: a slow drift (the cell breathing) does not count
         diffs = [b - a for a, b in zip(vals, vals[1:])]
         return statistics.fmean(vals), statistics.pstdev(diffs) / 2**0.5
 
-    def _clamp(self, mpa, timeout_s):
+    def _clamp(self, mpa: float, timeout_s: float) -> dict[str, Any]:
         self.link.command("hold", mpa=mpa)
         end = time.monotonic() + timeout_s
         inside = 0
@@ -65,7 +72,7 @@ class Tuner:
                 return r
         raise TuneError("did not reach %.3f MPa in %.0f s" % (mpa, timeout_s))
 
-    def run(self, mpa, target_force_n=None, timeout_s=900):
+    def run(self, mpa: float, target_force_n: float | None = None, timeout_s: float = 900) -> dict[str, Any]:
         cfg = {k: d["value"] for k, d in self.link.command("config")["config"].items()}
         um_cycle = CYCLE_STEPS * cfg["um_per_step"]
         gain = cfg["loop_gain"]
@@ -82,7 +89,7 @@ class Tuner:
             # a probe worth ~1 % of the load (at least 20x the averaged noise), in whole cycles
             target = target_force_n or max(20 * noise_n / MEAN_SAMPLES**0.5, min(10.0, 0.01 * f_now))
             k_guess = cfg["stiffness_n_per_um"]
-            probes = []
+            probes: list[Any] = []
             for _attempt in range(3):
                 cycles = max(1, round(target / k_guess / um_cycle))
                 travel = cycles * um_cycle

@@ -4,6 +4,8 @@ The firmware goes in as a Pico gets it (firmware.py: modules as .mpy, so no comp
 run, and no compiler's heap, at boot; main.py as source).
 """
 
+from __future__ import annotations
+
 from pathlib import Path
 
 from littlefs import LittleFS
@@ -14,7 +16,7 @@ BLOCK_SIZE = 4096
 BLOCK_COUNT = 256  # 1 MiB: the Pico's filesystem is 1.4 MB
 
 
-def _mkdirs(fs, path):
+def _mkdirs(fs: LittleFS, path: str) -> None:
     parts = path.split("/")[:-1]
     for i in range(1, len(parts) + 1):
         d = "/".join(parts[:i])
@@ -24,7 +26,7 @@ def _mkdirs(fs, path):
             pass
 
 
-def build(out, firmware=FIRMWARE, extra=None):
+def build(out: str | Path, firmware: str | Path = FIRMWARE, extra: dict[str, str | bytes] | None = None) -> list[str]:
     """Write an image holding the firmware (see firmware_files), plus `extra` {path: text}."""
     fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32, lookahead_size=32)
     files = firmware_files(firmware)
@@ -38,7 +40,7 @@ def build(out, firmware=FIRMWARE, extra=None):
     return sorted(files)
 
 
-def listdir(image, path="/"):
+def listdir(image: str | Path, path: str = "/") -> list[str]:
     fs = LittleFS(
         block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32, lookahead_size=32, mount=False
     )

@@ -16,8 +16,11 @@ state is kept beside what the sensors report, so a benchmark can tell measured e
 from true error.
 """
 
+from __future__ import annotations
+
 import math
 import random
+from typing import Any
 
 from . import params
 
@@ -37,7 +40,7 @@ FAULTS = (
 CHANNEL_FAULTS = ("adc_disconnected", "adc_stuck", "adc_saturated", "noise_burst", "adc_drift")
 
 
-def load_shares(n, offset_x_mm, offset_y_mm, radius_mm):
+def load_shares(n: int, offset_x_mm: float, offset_y_mm: float, radius_mm: float) -> list[float]:
     """Each load cell's part of the load (they sum to 1) under a rigid base plate: load cell
     i at angle 2*pi*i/n on a circle of radius_mm, the load's centre at the offset. Three
     cells are statically determinate; four are taken as equally stiff (the least-squares
@@ -54,7 +57,9 @@ def load_shares(n, offset_x_mm, offset_y_mm, radius_mm):
 
 
 class FixtureModel:
-    def __init__(self, fixture=None, scenario=None, seed=0):
+    def __init__(
+        self, fixture: dict[str, Any] | None = None, scenario: dict[str, Any] | None = None, seed: int = 0
+    ) -> None:
         if fixture is None or scenario is None:
             fx_default, sc_default = params.resolve()
             fixture = fixture if fixture is not None else fx_default
@@ -157,31 +162,31 @@ class FixtureModel:
         self.ambient_c = self.temp0_c
         self.temp_c = self.temp0_c
         self._next_event = 0
-        self.faults = {}  # active faults: name -> (end time s, event)
-        self.expansions = []  # (start s, duration s, um): sudden cell swelling, kept
-        self.board_events = []  # due events for the board (power cuts, hangs, unplugs): the sim's
+        self.faults: dict[str, tuple[float, dict[str, Any]]] = {}  # active faults: name -> (end time s, event)
+        self.expansions: list[tuple[float, float, float]] = []  # (start s, duration s, um): sudden cell swelling, kept
+        self.board_events: list[dict[str, Any]] = []  # due events for the board (power cuts, hangs, unplugs): the sim's
         self.last_counts = [0] * n
         self.sensed = [self.sensed_force_n(i) for i in range(n)]
         self.sensed_n = sum(self.sensed)
 
     # --- calibration a lab would have on file for each load cell ---
-    def counts_per_n(self, i=0):
+    def counts_per_n(self, i: int = 0) -> float:
         return self.v_per_n[i] * self.counts_per_v
 
-    def zero_counts(self, i=0):
+    def zero_counts(self, i: int = 0) -> int:
         return int(round(self.zero_v[i] * self.counts_per_v))
 
-    def load_n(self):
+    def load_n(self) -> list[float]:
         """The true force on each load cell, N."""
         return [self.force_n * s for s in self.shares]
 
-    def uniformity_pct(self):
+    def uniformity_pct(self) -> float:
         """Largest deviation of a load cell's true load from the cells' mean, % of it."""
         mean = 1.0 / self.n_cells
         return 100 * max(abs(s - mean) for s in self.shares) / mean
 
     # --- the cell ---
-    def cell_growth_um(self, t_s):
+    def cell_growth_um(self, t_s: float) -> float:
         """Free thickness change (um) from breathing and irreversible growth at t_s."""
         t = t_s - self.rest_s
         if t <= 0:
@@ -193,11 +198,11 @@ class FixtureModel:
         soc = r / half if r < half else 2 - r / half
         return self.breath_um * soc + self.grow_um * (n_done + min(r / half, 1.0))
 
-    def expansion_um(self, t_s):
+    def expansion_um(self, t_s: float) -> float:
         """Sudden swelling from fault events (a gassing or shorting cell), each a fast ramp."""
         return sum(um * min(1.0, max(0.0, (t_s - t0) / max(d, 1e-9))) for t0, d, um in self.expansions)
 
-    def cell_thickness_um(self):
+    def cell_thickness_um(self) -> float:
         """True change of the cell's thickness under load since assembly: what dilatometry measures."""
         return (
             self.cell_growth_um(self.t_us / 1e6)
@@ -208,11 +213,11 @@ class FixtureModel:
         )
 
     # --- mechanics ---
-    def _elastic(self, d):
+    def _elastic(self, d: float) -> tuple[float, float]:
         k0, k1, s = self.k0, self.k1, self.stroke_um
         return k0 * d - (k0 - k1) * d * d / (2 * s), k0 - (k0 - k1) * d / s
 
-    def _spring(self, d, k_stick):
+    def _spring(self, d: float, k_stick: float) -> tuple[float, ...]:
         """Spring-stack force and its slope at deflection d, from the committed friction state."""
         fe, ke = self._elastic(d)
         band = self.friction * fe
@@ -223,7 +228,7 @@ class FixtureModel:
             return fe - band, ke * (1 - self.friction), -band
         return fe + f, ke + k_stick, f
 
-    def _chain_force(self, c):
+    def _chain_force(self, c: float) -> float:
         """Force (N) for a total compression c (um) of springs + rigid path + cell."""
         if c <= 0:
             self.d_spring_um = 0.0
@@ -256,7 +261,7 @@ class FixtureModel:
         self.friction_n = fric
         return fs
 
-    def _apply_steps(self, steps):
+    def _apply_steps(self, steps: int) -> None:
         self.motor_steps += steps
         phase = 2 * math.pi * (self.motor_steps % self.steps_per_electrical_cycle) / self.steps_per_electrical_cycle
         self.drive_um = self.motor_steps * self.um_per_step + self.microstep_err_um * math.sin(phase)
@@ -268,7 +273,7 @@ class FixtureModel:
         else:
             self.load_um = min(max(self.load_um, self.drive_um - self.backlash_um), self.drive_um)
 
-    def compression_um(self):
+    def compression_um(self) -> float:
         t_s = self.t_us / 1e6
         return (
             self.load_um
@@ -279,7 +284,7 @@ class FixtureModel:
             + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c)
         )
 
-    def sensed_force_n(self, i=0):
+    def sensed_force_n(self, i: int = 0) -> float:
         """What load cell i reports before noise: creep and temperature errors included."""
         dt = self.temp_c - self.cal_temp_c
         return (
@@ -288,7 +293,7 @@ class FixtureModel:
             + self.drift_n[i]
         )
 
-    def _environment(self):
+    def _environment(self) -> None:
         t_s = self.t_us / 1e6
         while self._next_event < len(self.events) and self.events[self._next_event]["at_s"] <= t_s:
             ev = self.events[self._next_event]
@@ -330,18 +335,18 @@ class FixtureModel:
             if drift is not None:
                 self.drift_n[i] += drift.get("drift_n_per_s", 1.0) * dt_s
 
-    def _fault(self, name, i):
+    def _fault(self, name: str, i: int) -> dict[str, Any] | None:
         """The event of fault `name` active on channel i (or on all), or None."""
         fl = self.faults
         hit = fl.get(name) or fl.get("%s@%d" % (name, i))
         return hit[1] if hit else None
 
-    def inputs(self):
+    def inputs(self) -> int:
         """The board's switch inputs: bit 0 e-stop circuit open, bit 1 end-stop circuit open
         (an `estop` or `end_stop` event, for its duration)."""
         return (1 if "estop" in self.faults else 0) | (2 if "end_stop" in self.faults else 0)
 
-    def advance(self, steps, driver_on=True):
+    def advance(self, steps: int, driver_on: bool = True) -> list[int | None]:
         """Advance one ADC period with `steps` microsteps emitted; return each load cell's
         conversion (None for one that gives none: disconnected)."""
         s0 = self.sensed
@@ -356,7 +361,7 @@ class FixtureModel:
         self.sensed_n = sum(self.sensed)
         return [self._convert(i, 0.5 * (s0[i] + self.sensed[i])) for i in range(self.n_cells)]
 
-    def _convert(self, i, f):
+    def _convert(self, i: int, f: float) -> int | None:
         """Load cell i's HX711 conversion of the sensed force f (N): it integrates over its
         window, so f is the average of the period's ends."""
         v = self.zero_v[i] + f * self.v_per_n[i] + self.rng.gauss(0.0, self.noise_v)
@@ -376,11 +381,11 @@ class FixtureModel:
         self.last_counts[i] = counts
         return counts
 
-    def thermistor_mc(self):
+    def thermistor_mc(self) -> int:
         """The frame thermistor's reading, in milli-degC."""
         return int(round(1000 * (self.temp_c + self.rng.gauss(0.0, self.thermistor_noise_k))))
 
-    def truth(self):
+    def truth(self) -> dict[str, Any]:
         return {
             "t_s": self.t_us / 1e6,
             "force_n": self.force_n,

