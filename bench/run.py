@@ -95,7 +95,11 @@ class Fixture:
 
 
 class Recorder:
-    """Write every record to the run's CSV log and keep the telemetry for analysis."""
+    """Write every record to the run's CSV log, in sequence order, and keep the telemetry
+    for analysis. Records come two ways: from `link.records()` and, while the bench waits
+    for a command's reply, through `on_record`; the second can overtake the rest of a batch
+    the first has read, so records are put back in order here (no resets in a bench run:
+    one boot). `close()` writes what is still held, each hole noted in the log."""
 
     def __init__(self, link, path, extra_meta):
         st = link.command("status")
@@ -105,11 +109,33 @@ class Recorder:
         self.tel = []
         self.events = []
         self.heap = [st["heap_alloc_bytes"]]
+        self._next = None  # the sequence number due next
+        self._held = {}
         link.on_record = self.add
 
     def add(self, rec):
+        seq = rec.get("seq")
+        if self._next is None:
+            self._next = seq
+        if seq < self._next or seq in self._held:
+            return  # had it
+        self._held[seq] = rec
+        while self._next in self._held:
+            self._write(self._held.pop(self._next))
+            self._next += 1
+        if len(self._held) > 1000:  # a hole that no record will fill: write on
+            self.close(keep_open=True)
+
+    def _write(self, rec):
         self.log.write(rec)
         (self.tel if rec.get("t") == "tel" else self.events).append(rec)
+
+    def close(self, keep_open=False):
+        for seq in sorted(self._held):
+            self._write(self._held.pop(seq))
+            self._next = seq + 1
+        if not keep_open:
+            self.log.close()
 
 
 def wait_settled(link, mpa, records=20, timeout_s=120):
@@ -162,7 +188,7 @@ def run_tempco(seed, outdir, step_at_s=600, settle_s=6000):
             link.hello()
             rec = Recorder(link, outdir / "tempco.csv", {"bench": "load-cell zero tempco, unloaded, +10 degC"})
             follow(link, rec, (step_at_s + settle_s) * 1000, "tempco")
-            rec.log.close()
+            rec.close()
     finally:
         virt, wall, dropped = fx.stop()
 
@@ -202,7 +228,7 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
                 {"bench": "%s at %g MPa, seed %d" % (kind, mpa, seed), "model_set": sets},
             )
             follow(link, rec, (t_end + TAIL_S) * 1000, name)
-            rec.log.close()
+            rec.close()
     finally:
         virt, wall, dropped = fx.stop()
     if rec.tel[0]["device_ms"] > t_start * 1000:
@@ -244,7 +270,7 @@ def run_step(seed, outdir, zero_n_per_k=0.0):
                 marks.append((st["uptime_s"], target))
                 link.command("hold", mpa=target)
                 follow(link, rec, (st["uptime_s"] + STEP_HOLD_S) * 1000, "step to %g" % target)
-            rec.log.close()
+            rec.close()
     finally:
         virt, wall, dropped = fx.stop()
     # The step starts when the firmware took the command (its mode event), not when the

@@ -18,25 +18,20 @@ BOOT_ID = re.compile(r"[0-9a-f]{8}\Z")
 _INT, _NUM, _STR, _LIST, _BOOL = (int,), (int, float), (str,), (list,), (bool,)
 # What a fixture's replies must hold (PROTOCOL.md); a device whose reply lacks any of it, or
 # gives it another type, is not a stackpress fixture, whatever else it says.
+HELLO_FIELDS: dict[str, tuple[type, ...]] = {
+    "firmware_version": _STR,
+    "protocol_version": _INT,
+    "board": _STR,
+    "runtime": _STR,
+    "fixture_id": _STR,
+    "boot": _INT,
+    "boot_id": _STR,
+    "max_line_bytes": _INT,
+}
 REPLY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "hello": {
-        "firmware_version": _STR,
-        "protocol_version": _INT,
-        "board": _STR,
-        "runtime": _STR,
-        "fixture_id": _STR,
-        "boot": _INT,
-        "boot_id": _STR,
-        "max_line_bytes": _INT,
-    },
-    "status": {
-        "firmware_version": _STR,
-        "protocol_version": _INT,
-        "board": _STR,
-        "runtime": _STR,
-        "fixture_id": _STR,
-        "boot": _INT,
-        "boot_id": _STR,
+    "hello": HELLO_FIELDS,
+    "status": {  # what hello must hold (but max_line_bytes), and
+        **{k: v for k, v in HELLO_FIELDS.items() if k != "max_line_bytes"},
         "state": _STR,
         "pressure_mpa": _NUM,
         "setpoint_mpa": _NUM,
