@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from .connect import open_link
 from .link import DeviceError, LinkError
-from .protocol import frame
+from .protocol import BadValue, frame
 
 if TYPE_CHECKING:
     from stackpress.connect import FixtureLink
@@ -49,6 +50,21 @@ EXAMPLES = {
 
 
 SPEED_RANGE = (0.001, 1e6)
+
+
+def _finite(what: str) -> Callable[[str], float]:
+    """An argparse type: a finite number (NaN and infinity refused, exit 2), for `what`."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%s takes a number, got %r" % (what, text)) from None
+        if not math.isfinite(v):
+            raise argparse.ArgumentTypeError("%s takes a finite number, got %r" % (what, text))
+        return v
+
+    return parse
 
 
 def _speed(text: str) -> float | None:
@@ -95,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth", help="write the model's true state to this CSV")
     s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
-    s.add_argument("--duration", type=float, help="stop after this many seconds of wall time")
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="stop after this many seconds of wall time")
     s.add_argument(
         "--link",
         help="keep a symlink to the port at this path (it survives a USB unplug, as /dev/serial/by-id/... does)",
@@ -105,9 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("status", "show the fixture's state")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("hold", "ramp to a pressure at the configured rate, then hold it")
-    s.add_argument("mpa", type=float, help="setpoint in MPa")
+    s.add_argument("mpa", type=_finite("the setpoint (MPa)"), help="setpoint in MPa")
     s.add_argument("--wait", action="store_true", help="return once holding within 1 %% of the setpoint")
-    s.add_argument("--timeout", type=float, default=600, help="seconds to wait with --wait (default 600)")
+    s.add_argument(
+        "--timeout", type=_finite("--timeout (s)"), default=600, help="seconds to wait with --wait (default 600)"
+    )
     add("release", "ramp the pressure down gently, back off, then idle")
     add("gap", "hold the motor's position and record the pressure")
     add("idle", "stop moving (the self-locking drive keeps the load)")
@@ -116,10 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
     add("lock", "protect a running test: commands that change pressure are refused until 'unlock'")
     add("unlock", "end the protection of 'lock'")
     s = add("tune", "measure the fixture's stiffness with a small probing move and set the loop's gain")
-    s.add_argument("--mpa", type=float, required=True, help="working pressure to probe at (MPa); it holds there after")
+    s.add_argument(
+        "--mpa",
+        type=_finite("--mpa (MPa)"),
+        required=True,
+        help="working pressure to probe at (MPa); it holds there after",
+    )
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("jog", "move the motor by hand (idle or gap only), in um; + = more compression")
-    s.add_argument("um", type=float)
+    s.add_argument("um", type=_finite("the move (um)"))
     s = add(
         "config",
         "show the fixture's settings, set one, or keep them in a TOML file: pull FILE writes "
@@ -163,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a fresh file each UTC day ('daily') or at a size ('100MB'); files are named "
         "OUT-stem.START_UTC.ext (repeatable: daily and a size)",
     )
-    s.add_argument("--duration", type=float, help="seconds to record (default: until Ctrl-C)")
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to record (default: until Ctrl-C)")
     s.add_argument(
         "--note",
         action="append",
@@ -217,12 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_meta,
         help="a line for every log's header (repeatable)",
     )
-    s.add_argument("--duration", type=float, help="seconds to run (default: until stopped)")
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until stopped)")
     s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")
-    s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until Ctrl-C)")
     s = add(
         "profile",
         "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE (no fixture needed)",
@@ -269,8 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("reset", "restart the fixture's firmware (it resumes what it was doing)")
     s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
     s.add_argument("--speed", type=_speed, default=50.0, help="times real time (default 50)")
-    s.add_argument("--mpa", type=float, default=40.0, help="setpoint (default 40)")
-    s.add_argument("--duration", type=float, help="seconds to run (default: until Ctrl-C)")
+    s.add_argument("--mpa", type=_finite("--mpa (MPa)"), default=40.0, help="setpoint (default 40)")
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until Ctrl-C)")
     return p
 
 
@@ -394,7 +417,11 @@ def cmd_config(a: argparse.Namespace, link: FixtureLink) -> int:
     try:
         value = float(a.value)
     except ValueError:
-        print("stackpress config: %s takes a number, got %r" % (a.key, a.value), file=sys.stderr)
+        value = math.nan
+    if not math.isfinite(value):
+        d = link.command("config")["config"].get(a.key)
+        allowed = "" if d is None else " from %g to %g %s" % (d["min"], d["max"], d["unit"])
+        print("stackpress config: %s takes a finite number%s, got %r" % (a.key, allowed, a.value), file=sys.stderr)
         return 2
     r = link.command("set", key=a.key, value=value)
     print("%s = %g %s" % (r["key"], r["value"], r["unit"]))
@@ -616,7 +643,9 @@ def cmd_calibrate(a: argparse.Namespace, link: FixtureLink) -> int:
     try:
         at = [float(x) for x in a.at.split(",") if x.strip()]
     except ValueError:
-        print("stackpress calibrate: --at takes forces in N separated by commas, got %r" % a.at, file=sys.stderr)
+        at = [math.nan]
+    if not all(math.isfinite(f) for f in at):
+        print("stackpress calibrate: --at takes finite forces in N separated by commas, got %r" % a.at, file=sys.stderr)
         return 2
     if not at or len(at) > 6 or min(at) <= 0:
         print("stackpress calibrate: --at takes 1 to 6 forces above 0 N", file=sys.stderr)
@@ -762,6 +791,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DeviceError as e:
         print("stackpress: refused (%s): %s" % (e.code, e.msg), file=sys.stderr)
         return 4
+    except BadValue as e:
+        print("stackpress: %s" % e, file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

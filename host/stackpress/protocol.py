@@ -7,6 +7,7 @@ binascii.crc32) as 8 lower-case hex digits, newline.
 from __future__ import annotations
 
 import json
+import math
 import re
 import zlib
 from typing import Any
@@ -87,8 +88,18 @@ class FrameError(ValueError):
     pass
 
 
+class BadValue(ValueError):
+    """A value no frame can carry (NaN, infinity): the fixture would only see a broken line."""
+
+
 def frame(obj: dict[str, Any]) -> bytes:
-    payload = json.dumps(obj, separators=(",", ":")).encode()
+    try:
+        payload = json.dumps(obj, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        bad = [k for k, v in obj.items() if isinstance(v, float) and not math.isfinite(v)]
+        raise BadValue(
+            "%s: %s must be a finite number; nothing was sent" % (obj.get("cmd"), ", ".join(bad) or "a value")
+        ) from None
     return payload + b"*%08x\n" % zlib.crc32(payload)
 
 
