@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import subprocess
 import time
 
@@ -232,18 +233,32 @@ def test_gap_jog_idle_tare_and_ack_by_hand(tmp_path):
         s.stop()
 
 
+def _tagged(tag):
+    """PIDs of the processes whose environment carries `tag`: this test's demo and what it
+    started (a child inherits the environment), and nobody else's."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/environ" % d, "rb") as f:
+                    if tag.encode() in f.read():
+                        found.append(int(d))
+            except OSError:  # gone meanwhile, or not ours to read
+                pass
+    return found
+
+
 def test_demo_starts_a_fixture_holds_and_shows_it_then_leaves_nothing_running():
+    tag = "STACKPRESS_TEST_DEMO=%d" % os.getpid()
     r = subprocess.run(
         [str(BIN / "stackpress"), "demo", "--speed", "50", "--duration", "8"],
         capture_output=True,
         text=True,
         timeout=60,
+        env=dict(os.environ, STACKPRESS_TEST_DEMO=str(os.getpid())),
     )
     assert r.returncode == 0, r.stderr
     assert "holding 40.0 MPa" in r.stderr
     last = dict(kv.split("=", 1) for kv in r.stdout.strip().splitlines()[-1].split()[1:])
     assert last["state"] == "hold" and abs(float(last["pressure_mpa"]) - 40.0) < 0.4, last
-    assert (
-        "stackpress"
-        not in subprocess.run(["pgrep", "-af", "stackpress.cli sim"], capture_output=True, text=True).stdout
-    )
+    assert _tagged(tag) == [], "the demo left its own processes running"

@@ -1,9 +1,12 @@
 """`stackpress tune` on two different fixtures, and dilatometry, on the virtual fixture."""
 
 import json
+import signal
+import subprocess
+import time
 
 import pytest
-from simfixture import RunningSim, stackpress
+from simfixture import BIN, RunningSim, stackpress
 
 
 @pytest.mark.parametrize(
@@ -30,6 +33,26 @@ def test_tune_measures_the_fixture_and_then_holds(sets, k_lo, k_hi):
         sim.stop()
 
 
+def _wait_for_device_span(log, span_ms, proc, timeout_s=600):
+    """True once the CSV log's rows with a thickness span `span_ms` of device time (polled:
+    the condition is in the fixture's time, whatever the wall clock does)."""
+    end = time.monotonic() + timeout_s
+    while time.monotonic() < end and proc.poll() is None:
+        if log.exists():
+            lines = [ln.split(",") for ln in log.read_text().splitlines() if not ln.startswith("#")]
+            if len(lines) > 1:
+                head = lines[0]
+                ms = [
+                    int(r[head.index("device_ms")])
+                    for r in lines[1:]
+                    if len(r) == len(head) and r[head.index("thickness_um")]
+                ]
+                if ms and ms[-1] - ms[0] >= span_ms:
+                    return True
+        time.sleep(0.2)
+    return False
+
+
 def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
     truth = tmp_path / "truth.csv"
     sim = RunningSim(
@@ -47,8 +70,20 @@ def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
     try:
         assert stackpress(sim.port, "hold", "40", "--wait").returncode == 0
         log = tmp_path / "run.csv"
-        r = stackpress(sim.port, "log", "--out", str(log), "--duration", "3")
-        assert r.returncode == 0, r.stderr
+        # Logged until the fixture's own clock has run 30 min with a thickness (the cell swells
+        # meanwhile): device time, so a busy machine only makes it take longer.
+        logger = subprocess.Popen(
+            [str(BIN / "stackpress"), "--port", sim.port, "log", "--out", str(log)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert _wait_for_device_span(log, 1_800_000, logger), "the log never spanned 30 device minutes"
+        finally:
+            logger.send_signal(signal.SIGINT)
+            _, err = logger.communicate(timeout=60)
+        assert logger.returncode == 0, err
     finally:
         sim.stop()
     rows = [ln.split(",") for ln in log.read_text().splitlines() if not ln.startswith("#")]
