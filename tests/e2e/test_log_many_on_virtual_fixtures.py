@@ -27,6 +27,33 @@ def _scenario(tmp_path, events):
     return str(path)
 
 
+def _until(ok, proc=None, timeout_s=120):
+    """Wait for a condition (an event: a file written, the fixture's clock), not a time."""
+    end = time.monotonic() + timeout_s
+    while not ok():
+        assert time.monotonic() < end, "not reached in %d s" % timeout_s
+        assert proc is None or proc.poll() is None, proc.stderr.read() if proc.stderr else "process ended"
+        time.sleep(0.1)
+
+
+def _rows(db_path):
+    """Records committed to an SQLite log so far (0 before its table exists)."""
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % db_path, uri=True)
+        try:
+            return db.execute("SELECT count(*) FROM records").fetchone()[0]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return 0
+
+
+def _status(port):
+    r = stackpress(port, "status", "--json")
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
 def _contiguous(keys):
     return len(keys) == len(set(keys)) and [s for _, s in keys] == list(range(keys[0][1], keys[0][1] + len(keys)))
 
@@ -66,7 +93,7 @@ def test_log_all_follows_every_fixture_found_across_an_unplug_and_one_that_comes
             text=True,
             env=env,
         )
-        time.sleep(4)
+        _until(lambda: len(list(out.glob("*.csv"))) >= 2, lg)  # the logger is writing both
         c = RunningSim("--speed", "20", "--seed", "3", env=env)  # plugged in while logging
         stdout, stderr = lg.communicate(timeout=60)
     finally:
@@ -109,10 +136,12 @@ def test_a_sqlite_log_killed_and_started_again_holds_every_record_once_and_repor
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        time.sleep(5)
+        _until(lambda: _rows(out) >= 100, lg)
         lg.send_signal(signal.SIGKILL)
         lg.wait()
-        time.sleep(2)  # records said meanwhile come back by replay
+        # Records said meanwhile (device time: the fixture's seq) come back by replay.
+        seq = _status(sim.port)["seq"]
+        _until(lambda: _status(sim.port)["seq"] >= seq + 40)
         r = stackpress(sim.port, "log", "--out", str(out), "--duration", "4", "--json")
         assert r.returncode == 0, r.stderr
     finally:
