@@ -19,7 +19,6 @@ from stackpress import config as cfgmod
 from stackpress import history as rec
 from stackpress.clock import Clock
 from stackpress.controller import FAULT, HOLD, RAMP, RELEASE
-from stackpress.history import TEL_RECORDS, History
 from stackpress.hx711 import HX711
 from stackpress.instrument import Instrument, Refused
 from stackpress.outbox import Outbox
@@ -53,7 +52,7 @@ class App:
         self.lines = LineReader()
         self._byte = bytearray(1)
         self.out = Outbox(board.serial_write, buf=out_buf)
-        self.hist = hist or History(getattr(board, "history_records", TEL_RECORDS), load_cells=self.hx.n)
+        self.hist = hist or rec.History(getattr(board, "history_records", rec.TEL_RECORDS), load_cells=self.hx.n)
         self.seq = 0
         self.boot = 0
         # The boot count restarts with a wiped flash; this does not repeat: a host keys a
