@@ -13,7 +13,7 @@ from stackpress import config as cfgmod
 from stackpress import history
 from stackpress import profile as profmod
 from stackpress.instrument import Refused
-from stackpress.protocol import MAX_LINE
+from stackpress.protocol import MAX_LINE, Parts
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 
@@ -64,9 +64,9 @@ def schema(app, obj):
 
 def status(app, obj):
     gc.collect()  # so the heap figures are the live footprint, not garbage
-    d = hello(app, obj)
-    d.update(app.instrument.describe())
-    d.update(
+    d = Parts(app.instrument.describe())
+    d.append(hello(app, obj))
+    d.append(
         {
             "uptime_s": app.clock.s + app.clock.ms / 1000,
             "sample_rate_sps": app.board.sample_rate_sps,
@@ -75,6 +75,10 @@ def status(app, obj):
             "oldest_seq": app.hist.oldest_seq(),
             "history_records": app.hist.cap,
             "locked": app.locked,
+        }
+    )
+    d.append(
+        {
             "reset_cause": app.reset_cause,
             "frames_dropped": app.out.dropped,
             "memory_errors": app.memory_errors,
@@ -84,7 +88,7 @@ def status(app, obj):
         }
     )
     if hasattr(app.board, "scenario"):
-        d["scenario"] = app.board.scenario()
+        d.append({"scenario": app.board.scenario()})
     return d
 
 

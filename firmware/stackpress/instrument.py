@@ -130,40 +130,52 @@ class Instrument:
         return uniformity_pct(f), centre_offset_mm(f, self.cfg["load_cell_radius_mm"])
 
     def describe(self):
-        """The instrument's part of `status`."""
+        """The instrument's part of `status`: a list of small dicts (commands.status sends
+        them as one object: a fragmented heap has no block for one big table)."""
         c = self.cfg
         sf = self.safety
         p = self.profile
         lc = self.loadcells
-        d = {
-            "state": self.state_name(),
-            "pressure_mpa": round(self.pressure_mpa(self.net), 5),
-            "setpoint_mpa": round(self.setpoint_mpa, 4),
-            "force_n": round(self.force_n(self.net), 3),
-            "force_filtered_n": round(self.force_filtered_n(), 3),
-            "position_um": round(self.stepper.position * c["um_per_step"], 4),
-            "moving": self.stepper.moving(),
-            "thickness_um": self.thickness_um(),
-            "temperature_c": self.board.temperature_c(),
-            "stiffness_n_per_um": c["stiffness_n_per_um"],
-            "cell_area_mm2": c["cell_area_mm2"],
-            "alarms": sf.names(),
-            "sensor_trusted": sf.trusted(),
-            "raw_counts": self.raw,
-            "estop_open": bool(sf.inputs & IN_ESTOP),
-            "end_stop_open": bool(sf.inputs & IN_END_STOP),
-            "driver_enabled": self.driver_on,
-            "profile_running": p.running,
-            "profile_step": p.index + 1 if p.running else None,
-            "calibration": self.calib,
-            "load_cells": lc.n,
-        }
+        d = []
+        d.append(
+            {
+                "state": self.state_name(),
+                "pressure_mpa": round(self.pressure_mpa(self.net), 5),
+                "setpoint_mpa": round(self.setpoint_mpa, 4),
+                "force_n": round(self.force_n(self.net), 3),
+                "force_filtered_n": round(self.force_filtered_n(), 3),
+                "position_um": round(self.stepper.position * c["um_per_step"], 4),
+                "moving": self.stepper.moving(),
+                "thickness_um": self.thickness_um(),
+                "temperature_c": self.board.temperature_c(),
+                "stiffness_n_per_um": c["stiffness_n_per_um"],
+                "cell_area_mm2": c["cell_area_mm2"],
+            }
+        )
+        d.append(
+            {
+                "alarms": sf.names(),
+                "sensor_trusted": sf.trusted(),
+                "raw_counts": self.raw,
+                "estop_open": bool(sf.inputs & IN_ESTOP),
+                "end_stop_open": bool(sf.inputs & IN_END_STOP),
+                "driver_enabled": self.driver_on,
+                "profile_running": p.running,
+                "profile_step": p.index + 1 if p.running else None,
+                "calibration": self.calib,
+                "load_cells": lc.n,
+            }
+        )
         if lc.n > 1:
-            d["channels"] = lc.describe(lc.span[0])
             u, ctr = self.spread()
-            d["uniformity_pct"] = None if u is None else round(u, 2)
-            d["centre_offset_mm"] = None if ctr is None else [round(ctr[0], 3), round(ctr[1], 3)]
-            d["raw_counts_channels"] = list(self.adc.values)
+            d.append(
+                {
+                    "channels": lc.describe(lc.span[0]),
+                    "uniformity_pct": None if u is None else round(u, 2),
+                    "centre_offset_mm": None if ctr is None else [round(ctr[0], 3), round(ctr[1], 3)],
+                    "raw_counts_channels": list(self.adc.values),
+                }
+            )
         return d
 
     # --- settings and calibration ---

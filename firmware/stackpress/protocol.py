@@ -174,16 +174,25 @@ def write_frame(out, obj):
     return out.commit()
 
 
+class Parts(list):
+    """Dicts that write_frame writes as one JSON object. A reply of forty fields in one dict
+    needs one block of heap for its table; in parts it needs several small ones, which a
+    fragmented heap still has (the status reply: see tests/firmware/status_room.py)."""
+
+
 def _write_json(add, obj):
     if isinstance(obj, dict):
-        add(b"{")
-        sep = b""
-        for k, v in obj.items():
+        obj = (obj,)
+    elif not isinstance(obj, Parts):
+        add(json.dumps(obj).encode())
+        return
+    add(b"{")
+    sep = b""
+    for part in obj:
+        for k, v in part.items():
             add(sep)
             sep = b", "
             add(json.dumps(k).encode())
             add(b": ")
             _write_json(add, v)
-        add(b"}")
-    else:
-        add(json.dumps(obj).encode())
+    add(b"}")

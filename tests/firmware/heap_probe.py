@@ -33,13 +33,21 @@ for i in range(60):
     board.command(("status", "config", "hello")[i % 3])
     board.sunk = 0  # the host read it (not decoded here: that is not the firmware's heap)
 gc.collect()
+free = gc.mem_free()
+alloc = gc.mem_alloc()
+
+from status_room import status_needs  # noqa: E402  (imported after the figures: its code is not the firmware's)
+
+status_room = status_needs(app, board)
+gc.collect()
 print(
     json.dumps(
         {
             "holding": (app.instrument.ctrl.mode if hasattr(app, "instrument") else app.ctrl.mode) == 2,
             "boot_free": boot_free,
-            "free": gc.mem_free(),
-            "alloc": gc.mem_alloc(),
+            "free": free,
+            "alloc": alloc,
+            "status_answered_with_free": status_room,
             "memory_errors": app.memory_errors,
         }
     )

@@ -35,12 +35,16 @@ def test_the_firmware_runs_in_a_192k_heap_with_room_to_spare(tmp_path):
     assert p.returncode == 0, p.stdout + p.stderr
     fig = json.loads(p.stdout.splitlines()[0])
     block = int(re.search(r"max free sz: (\d+)", p.stdout).group(1)) * 16  # 16-byte GC blocks
-    figures = "used %.1f KB, free %.1f KB, largest free block %d B (heap 192 KB)" % (
+    needs = fig["status_answered_with_free"]
+    figures = "used %.1f KB, free %.1f KB, largest free block %d B (heap 192 KB); status answered with %s B free" % (
         fig["alloc"] / 1024,
         fig["free"] / 1024,
         block,
+        needs,
     )
     print(figures)
     assert fig["holding"] and fig["memory_errors"] == 0, figures
     assert fig["free"] >= 40 * 1024, figures
     assert block >= 1024, figures  # no reply or record needs one block that big (they are written in pieces)
+    # A status reply never needs more heap than the loop leaves free: a quarter of it at most.
+    assert needs is not None and needs <= fig["free"] // 4, figures
