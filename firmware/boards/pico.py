@@ -164,6 +164,23 @@ class PioHX711(HX711):
         return 1
 
 
+def park():
+    """Stop the step pulses and disable the driver, with nothing else set up: for the safe
+    boot (stackpress/safemode.py). The worm is self-locking: the force stays."""
+    rp2.StateMachine(0).active(0)
+    machine.Pin(PINS["step"], machine.Pin.OUT, value=0)
+    machine.Pin(PINS["enable"], machine.Pin.OUT, value=1)
+
+
+def reset():
+    machine.reset()
+
+
+def unique_id():
+    """The flash chip's 64-bit id: names this fixture in every log."""
+    return "%02x" * 8 % tuple(machine.unique_id())
+
+
 class Board:
     load_cells = LOAD_CELLS
     name = "pico"
@@ -211,8 +228,7 @@ class Board:
         self._led(on)
 
     def unique_id(self):
-        """The flash chip's 64-bit id: names this fixture in every log."""
-        return "%02x" * 8 % tuple(machine.unique_id())
+        return unique_id()
 
     def temperature_c(self):
         """The frame thermistor, degC (Beta equation), averaged over 8 reads. Allocates."""
@@ -267,4 +283,4 @@ class Board:
 
     def reset(self):
         self.step_pulses.stop()
-        machine.reset()
+        reset()

@@ -165,6 +165,24 @@ def _i32(b, i):
     return v - 0x100000000 if v & 0x80000000 else v
 
 
+def park():
+    """Nothing to stop: the model moves the motor only on this board's lockstep requests,
+    and a board in safe mode (stackpress/safemode.py) sends none."""
+
+
+def reset():
+    # machine.reset() on a Pico: the chip restarts and nothing after it runs. Here the
+    # board process ends (the sim boots it again, as a Pico comes back); sys.exit alone
+    # would leave it at the unix port's REPL (-i), hung until the watchdog.
+    os.system("kill -TERM $PPID")
+    sys.exit(0)
+
+
+def unique_id():
+    """The virtual flash chip's id (the sim derives it from the image file's path)."""
+    return os.getenv("STACKPRESS_CHIP_ID") or "0000000000000000"
+
+
 class Board:
     load_cells = int(os.getenv("STACKPRESS_LOAD_CELLS") or 1)
     name = "virtual"
@@ -266,8 +284,7 @@ class Board:
         return self._stdout_write(b)
 
     def unique_id(self):
-        """The virtual flash chip's id (the sim derives it from the image file's path)."""
-        return os.getenv("STACKPRESS_CHIP_ID") or "0000000000000000"
+        return unique_id()
 
     def scenario(self):
         """What the model simulates ("standard, seed 0"): in every log of a virtual fixture."""
@@ -294,8 +311,4 @@ class Board:
         pass
 
     def reset(self):
-        # machine.reset() on a Pico: the chip restarts and nothing after it runs. Here the
-        # board process ends (the sim boots it again, as a Pico comes back); sys.exit alone
-        # would leave it at the unix port's REPL (-i), hung until the watchdog.
-        os.system("kill -TERM $PPID")
-        sys.exit(0)
+        reset()

@@ -37,6 +37,9 @@ NO_MEMORY = encode(
     {"t": "rep", "id": None, "ok": False, "err": "memory", "msg": "no memory left for this reply: ask again"}
 )
 TEMPERATURE_PERIOD_MS = 1000
+# A start that ran this long counts as good: failed starts before it are forgotten
+# (bootfail.json, written by safemode.py), so failures weeks apart never add up.
+BOOT_OK_AFTER_S = 60
 
 
 class App:
@@ -92,6 +95,12 @@ class App:
         why = ins.recalibrate(cal if isinstance(cal, dict) else {})
         if why:
             self.notes.append(why)
+        bf, err = self.store.load("bootfail")
+        self.bootfail = bf is not None or err is not None
+        if self.bootfail:
+            self.notes.append(
+                "started after failed starts: %s" % str((bf or {}).get("error", err)).strip().split("\n")[-1]
+            )
         st, err = self.store.load("state")
         if err:
             self.notes.append(err)
@@ -213,6 +222,9 @@ class App:
             self._last_temp = now
             ins.update_zero_offset()
             ins.check_uniformity()
+            if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:
+                self.bootfail = False
+                self.store.remove("bootfail")
         if self.resume is not None and ins.safety.trusted():
             st = self.resume  # the force is known, and believed, before anything moves
             self.resume = None

@@ -36,3 +36,9 @@ class Store:
         with open(tmp, "w") as f:
             json.dump(doc, f)
         os.rename(tmp, path)
+
+    def remove(self, name):
+        try:
+            os.remove(self._path(name))
+        except OSError:
+            pass

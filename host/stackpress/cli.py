@@ -298,6 +298,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print_status(st: dict[str, Any]) -> None:
+    if st.get("safe_mode"):
+        print("fixture   SAFE MODE on %s (firmware %s, %s)" % (st["board"], st["firmware_version"], st["runtime"]))
+        print("          the firmware failed to start %d times; the motor is stopped" % st["failed_starts"])
+        print("error     %s" % st["boot_error"].strip().replace("\n", "\n          "))
+        print("next      'stackpress reset' tries again; 'stackpress flash' replaces the firmware")
+        return
     print(
         "fixture   %s on %s (firmware %s, %s)"
         % (st["state"].upper(), st["board"], st["firmware_version"], st["runtime"])

@@ -37,6 +37,7 @@ from typing import Any
 
 from . import firmware as fwfiles
 from .link import Link, LinkError
+from .protocol import safe_mode
 from .reset import RESET_CODE, wait_for_firmware
 
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
@@ -99,6 +100,8 @@ def _room_needed(files: dict[str, bytes]) -> int:
 
 
 def _state(st: dict[str, Any]) -> str:
+    if safe_mode(st):
+        return "but %s" % safe_mode(st)
     return "%s at %.3f MPa (setpoint %.3f)" % (st["state"], st["pressure_mpa"], st["setpoint_mpa"])
 
 
@@ -264,10 +267,13 @@ def _flash(port: str, firmware: Path | str, progress: Callable[[str], None] | No
                     "firmware %s, %s" % (need, free, before["firmware_version"], _state(before))
                 )
             r = link.command("repl")
-            say(
-                "fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
-                % (r["resume_on_reset"], before["pressure_mpa"])
-            )
+            if safe_mode(before):
+                say("the fixture is %s; replacing the firmware" % safe_mode(before))
+            else:
+                say(
+                    "fixture parked in '%s' at %.3f MPa (the drive holds the load; it resumes after the reset)"
+                    % (r["resume_on_reset"], before["pressure_mpa"])
+                )
     except LinkError:
         say("no firmware answers on %s: flashing through the REPL" % port)
     time.sleep(0.3)
@@ -295,7 +301,14 @@ def _flash(port: str, firmware: Path | str, progress: Callable[[str], None] | No
         say("resetting")
         _reset(port)
         info, why = wait_for_firmware(port, timeout_s=30, direct=True)
-        if info is not None and (info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto):
+        if info is not None and safe_mode(info):
+            why = "the board is %s" % safe_mode(info)
+            info = None
+            with Link(port, timeout_s=1.5) as link:
+                link.command("repl")  # the safe mode hands over, so the previous files go back
+        elif info is not None and (
+            info.get("firmware_version") != want_fw or info.get("protocol_version") != want_proto
+        ):
             why = "the board runs firmware %s (protocol %s), not %s (protocol %s)" % (
                 info.get("firmware_version"),
                 info.get("protocol_version"),
@@ -334,7 +347,7 @@ def _flash(port: str, firmware: Path | str, progress: Callable[[str], None] | No
         "wall_s": round(time.monotonic() - t0, 1),
         "before": None
         if before is None
-        else {k: before[k] for k in ("firmware_version", "state", "setpoint_mpa", "pressure_mpa")},
+        else {k: before.get(k) for k in ("firmware_version", "state", "setpoint_mpa", "pressure_mpa")},
     }
     if as_json:
         print(json.dumps(result))

@@ -45,6 +45,14 @@ REPLY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
         "samples": _INT,
         "locked": _BOOL,
     },
+    # A firmware that could not start (safemode.py) knows no pressure: its status says why.
+    "status in safe mode": {
+        **{k: v for k, v in HELLO_FIELDS.items() if k != "max_line_bytes"},
+        "state": _STR,
+        "alarms": _LIST,
+        "boot_error": _STR,
+        "failed_starts": _INT,
+    },
     "replay": {"boot": _INT, "from_seq": _INT, "to_seq": _INT, "oldest_seq": _INT, "lost": _INT},
     "schema": {"protocol_version": _INT, "telemetry": _LIST},
 }
@@ -68,7 +76,7 @@ def check_reply(cmd: str, data: dict[str, Any]) -> None:
     """Raise ProtocolError if the reply to `cmd` lacks what the protocol promises."""
     if not isinstance(data, dict):
         raise ProtocolError("its reply to '%s' is not an object" % cmd)
-    fields = REPLY_FIELDS.get(cmd)
+    fields = REPLY_FIELDS.get(cmd + " in safe mode" if data.get("safe_mode") is True else cmd)
     if "protocol_version" in (fields or ()) and data.get("protocol_version") != protocol_version():
         return  # another protocol has other fields: Link.hello says which side to update
     if fields:
@@ -77,6 +85,18 @@ def check_reply(cmd: str, data: dict[str, Any]) -> None:
             raise ProtocolError("its fixture_id %r is not 16 hex digits" % data["fixture_id"][:40])
         if "boot_id" in fields and not BOOT_ID.match(data["boot_id"]):
             raise ProtocolError("its boot_id %r is not 8 hex digits" % data["boot_id"][:40])
+
+
+def safe_mode(reply: dict[str, Any]) -> str | None:
+    """Why a fixture runs its safe mode (firmware/stackpress/safemode.py): the last line of
+    the error its firmware failed to start with; None when it runs normally."""
+    if reply.get("safe_mode") is not True:
+        return None
+    lines = str(reply.get("boot_error") or "no error kept").strip().splitlines()
+    return "in safe mode: the firmware failed to start %s times (%s); the motor is stopped" % (
+        reply.get("failed_starts", "several"),
+        lines[-1] if lines else "?",
+    )
 
 
 def check_record(obj: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 import serial
 
 from .link import DeviceError, Link, LinkError
+from .protocol import safe_mode
 
 RESET_CODE = b"import sys\nif sys.platform == 'rp2':\n import machine\n machine.reset()\nelse:\n raise SystemExit\n"
 
@@ -79,6 +80,10 @@ def reset(port: str) -> int:
     info, why = wait_for_firmware(port)
     if info is None:
         print("stackpress: no firmware answered on %s after the reset: %s" % (port, why), file=sys.stderr)
+        return 3
+    why = safe_mode(info)
+    if why:
+        print("stackpress: the fixture on %s is %s" % (port, why), file=sys.stderr)
         return 3
     print("firmware %s is running on %s" % (info["firmware_version"], info["board"]))
     return 0
