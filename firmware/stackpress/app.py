@@ -95,12 +95,9 @@ class App:
         why = ins.recalibrate(cal if isinstance(cal, dict) else {})
         if why:
             self.notes.append(why)
-        bf, err = self.store.load("bootfail")
-        self.bootfail = bf is not None or err is not None
+        self.bootfail = self.store.load("bootfail") != (None, None)
         if self.bootfail:
-            self.notes.append(
-                "started after failed starts: %s" % str((bf or {}).get("error", err)).strip().split("\n")[-1]
-            )
+            self.notes.append("started after failed starts (bootfail.json)")
         st, err = self.store.load("state")
         if err:
             self.notes.append(err)
@@ -222,6 +219,7 @@ class App:
             self._last_temp = now
             ins.update_zero_offset()
             ins.check_uniformity()
+            ins.check_estimate()
             if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:
                 self.bootfail = False
                 self.store.remove("bootfail")

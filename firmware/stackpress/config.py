@@ -26,6 +26,7 @@ SCHEMA = {
     "stuck_samples": (20, 3, 10000, "samples", True),
     "load_cell_radius_mm": (30.0, 1.0, 500.0, "mm", False),
     "max_nonuniformity_pct": (25.0, 1.0, 200.0, "%", False),
+    "estimate_alarm_mpa": (0.1, 0.005, 100.0, "MPa", False),
     "channel_disagree_n": (2.0, 0.2, 1000.0, "N", False),
     "stall_force_n": (20.0, 1.0, 10000.0, "N", False),
     "tare_max_shift_n": (50.0, 0.5, 10000.0, "N", False),

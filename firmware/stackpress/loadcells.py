@@ -8,7 +8,9 @@ channel i's counts are scaled by g[i] = span0/span_i in Q14 without leaving 30 b
 A conversion is judged per channel (saturated, stuck, implausible jump, no data). A
 bad channel is excluded, and stays out until `ack`, only when enough others carry on
 without it (`need`: 2, or 1 on a one-cell fixture); the total is then estimated from
-the channels left and the shares they carried while all were trusted. With fewer good
+the channels left and the shares they carried while all were trusted (with four, from
+the pair beside the lost one: see update). How far such an estimate may be off is the
+instrument's (check_estimate). With fewer good
 channels than `need`, the sample is not trusted at all (the safety layer holds
 position), exactly as a one-cell fixture does with a bad conversion. While holding,
 with three channels or more, a channel whose reading departs from what the others imply
@@ -205,11 +207,13 @@ class LoadCells:
         used = 0
         total = 0
         ssum = 0
+        lost = 0
         mx = -(1 << 29)
         for i in range(n):
             if self.bad_now[i] or self.excluded & (1 << i):
                 if self.bad_now[i]:
                     self.bits |= 1 << self.bad_now[i]
+                lost = i
                 continue
             used += 1
             v = self.net[i]
@@ -221,6 +225,14 @@ class LoadCells:
             return self.total  # self.bits says why; the last total stands for display
         self.bits = 0
         if used < n:
+            if n == 4 and used == 3:
+                # Opposite cells of four carry half the load between them wherever its
+                # centre is (a rigid plate on equally stiff cells): the pair beside the
+                # lost one gives a total that a shift of the load does not bias.
+                a = (lost + 1) & 3
+                b = (lost + 3) & 3
+                total = self.net[a] + self.net[b]
+                ssum = self.share[a] + self.share[b]
             if ssum < ONE // 8:
                 ssum = ONE // 8
             q = total // ssum

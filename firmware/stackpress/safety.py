@@ -26,6 +26,11 @@ hold_deviation     while holding, the pressure further than       reported; the 
                    hold_alarm_after_s (swinging: over a third
                    of the time); a loop setting gone wrong, a
                    motor that can't follow
+estimate_uncertain with a load cell left out, the total (an      reported; the hold goes on
+                   estimate) may be off by more than              on the estimate
+                   estimate_alarm_mpa: the cells left show
+                   that the load has moved since they were
+                   all read
 A fault never moves the motor blind: with no trusted force reading the position is
 held (the self-locking worm and screw keep the load); backing off from over-pressure
 needs a trusted reading, and its limits count from the calibrated zero (a tare can't
@@ -52,6 +57,7 @@ END_STOP = 2048
 CHANNEL_FAULT = 4096
 NONUNIFORM = 8192
 HOLD_DEVIATION = 16384
+ESTIMATE_UNCERTAIN = 32768  # the last of the record's 16 alarm bits (history.py)
 ALARM_NAMES = (
     "sensor_timeout",
     "adc_saturated",
@@ -68,6 +74,7 @@ ALARM_NAMES = (
     "channel_fault",
     "nonuniform_load",
     "hold_deviation",
+    "estimate_uncertain",
 )
 # The board's inputs() bits: 1 = that normally-closed circuit is open.
 IN_ESTOP = 1
