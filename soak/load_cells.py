@@ -25,6 +25,9 @@ OFFSET_MM = (1.5, -1.0)
 WHY = {"adc_disconnected": "no_data", "adc_stuck": "stuck", "adc_saturated": "saturated", "adc_drift": "outvoted"}
 
 
+SPEED = 50  # times real time: see run_load_cells
+
+
 def _plan(fault_s):
     """(fault, channel, at_s) one at a time; then two at once; then a drifting cell."""
     singles = [("adc_disconnected", 0, 300), ("adc_stuck", 1, 500), ("adc_saturated", 2, 700)]
@@ -109,7 +112,10 @@ def run_load_cells(seed, fault_s=60):
     sc = scenario(
         "load_cells", ev, cycles=1, rest_s=400, load={"offset_x_mm": OFFSET_MM[0], "offset_y_mm": OFFSET_MM[1]}
     )
-    sim = Sim("load_cells", sc, seed)
+    # Capped speed: the faults are scheduled in device time, and an operator's ack must land
+    # between one fault's end and the next fault (60 s of device time, 1.2 s of wall time
+    # here; at full speed, 0.1 s, which a busy host misses).
+    sim = Sim("load_cells", sc, seed, speed=SPEED)
     host = Host(sim)
     out = []
     ok = True
@@ -119,10 +125,17 @@ def run_load_cells(seed, fault_s=60):
         _wait(host, 250)
         ecc = host.cmd("status")
         ecc_t = _now(host)
-        for f, ch, t in singles:
+        starts = [t for _, _, t in singles] + [pair[0]]
+        for k, (f, ch, t) in enumerate(singles):
             _wait(host, t + fault_s + 5)
             st = _ack_until(host, "hold", t + fault_s + 60)
-            back = st["channels"][ch]["state"] == "ok" and not st["alarms"]
+            # Judged on the fixture's own records before the next fault, whenever the host
+            # got to read them: holding with no alarm means the load cell was taken back.
+            back = any(
+                r["state"] == "hold" and not r["alarms"]
+                for r in host.tel()
+                if t + fault_s < r["device_ms"] / 1000 < starts[k + 1]
+            )
             after.append((f, ch, t, back, ", back after ack" if back else ", NOT BACK AFTER ACK %s" % st["channels"]))
         t, faults = pair
         _wait(host, t + fault_s - 5)
