@@ -88,6 +88,9 @@ class Instrument:
         self.channels_out = 0  # load cells newly left out, for the event
         self._warned = False
         self.uncertainty_mpa = None  # with a load cell left out: how far the estimate may be off
+        self.slip_hi = 0  # the force's extremes since the thickness reference (the springs'
+        self.slip_lo = 0  # friction: dilatometer.py), counts
+        self.ramp_p = self.ramp_net = self.ramp_at = 0  # where the ramp's last tenth began
         self._hold_since = None
         self.apply_settings(self.cfg)
 
@@ -109,9 +112,25 @@ class Instrument:
         c = cfg or self.cfg
         return 0.95 * min(c["max_pressure_mpa"], self.loadcells.n * c["load_cell_capacity_n"] / c["cell_area_mm2"])
 
+    def slip_um_per_n(self):
+        """How much more the springs give per N while they slide than the small-signal
+        stiffness says: over the ramp's last tenth of force (the springs slid all the way to
+        the hold), signed by the ramp's direction; 0 without such a ramp (after a reset)."""
+        dp = (self.stepper.position - self.ramp_p) * self.cfg["um_per_step"]
+        df = self.force_n(self.net - self.ramp_net)
+        if not self.ramp_at or dp * df <= 0 or abs(df) < 2 * self.cfg["contact_force_n"]:
+            return 0.0
+        c = dp / df - 1 / self.cfg["stiffness_n_per_um"]
+        return (c if df > 0 else -c) if c > 0 else 0.0
+
     def thickness_um(self):
         if self.ctrl.mode != HOLD:
             return None
+        d = self.dil
+        if d.ref is not None:
+            f0 = self.loadcells.counts(d.ref[1])
+            e = self.slip_hi - f0 if d.slip_um_per_n > 0 else f0 - self.slip_lo
+            d.excursion_n = max(d.excursion_n, self.force_n(e))
         c = self.cfg
         # The raw sample, not the display filter: the filter lags, and the noise is
         # 0.05 N / (N/um) -- a few nm.
@@ -152,6 +171,7 @@ class Instrument:
                 "thickness_um": self.thickness_um(),
                 "temperature_c": self.board.temperature_c(),
                 "pressure_uncertainty_mpa": self.uncertainty_mpa,
+                "thickness_slip_um": None if self.dil.ref is None else round(self.dil.slip_um(), 4),
                 "stiffness_n_per_um": c["stiffness_n_per_um"],
                 "cell_area_mm2": c["cell_area_mm2"],
             }
@@ -368,6 +388,7 @@ class Instrument:
     def _hold(self, mpa):
         if self.dil.ref is not None and self.dil.ref[3] != mpa:
             self.dil.clear()  # a new setpoint re-compresses springs and frame: a new reference
+            self.ramp_at = 0
         self.setpoint_mpa = mpa
         self.ctrl.hold(self.loadcells.counts(mpa * self.cfg["cell_area_mm2"]), self.net)
         self.safety.stall_reset(self.net)
@@ -551,6 +572,8 @@ class Instrument:
         self.stepper.position = int(st.get("position_steps", 0))
         self.safety.trip(int(st.get("alarms", 0)) & kept_alarms)
         self.dil.restore(st.get("thickness_ref"))
+        if self.dil.ref is not None:
+            self.slip_hi = self.slip_lo = self.loadcells.counts(self.dil.ref[1])
         lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
         self.profile.restore(st.get("profile"), self.max_setpoint_mpa(), lo, hi)
 
@@ -608,6 +631,10 @@ class Instrument:
             self.fault()  # no trusted force: hold position, never move blind
             return
         self.net = net
+        if net > self.slip_hi:
+            self.slip_hi = net
+        elif net < self.slip_lo:
+            self.slip_lo = net
         if self.n_since_tel:
             if net < self.net_min:
                 self.net_min = net
@@ -678,6 +705,12 @@ class Instrument:
             self._hold_since = None
             if self.loadcells.frozen:
                 self.loadcells.unfreeze()
+            t = self.ctrl.target
+            if self.ctrl.mode == RAMP and not self.ramp_at and -t // 10 <= t - self.net <= t // 10:
+                # The ramp's last tenth starts here: the springs slide from it to the hold.
+                self.ramp_at = 1
+                self.ramp_p = self.stepper.position
+                self.ramp_net = self.net
         elif self._hold_since is None:
             self._hold_since = now
         elif self.board.ticks_diff(now, self._hold_since) >= THICKNESS_SETTLE_MS:
@@ -685,8 +718,13 @@ class Instrument:
                 self.loadcells.freeze()
             if self.dil.ref is None:
                 self.dil.reference(
-                    self.stepper.position, self.force_n(self.net), self.board.temperature_c(), self.setpoint_mpa
+                    self.stepper.position,
+                    self.force_n(self.net),
+                    self.board.temperature_c(),
+                    self.setpoint_mpa,
+                    self.slip_um_per_n(),
                 )
+                self.slip_hi = self.slip_lo = self.net
                 return True
         return False
 

@@ -1,6 +1,7 @@
 # Test doubles for the firmware: an in-process fixture (a linear spring in front of a
 # gap) behind the virtual board's own pin-level HX711 and step-pulse models, and a
 # serial line the test scripts. MicroPython only.
+import gc
 import json
 
 from boards.virtual import ticks_diff, wire
@@ -178,6 +179,7 @@ class FakeBoard:
         self.send(frame(json.dumps(dict(args, id=7, cmd=cmd))))
 
     def frames(self):
+        gc.collect()  # a status reply decodes into a dict of ~50 keys: one 1 KB block on this 64-bit port
         out = [json.loads(line[: line.rfind(b"*")]) for line in self.tx]
         self.tx = []
         return out
