@@ -168,6 +168,25 @@ def follow(link, rec, until_ms, label, heap_every_ms=3600000):
             return
 
 
+def datasheet_compensation():
+    """The load cells' creep and span tempco as their datasheet gives them (hardware/
+    fixture.json), entered as the firmware's settings: the virtual load cells follow these
+    typical figures exactly, a real one only within the datasheet's bounds."""
+    fx, _ = resolve()
+    lc = fx["load_cell"]
+    return {
+        "load_cell_span_per_k": lc["span_tc_per_k"],
+        "load_cell_creep_per_30min": lc["creep_fs_per_30min"],
+        "load_cell_creep_tau_s": lc["creep_tau_s"],
+    }
+
+
+def compensate(link, zero_n_per_k):
+    link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
+    for k, v in datasheet_compensation().items():
+        link.command("set", key=k, value=v)
+
+
 def cycling_window_s():
     _, sc = resolve()
     cyc = sc["cycling"]
@@ -217,7 +236,7 @@ def run_hold(kind, mpa, seed, outdir, zero_n_per_k=0.0):
     try:
         with Link(fx.port, timeout_s=10) as link:
             link.hello()
-            link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
+            compensate(link, zero_n_per_k)
             tune = Tuner(link).run(mpa)
             wait_settled(link, mpa)
             if kind not in ("active", "lost"):
@@ -260,7 +279,7 @@ def run_step(seed, outdir, zero_n_per_k=0.0):
     try:
         with Link(fx.port, timeout_s=10) as link:
             link.hello()
-            link.command("set", key="load_cell_zero_n_per_k", value=round(zero_n_per_k, 4))
+            compensate(link, zero_n_per_k)
             Tuner(link).run(lo)
             wait_settled(link, lo)
             rec = Recorder(link, outdir / "step.csv", {"bench": "step %g -> %g -> %g MPa" % (lo, hi, lo)})

@@ -61,7 +61,10 @@ class App:
         # The boot count restarts with a wiped flash; this does not repeat: a host keys a
         # boot's records by it, so a new life of the fixture never passes for an old one.
         self.boot_id = hexlify(urandom(4)).decode()
-        self.instrument = Instrument(board, self.hx, self.event)
+        # The settings first: read from flash once (config.py), before the instrument is built.
+        stored, err = self.store.load("config")
+        cfg, bad = cfgmod.merged(stored)
+        self.instrument = Instrument(board, self.hx, self.event, cfg)
         self.locked = False
         self.reset_cause = board.reset_cause()
         self.samples = 0
@@ -78,17 +81,14 @@ class App:
         self._saved_position = 0
         self._reported_mode = -1
         self._reported_alarms = 0
-        self._load()
+        self._load(err, bad)
 
     # --- persistence ---
-    def _load(self):
+    def _load(self, err, bad):
         ins = self.instrument
-        stored, err = self.store.load("config")
-        cfg, bad = cfgmod.merged(stored)
         if err or bad:
             ins.safety.trip(CONFIG_RESET)
             self.notes.append(err or "invalid stored settings reset to defaults: %s" % ", ".join(bad))
-        ins.apply_settings(cfg)
         cal, err = self.store.load("calib")
         if err:
             self.notes.append(err)
@@ -217,7 +217,7 @@ class App:
             keep = ins.profile_tick(now)
         if self.board.ticks_diff(now, self._last_temp) >= TEMPERATURE_PERIOD_MS:
             self._last_temp = now
-            ins.update_zero_offset()
+            ins.compensate()
             ins.check_uniformity()
             ins.check_estimate()
             if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:

@@ -153,7 +153,7 @@ def config_set(app, obj):
     new[key] = value
     app.instrument.check_settings(key, new)
     app.save_settings(new)
-    return {"key": key, "value": value, "unit": cfgmod.SCHEMA[key][3]}
+    return {"key": key, "value": value, "unit": cfgmod.spec(key)[3]}
 
 
 def tare(app, obj):
@@ -279,7 +279,7 @@ def profile_set(app, obj):
     """Store a schedule: `steps` [[mpa, rate_mpa_s, hold_s], ...] (hold -1: until stopped)."""
     _not_locked(app, obj)
     ins = app.instrument
-    lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
+    lo, hi = cfgmod.spec("ramp_rate_mpa_s")[1:3]
     try:
         steps = profmod.check(obj.get("steps"), ins.max_setpoint_mpa(), lo, hi)
     except profmod.ProfileError as e:

@@ -1,38 +1,14 @@
-"""The fixture's settings: one schema with defaults, ranges and units.
+"""The fixture's settings: one schema with defaults, ranges and units (settings.txt).
 
 Every value a host may change is checked here, so a bad value gets a message that
-names the allowed range and the unit, and nothing changes.
+names the allowed range and the unit, and nothing changes. The schema is read from
+settings.txt beside this module whenever it is needed (boot, `set`, `config`): kept in
+RAM it cost 8 KB of heap. A board without the file cannot start (safemode.py says so).
 """
 
-# key: (default, min, max, unit, integral); what each one is: settings.txt beside this file
-SCHEMA = {
-    "cell_area_mm2": (78.54, 0.5, 2000.0, "mm2", False),
-    "max_pressure_mpa": (80.0, 1.0, 500.0, "MPa", False),
-    "load_cell_capacity_n": (10000.0, 10.0, 200000.0, "N", False),
-    "ramp_rate_mpa_s": (1.0, 0.001, 20.0, "MPa/s", False),
-    "release_rate_mpa_s": (0.5, 0.001, 20.0, "MPa/s", False),
-    "um_per_step": (0.0125, 0.0001, 100.0, "um", False),
-    "stiffness_n_per_um": (16.0, 0.01, 100000.0, "N/um", False),
-    "loop_gain": (0.25, 0.01, 0.9, "1", False),
-    "max_step_rate_hz": (20000, 10, 200000, "Hz", True),
-    "travel_limit_um": (5000.0, 10.0, 100000.0, "um", False),
-    "contact_force_n": (20.0, 0.5, 2000.0, "N", False),
-    "release_backoff_um": (50.0, 0.0, 5000.0, "um", False),
-    "telemetry_period_ms": (1000, 10, 60000, "ms", True),
-    "load_cell_zero_n_per_k": (0.0, -50.0, 50.0, "N/K", False),
-    "frame_um_per_k": (0.097, -10.0, 10.0, "um/K", False),
-    "sample_timeout_ms": (1000, 100, 8000, "ms", True),
-    "max_jump_n": (250.0, 1.0, 100000.0, "N", False),
-    "stuck_samples": (20, 3, 10000, "samples", True),
-    "load_cell_radius_mm": (30.0, 1.0, 500.0, "mm", False),
-    "max_nonuniformity_pct": (25.0, 1.0, 200.0, "%", False),
-    "estimate_alarm_mpa": (0.1, 0.005, 100.0, "MPa", False),
-    "channel_disagree_n": (2.0, 0.2, 1000.0, "N", False),
-    "stall_force_n": (20.0, 1.0, 10000.0, "N", False),
-    "tare_max_shift_n": (50.0, 0.5, 10000.0, "N", False),
-    "hold_alarm_band_mpa": (0.5, 0.01, 100.0, "MPa", False),
-    "hold_alarm_after_s": (10, 1, 3600, "s", True),
-}
+import gc
+
+_FILE = __file__.rsplit("/", 1)[0] + "/settings.txt"
 
 # Changing these re-interprets the measured force, so they are refused mid-test.
 LOCKED_WHILE_CONTROLLING = ("cell_area_mm2", "um_per_step")
@@ -49,12 +25,44 @@ class ConfigError(Exception):
         self.msg = msg
 
 
-def check(key, value):
-    """Return the value coerced to its type, or raise ConfigError."""
-    spec = SCHEMA.get(key) if isinstance(key, str) else None
-    if spec is None:
-        raise ConfigError("unknown_key", "unknown setting %r; known: %s" % (key, ", ".join(sorted(SCHEMA))))
-    _, lo, hi, unit, integral = spec
+def _entries():
+    """(key, spec text, description) of every setting, read from the file now."""
+    with open(_FILE) as f:
+        for line in f:
+            if line[0] != "#":
+                k, _, rest = line.partition(": ")
+                spec, _, text = rest.partition(": ")
+                yield k, spec, text.rstrip()
+
+
+def _parse(spec):
+    d, lo, hi, unit, kind = spec.split()
+    t = int if kind == "int" else float
+    return t(d), t(lo), t(hi), unit, kind == "int"
+
+
+def schema():
+    """{key: (default, min, max, unit, integral)} of every setting."""
+    return {k: _parse(spec) for k, spec, _ in _entries()}
+
+
+def spec(key):
+    """(default, min, max, unit, integral) of setting `key`, or None."""
+    for k, sp, _ in _entries():
+        if k == key:
+            return _parse(sp)
+    return None
+
+
+def check(key, value, sch=None):
+    """Return the value coerced to its type, or raise ConfigError (`sch`: schema(), when
+    many are checked at once)."""
+    s = None
+    if isinstance(key, str):
+        s = sch.get(key) if sch is not None else spec(key)
+    if s is None:
+        raise ConfigError("unknown_key", "unknown setting %r; known: %s" % (key, ", ".join(sorted(sch or schema()))))
+    _, lo, hi, unit, integral = s
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError("type", "%s takes a number in %s, got %r" % (key, unit, value))
     if not (lo <= value <= hi):  # also refuses nan; first, as int() of inf raises
@@ -73,37 +81,37 @@ def loop_change(old, new):
 
 
 def defaults():
-    return {k: v[0] for k, v in SCHEMA.items()}
+    return {k: v[0] for k, v in schema().items()}
 
 
 def merged(stored):
     """Defaults overlaid with every stored value that is still valid."""
-    cfg = defaults()
+    sch = schema()
     bad = []
     if isinstance(stored, dict):
         for k, v in stored.items():
             try:
-                cfg[k] = check(k, v)
+                sch[k] = (check(k, v, sch),)
             except ConfigError:
                 bad.append(k)
+    # Built once the text read is garbage and gone: the settings, kept for good, then
+    # take the heap's first free room rather than leave holes between them.
+    gc.collect()
+    cfg = {}
+    for k, v in sch.items():
+        cfg[k] = v[0] * 1  # a new float, in the room the text left (int: the same)
     return cfg, bad
 
 
 def describe(cfg):
     """Every setting with its value, unit and range."""
-    return {k: {"value": cfg[k], "unit": s[3], "min": s[1], "max": s[2]} for k, s in SCHEMA.items()}
+    return {k: {"value": cfg[k], "unit": s[3], "min": s[1], "max": s[2]} for k, s in schema().items()}
 
 
 def help_texts():
-    """What each setting is, from settings.txt beside this module, read now: the text is
-    documentation, kept out of the heap, and a board without the file still works."""
-    d = {}
+    """What each setting is (the text is documentation: a board whose file lost it still
+    works)."""
     try:
-        with open(__file__.rsplit("/", 1)[0] + "/settings.txt") as f:
-            for line in f:
-                k, _, text = line.partition(": ")
-                if k in SCHEMA:
-                    d[k] = text.rstrip()
+        return {k: text for k, _, text in _entries()}
     except OSError:
-        pass
-    return d
+        return {}

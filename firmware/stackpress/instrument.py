@@ -10,6 +10,8 @@ checked by commands.py; the loop, the serial line, the records and the flash are
 App's.
 """
 
+from math import exp
+
 from stackpress import config as cfgmod
 from stackpress.controller import FAULT, GAP, HOLD, IDLE, MODE_NAMES, RAMP, RELEASE, Controller
 from stackpress.dilatometer import Dilatometer
@@ -30,7 +32,7 @@ from stackpress.history import (
     THK_01NM,
     fix,
 )
-from stackpress.loadcells import NOMINAL_SPAN_COUNTS_PER_N, REASONS, LoadCells, centre_offset_mm, uniformity_pct
+from stackpress.loadcells import NOMINAL_SPAN_COUNTS_PER_N, REASONS, LoadCells, centre_offset_mm, scale, uniformity_pct
 from stackpress.loadcells import ONE as ONE_Q14
 from stackpress.profile import Profile
 from stackpress.safety import (
@@ -61,7 +63,7 @@ class Refused(Exception):
 
 
 class Instrument:
-    def __init__(self, board, adc, event):
+    def __init__(self, board, adc, event, cfg=None):
         self.board = board
         self.adc = adc  # the load cells' ADC: .n channels, .values, read()
         self.event = event  # records what happened (the App's event record)
@@ -72,14 +74,16 @@ class Instrument:
         self.stepper = Stepper(board.step_pulses, board.dir_pin, 20000)
         self.dil = Dilatometer()
         self.profile = Profile()
-        self.cfg = cfgmod.defaults()
+        self.cfg = cfg or cfgmod.defaults()
         self.calib = {"zero_counts": 0}  # type: dict
         self.setpoint_mpa = 0.0
         self.interrupted = IDLE  # the mode a fault interrupted: what `ack` resumes
         self.backed_off_at = None  # position when a release last finished backing off
         self.driver_on = True
         board.driver_enable(True)
-        self.zero_offset = 0  # counts: the load cells' zero drift with temperature, taken out
+        self.zero_offset = 0  # counts: the load cells' zero drift and creep, taken out (compensate)
+        self.span_g = ONE_Q14  # their span change with temperature, taken out: Q14
+        self.creep_n = 0.0
         self.raw = 0
         self.net = 0
         self.net_min = 0  # extremes between telemetry records: no excursion goes unreported
@@ -214,7 +218,7 @@ class Instrument:
         self.safety.configure(c, span, sps, self.zero_shift_n() * span)
         self.loadcells.configure(c, span, sps)
         self.ctrl.target = self.loadcells.counts(self.setpoint_mpa * c["cell_area_mm2"])
-        self.update_zero_offset()
+        self.compensate(0.0)
 
     def check_settings(self, key, new):
         """Refuse settings `new` (`key` changed) that the running hold can't take."""
@@ -237,7 +241,7 @@ class Instrument:
                     % (
                         key,
                         new[key],
-                        cfgmod.SCHEMA[key][3],
+                        cfgmod.spec(key)[3],
                         g if g > cfgmod.LOOP_STEP else r,
                         "aggressive" if g > cfgmod.LOOP_STEP else "fast or slow",
                         cfgmod.LOOP_STEP,
@@ -353,15 +357,21 @@ class Instrument:
             cal["tare_temperature_c"] = round(t, 3)  # the zero drift is counted from here
         return cal
 
-    def update_zero_offset(self):
-        """Outside the control iteration (floats): the counts the zero has drifted by."""
-        k = self.cfg["load_cell_zero_n_per_k"]
-        t = self.board.temperature_c() if k else None
-        if t is None:
-            self.zero_offset = 0
-        else:
-            t0 = self.calib.get("tare_temperature_c", 25.0)
-            self.zero_offset = int(k * (t - t0) * self.loadcells.span[0])
+    def compensate(self, dt_s=1.0):
+        """Once a second, outside the control iteration (floats): what the load cells add to
+        the force, taken out of every reading that follows (control() applies it in small
+        ints). A reading is (F + creep) * (1 + span_tc dT) + zero_tc dT, dT from the
+        temperature of the tare, creep following the load as one exponential: F is
+        (reading - zero_offset) * span_g / 2**14."""
+        c = self.cfg
+        t = self.board.temperature_c()
+        dt = 0.0 if t is None else t - self.calib.get("tare_temperature_c", 25.0)
+        tau = c["load_cell_creep_tau_s"]
+        k = c["load_cell_creep_per_30min"] / (1 - exp(-1800 / tau))
+        self.creep_n += (k * self.force_n(self.net) - self.creep_n) * (1 - exp(-dt_s / tau))
+        span = 1 + c["load_cell_span_per_k"] * dt
+        self.span_g = int(ONE_Q14 / span + 0.5)
+        self.zero_offset = int((c["load_cell_zero_n_per_k"] * dt + self.creep_n * span) * self.loadcells.span[0])
 
     # --- verbs: every change of mode is here ---
     def _no_profile(self, verb):
@@ -562,6 +572,7 @@ class Instrument:
             "position_steps": self.stepper.position,
             "alarms": self.safety.latched,
             "thickness_ref": self.dil.as_list(),
+            "creep_n": self.creep_n,
             "profile": self.profile.state(),
         }
 
@@ -572,9 +583,11 @@ class Instrument:
         self.stepper.position = int(st.get("position_steps", 0))
         self.safety.trip(int(st.get("alarms", 0)) & kept_alarms)
         self.dil.restore(st.get("thickness_ref"))
+        c = st.get("creep_n")
+        self.creep_n = float(c) if isinstance(c, (int, float)) else 0.0
         if self.dil.ref is not None:
             self.slip_hi = self.slip_lo = self.loadcells.counts(self.dil.ref[1])
-        lo, hi = cfgmod.SCHEMA["ramp_rate_mpa_s"][1:3]
+        lo, hi = cfgmod.spec("ramp_rate_mpa_s")[1:3]
         self.profile.restore(st.get("profile"), self.max_setpoint_mpa(), lo, hi)
 
     def take_over(self, st):
@@ -620,7 +633,7 @@ class Instrument:
         Allocation-free (tests run it under heap_lock)."""
         lc = self.loadcells
         vals = self.adc.values
-        net = lc.update(vals, mask) - self.zero_offset
+        net = scale(lc.update(vals, mask) - self.zero_offset, self.span_g)
         self.raw = vals[0] if lc.n == 1 else lc.raw_total
         sf = self.safety
         a = sf.check_sample(lc.bits, lc.healthy, net, net if lc.n == 1 else lc.max_ch)

@@ -46,6 +46,7 @@ EXAMPLES = {
     "serve": "stackpress serve --out /var/lib/stackpress/ --rotate daily --group lab",
     "note": "stackpress note 'cell 7: electrolyte refilled, cycling resumed'",
     "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
+    "tempco": "stackpress tempco soak.csv --apply",
 }
 
 
@@ -286,6 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds (default: the log's first record)",
     )
     s.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    s = add(
+        "tempco",
+        "the load cells' zero drift per K, from a log of the unloaded fixture through a temperature change",
+    )
+    s.add_argument("log", help="a log written by 'stackpress log' while the fixture was released and idle")
+    s.add_argument("--apply", action="store_true", help="set load_cell_zero_n_per_k on the fixture (needs --port)")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("list", "the fixtures attached to this computer (Picos on USB, running 'stackpress sim's)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
@@ -721,6 +729,37 @@ def cmd_repl(a: argparse.Namespace, link: FixtureLink) -> int:
     return 0
 
 
+def cmd_tempco(a: argparse.Namespace) -> int:
+    from .tempco import TempcoError, zero_tempco
+
+    try:
+        r = zero_tempco(a.log)
+    except (TempcoError, OSError) as e:
+        print("stackpress tempco: %s" % e, file=sys.stderr)
+        return 2
+    if a.apply:
+        if r["new_n_per_k"] is None:
+            print("stackpress tempco: the log does not say what the fixture had set; nothing applied", file=sys.stderr)
+            return 2
+        with open_link(a.port) as link:
+            link.hello()
+            link.command("set", key="load_cell_zero_n_per_k", value=round(r["new_n_per_k"], 4))
+        r["applied"] = True
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(
+        "zero drift %+.4f N/K (standard error %.4f, a lower bound: the records are not independent) "
+        "over %.2f K, %d records" % (r["drift_n_per_k"], r["stderr_n_per_k"], r["delta_t_k"], r["points"])
+    )
+    if r["new_n_per_k"] is not None:
+        print(
+            "load_cell_zero_n_per_k: %.4f in use when logged, %.4f with this drift taken out%s"
+            % (r["in_use_n_per_k"], r["new_n_per_k"], " (set)" if a.apply else "; --apply sets it")
+        )
+    return 0
+
+
 def cmd_reset(a: argparse.Namespace) -> int:
     from .reset import reset
 
@@ -788,6 +827,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_note(a)
         if a.cmd == "list":
             return cmd_list(a)
+        if a.cmd == "tempco":
+            return cmd_tempco(a)
         with open_link(a.port) as link:
             link.hello()
             return LINKED[a.cmd](a, link)

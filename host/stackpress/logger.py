@@ -195,6 +195,7 @@ def metadata(link: FixtureLink, status: dict[str, Any]) -> dict[str, Any]:
         "board": status["board"],
         "cell_area_mm2": status["cell_area_mm2"],
         "calibration": status.get("calibration", {}),
+        "settings": {k: v["value"] for k, v in link.command("config")["config"].items()},
         "load_cells": status.get("load_cells", 1),
         "record_fields": link.command("schema")["telemetry"],
         "units": UNITS,

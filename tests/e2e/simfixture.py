@@ -73,3 +73,58 @@ def alive(pid):
     except ProcessLookupError:
         return False
     return not Path("/proc/%d/status" % pid).read_text().count("State:\tZ")
+
+
+def status_at(port, uptime_s):
+    """The fixture's status once its own clock has reached `uptime_s` (device time)."""
+    import json
+
+    while True:
+        r = stackpress(port, "status", "--json")
+        assert r.returncode == 0, r.stdout + r.stderr
+        st = json.loads(r.stdout)
+        if st["uptime_s"] >= uptime_s:
+            return st
+
+
+def scenario_file(tmp_path, events, cycles=None):
+    """The standard scenario with these events (and cycles), as a file for `sim --scenario`."""
+    import json
+
+    root = Path(__file__).resolve().parents[2]
+    sc = json.loads((root / "hardware" / "scenarios" / "standard.json").read_text())
+    sc["fixture"] = str(root / "hardware" / "fixture.json")
+    if cycles is not None:
+        sc["cycling"]["cycles"] = cycles
+    sc["events"] = events
+    path = tmp_path / "scenario.json"
+    path.write_text(json.dumps(sc))
+    return path
+
+
+def start_logger(port, out):
+    """`stackpress log --out OUT` on the port, as a child process (stop it with SIGINT)."""
+    return subprocess.Popen(
+        [str(BIN / "stackpress"), "--port", port, "log", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def hold_and_read(sim, mpa, *uptimes_s):
+    """Hold `mpa`, then the fixture's status at each of these device times; the sim is
+    stopped after (its truth file is then complete)."""
+    try:
+        assert stackpress(sim.port, "hold", str(mpa), "--wait", "--timeout", "300").returncode == 0
+        return [status_at(sim.port, t) for t in uptimes_s]
+    finally:
+        sim.stop()
+
+
+def truth_at(truth, t_s, column):
+    """The model's `column` (a --truth CSV's) at the row nearest time t_s."""
+    lines = truth.read_text().splitlines()
+    i = lines[0].split(",").index(column)
+    rows = [line.split(",") for line in lines[1:]]
+    return float(min(rows, key=lambda x: abs(float(x[0]) - t_s))[i])

@@ -3,44 +3,22 @@ the pressure is an estimate from the cells left, and the fixture says how far it
 off. With four cells the opposite pair gives a total that the shift does not bias; with
 three the shift cannot be seen where it matters, and an alarm says so."""
 
-import json
-
 import pytest
-from conftest import ROOT
-from simfixture import RunningSim, stackpress
+from simfixture import RunningSim, hold_and_read, scenario_file, truth_at
 
 LOST_AT_S = 300
 SHIFT_AT_S = 600
 
 
-def _status(port):
-    r = stackpress(port, "status", "--json")
-    assert r.returncode == 0, r.stdout + r.stderr
-    return json.loads(r.stdout)
-
-
-def _status_at(port, uptime_s):
-    st = _status(port)
-    while st["uptime_s"] < uptime_s:
-        st = _status(port)
-    return st
-
-
-def _true_mpa(truth, t_s):
-    rows = [line.split(",") for line in truth.read_text().splitlines()[1:]]
-    return float(min(rows, key=lambda x: abs(float(x[0]) - t_s))[2])
-
-
 def _run(tmp_path, n_cells, shift_mm):
-    sc = json.loads((ROOT / "hardware" / "scenarios" / "standard.json").read_text())
-    sc["fixture"] = str(ROOT / "hardware" / "fixture.json")
-    sc["cycling"]["cycles"] = 0
-    sc["events"] = [
-        {"at_s": LOST_AT_S, "fault": "adc_disconnected", "channel": 1},
-        {"at_s": SHIFT_AT_S, "load_offset_mm": shift_mm},
-    ]
-    path = tmp_path / "scenario.json"
-    path.write_text(json.dumps(sc))
+    path = scenario_file(
+        tmp_path,
+        [
+            {"at_s": LOST_AT_S, "fault": "adc_disconnected", "channel": 1},
+            {"at_s": SHIFT_AT_S, "load_offset_mm": shift_mm},
+        ],
+        cycles=0,
+    )
     truth = tmp_path / "truth.csv"
     sim = RunningSim(
         "--speed",
@@ -54,15 +32,9 @@ def _run(tmp_path, n_cells, shift_mm):
         "--truth-every",
         "10",
     )
-    try:
-        assert stackpress(sim.port, "hold", "40", "--wait", "--timeout", "300").returncode == 0
-        # Uptime and the model's time differ by the boot: both are read well after each event.
-        before = _status_at(sim.port, SHIFT_AT_S - 60)
-        after = _status_at(sim.port, SHIFT_AT_S + 400)
-    finally:
-        sim.stop()
-    t_end = after["uptime_s"]
-    return before, after, _true_mpa(truth, t_end - 5)
+    # Uptime and the model's time differ by the boot: both are read well after each event.
+    before, after = hold_and_read(sim, 40, SHIFT_AT_S - 60, SHIFT_AT_S + 400)
+    return before, after, truth_at(truth, after["uptime_s"] - 5, "true_pressure_mpa")
 
 
 @pytest.mark.parametrize("shift_mm", [[2.0, 0.0], [0.0, 2.0]])

@@ -2,11 +2,10 @@
 
 import json
 import signal
-import subprocess
 import time
 
 import pytest
-from simfixture import BIN, RunningSim, stackpress
+from simfixture import RunningSim, stackpress, start_logger
 
 
 @pytest.mark.parametrize(
@@ -72,12 +71,7 @@ def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
         log = tmp_path / "run.csv"
         # Logged until the fixture's own clock has run 30 min with a thickness (the cell swells
         # meanwhile): device time, so a busy machine only makes it take longer.
-        logger = subprocess.Popen(
-            [str(BIN / "stackpress"), "--port", sim.port, "log", "--out", str(log)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        logger = start_logger(sim.port, log)
         try:
             assert _wait_for_device_span(log, 1_800_000, logger), "the log never spanned 30 device minutes"
         finally:

@@ -7,8 +7,7 @@ import os
 import signal
 import time
 
-from conftest import ROOT
-from simfixture import RunningSim
+from simfixture import RunningSim, scenario_file
 
 
 def _status(path):
@@ -45,11 +44,7 @@ def test_a_sim_that_gets_no_cpu_for_a_second_does_not_reset_a_healthy_board(tmp_
 
 
 def test_a_hung_board_is_reset_at_speed_50(tmp_path):
-    sc = json.loads((ROOT / "hardware" / "scenarios" / "standard.json").read_text())
-    sc["fixture"] = str(ROOT / "hardware" / "fixture.json")
-    sc["events"] = [{"at_s": 30, "board": "hang"}]
-    path = tmp_path / "hang.json"
-    path.write_text(json.dumps(sc))
+    path = scenario_file(tmp_path, [{"at_s": 30, "board": "hang"}])
     status = tmp_path / "status.json"
     sim = RunningSim("--speed", "50", "--scenario", str(path), "--status", str(status))
     try:

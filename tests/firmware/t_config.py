@@ -29,7 +29,7 @@ def test_refuses_with_range_and_unit_in_the_message():
 def test_merged_keeps_valid_values_and_names_bad_ones():
     cfg, bad = config.merged({"cell_area_mm2": 113.1, "ramp_rate_mpa_s": -4, "junk": 1})
     assert cfg["cell_area_mm2"] == 113.1
-    assert cfg["ramp_rate_mpa_s"] == config.SCHEMA["ramp_rate_mpa_s"][0]
+    assert cfg["ramp_rate_mpa_s"] == config.spec("ramp_rate_mpa_s")[0]
     assert sorted(bad) == ["junk", "ramp_rate_mpa_s"]
     cfg, bad = config.merged(None)
     assert cfg == config.defaults() and bad == []
