@@ -11,7 +11,8 @@ The disc springs have friction: on the way to the hold they slid (along their lo
 curve, if the force rose to the setpoint), and they stick at the hold. A force that then
 rises past its highest since the reference (a sudden swelling of the cell, before the loop
 backs off) makes them slide on: they take up part of the swelling at the same force, and
-the motor's travel misses it. The instrument tracks that excursion, and with the stiffness
+the motor's travel misses it. The instrument tracks that excursion (less its first newton,
+ripple and noise), and with the stiffness
 the ramp showed while the springs slid, the part they took up is added back
 (`slip_um`, in status as thickness_slip_um). Below its highest the stack sticks, so
 ripples and a shrinking cell need nothing.

@@ -51,6 +51,10 @@ from stackpress.safety import (
 from stackpress.stepper import Stepper
 
 THICKNESS_SETTLE_MS = 5000
+# Excursions of the held force below this are the hold's own ripple and the readings' noise
+# (three load cells at 10 SPS: their peaks over a day reach about 1 N) more than a slide of
+# the springs; counted, they made a slowly swelling cell's thickness drift 0.17 um more.
+SLIP_DEADBAND_N = 1.0
 
 
 class Refused(Exception):
@@ -134,7 +138,7 @@ class Instrument:
         if d.ref is not None:
             f0 = self.loadcells.counts(d.ref[1])
             e = self.slip_hi - f0 if d.slip_um_per_n > 0 else f0 - self.slip_lo
-            d.excursion_n = max(d.excursion_n, self.force_n(e))
+            d.excursion_n = max(d.excursion_n, self.force_n(e) - SLIP_DEADBAND_N)
         c = self.cfg
         # The raw sample, not the display filter: the filter lags, and the noise is
         # 0.05 N / (N/um) -- a few nm.
