@@ -102,6 +102,8 @@ class App:
         if err:
             self.notes.append(err)
         self.resume = st if isinstance(st, dict) else {}  # type: dict | None
+        if self.resume.pop("deliberate_reset", False) and self.reset_cause == "watchdog":
+            self.reset_cause = "soft"
         ins.restore(self.resume, ~(CONFIG_RESET | WATCHDOG_RESET))
         self._saved_position = ins.stepper.position
         if self.reset_cause == "watchdog":
@@ -121,6 +123,10 @@ class App:
             self._saved_position = self.instrument.stepper.position
         doc["boot"] = self.boot
         doc["locked"] = self.locked
+        if self.reset_requested or self.handover:
+            # On the RP2040 machine.reset() goes through the watchdog and MicroPython reports
+            # WDT_RESET (micropython#19409): the next boot reads this to tell them apart.
+            doc["deliberate_reset"] = True
         self.store.save("state", doc)
 
     def save_settings(self, cfg):

@@ -221,15 +221,15 @@ def repl(app, obj):
     """Park and hand the serial line to the MicroPython REPL (for mpremote)."""
     _not_locked(app, obj)
     app.instrument.park()
+    app.handover = True  # before the save: the reset that ends the REPL is a deliberate one
     app.save_state()  # a reset then resumes what was running
-    app.handover = True
     return {"state": "repl", "resume_on_reset": app.instrument.state_name()}
 
 
 def reset(app, obj):
     app.instrument.park()
-    app.save_state()
     app.reset_requested = True
+    app.save_state()
     return {"resume": app.instrument.state_name()}
 
 

@@ -48,6 +48,20 @@ def clear():
         pass
 
 
+def _deliberate():
+    """Mark the coming reset as asked for in the firmware's state file (app.py reads it: on
+    the RP2040 a machine.reset() is reported as a watchdog reset)."""
+    try:
+        with open("state.json") as f:
+            st = json.load(f)
+        st["deliberate_reset"] = True
+        with open("state.json.tmp", "w") as f:
+            json.dump(st, f)
+        os.rename("state.json.tmp", "state.json")
+    except Exception:
+        pass  # no state yet (a new board): nothing to resume, the cause is only reported
+
+
 def _save(doc):
     tmp = RECORD + ".tmp"
     with open(tmp, "w") as f:
@@ -191,10 +205,12 @@ def serve(doc, board):
                     _reply(cid, _status(doc, board))
                 elif cmd == "repl":
                     clear()  # the host is replacing or inspecting: its next reset tries afresh
+                    _deliberate()
                     _reply(cid, {"state": "repl", "resume_on_reset": "idle"})
                     return
                 elif cmd == "reset":
                     clear()
+                    _deliberate()
                     _reply(cid, {"resume": "idle"})
                     if board is not None:
                         board.reset()

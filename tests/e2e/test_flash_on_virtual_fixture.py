@@ -48,6 +48,8 @@ def test_flashing_a_holding_fixture_changes_only_what_differs_and_keeps_the_pres
         assert again["changed"] == [] and again["removed"] == [], again  # nothing differs: nothing copied
         st = json.loads(stackpress(sim.port, "status", "--json").stdout)
         assert st["firmware_version"] == r["firmware_version"] and st["setpoint_mpa"] == 40.0
+        # The flash's reset is a deliberate one, though the board reports it as the RP2040 does.
+        assert st["reset_cause"] == "soft" and "watchdog_reset" not in st["alarms"], st
     finally:
         sim.stop()
     rows = [line.split(",") for line in truth.read_text().splitlines()[1:]]

@@ -464,8 +464,12 @@ class Sim:
                 self.resets["flash_write_cut"] += 1  # the power went during a flash write
                 self.log("power cut during a flash write at t=%.1f s" % (self.model.t_us / 1e6))
             elif self.next_cause == "power_on" and not self.next_env:
+                # It ended itself (a reset command, mpremote): machine.reset() on the RP2040
+                # goes through the watchdog, and MicroPython reports WDT_RESET (1.28,
+                # micropython#19409). The virtual board reports the same; the firmware tells
+                # a deliberate reset from a hang by its state file.
                 self.resets["soft"] += 1
-                self.next_cause = "soft"  # it ended itself: a reset command or mpremote
+                self.next_cause = "watchdog"
             self._board_exited()
 
     def _accept(self) -> None:
