@@ -10,8 +10,16 @@ import gc
 
 _FILE = __file__.rsplit("/", 1)[0] + "/settings.txt"
 
-# Changing these re-interprets the measured force, so they are refused mid-test.
-LOCKED_WHILE_CONTROLLING = ("cell_area_mm2", "um_per_step")
+# Changing these re-interprets the measured force, so they are refused mid-test (a span
+# tempco typed 100 times too big moves the held force by percent at once).
+LOCKED_WHILE_CONTROLLING = (
+    "cell_area_mm2",
+    "um_per_step",
+    "load_cell_zero_n_per_k",
+    "load_cell_span_per_k",
+    "load_cell_creep_per_30min",
+    "load_cell_creep_tau_s",
+)
 # These shape the hold loop: while it runs, its gain (loop_gain / stiffness) may fall but
 # rise at most LOOP_STEP-fold, and the step rate move at most LOOP_STEP-fold, per change.
 LOOP_KEYS = ("loop_gain", "stiffness_n_per_um", "max_step_rate_hz")

@@ -71,6 +71,9 @@ def test_bad_input_gets_clear_errors_and_changes_nothing():
         ("hold", {"mpa": "40"}, "type"),
         ("hold", {}, "missing"),
         ("set", {"key": "cell_area_mm2", "value": 50}, "locked"),
+        ("set", {"key": "load_cell_span_per_k", "value": 0.005}, "locked"),
+        ("set", {"key": "load_cell_creep_per_30min", "value": 0.005}, "locked"),
+        ("set", {"key": "load_cell_zero_n_per_k", "value": 20}, "locked"),
         ("set", {"key": "loop_gain", "value": 7}, "range"),
         ("tare", {}, "state"),
     ):
