@@ -50,7 +50,7 @@ def start():
     import os
 
     try:
-        os.stat("bootfail.json")  # only there after a failed start (safemode.RECORD)
+        os.stat("bootfail.json")  # only there after a failed start (safemode.py)
     except OSError:
         pass
     else:

@@ -13,60 +13,46 @@ Imported only after a failure: it costs the running firmware no heap.
 """
 
 import gc
-import json
 import os
 import sys
 from binascii import hexlify
 
 from stackpress.protocol import MAX_LINE, FrameError, LineReader, encode, parse
+from stackpress.store import Store
 from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 FAILED_STARTS_MAX = 3
-RECORD = "bootfail.json"  # beside the other state files, in the board's root
 ERROR_CHARS = 400  # of the traceback kept: a status reply must fit a small heap
 ALLOWED = ("hello", "status", "reset", "repl")
 BOOT_ID = hexlify(os.urandom(4)).decode()  # as app.py's: the key of this life's records
 
 
+STORE = Store("/")  # the firmware's own files: bootfail.json beside state.json
+UNREADABLE = {"failures": FAILED_STARTS_MAX, "error": "unreadable bootfail.json"}
+
+
 def load():
     """The record of failed starts: {"failures": n, "error": text}, or None."""
-    try:
-        with open(RECORD) as f:
-            doc = json.load(f)
-        return doc if isinstance(doc, dict) else {"failures": FAILED_STARTS_MAX, "error": "unreadable " + RECORD}
-    except OSError:
-        return None
-    except ValueError:
-        # Torn by a power cut: count it as a failure, never as a clean start.
-        return {"failures": FAILED_STARTS_MAX, "error": "unreadable " + RECORD}
+    doc, err = STORE.load("bootfail")
+    if err or (doc is not None and not isinstance(doc, dict)):
+        return UNREADABLE  # torn by a power cut: a failure, never a clean start
+    return doc
 
 
 def clear():
-    try:
-        os.remove(RECORD)
-    except OSError:
-        pass
+    STORE.remove("bootfail")
 
 
 def _deliberate():
     """Mark the coming reset as asked for in the firmware's state file (app.py reads it: on
     the RP2040 a machine.reset() is reported as a watchdog reset)."""
     try:
-        with open("state.json") as f:
-            st = json.load(f)
-        st["deliberate_reset"] = True
-        with open("state.json.tmp", "w") as f:
-            json.dump(st, f)
-        os.rename("state.json.tmp", "state.json")
+        st, _ = STORE.load("state")
+        if isinstance(st, dict):
+            st["deliberate_reset"] = True
+            STORE.save("state", st)
     except Exception:
-        pass  # no state yet (a new board): nothing to resume, the cause is only reported
-
-
-def _save(doc):
-    tmp = RECORD + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(doc, f)
-    os.rename(tmp, RECORD)
+        pass  # the cause is only reported: the reset goes on
 
 
 def _describe(e):
@@ -121,7 +107,7 @@ def failed(e):
     n = doc.get("failures", 0)
     doc = {"failures": (n if isinstance(n, int) else 0) + 1, "error": _describe(e)}
     try:
-        _save(doc)
+        STORE.save("bootfail", doc)
     except Exception:
         pass  # a full or failing flash: the retries still count down in this boot's memory
     # The error's last line only: a host waiting for a firmware takes "Traceback" for a REPL.
