@@ -68,6 +68,15 @@ def _finite(what: str) -> Callable[[str], float]:
     return parse
 
 
+def _pause_times(text: str) -> list[float]:
+    """An argparse type: virtual times in seconds, comma-separated, none negative."""
+    parse = _finite("--pause-at (s)")
+    times = [parse(t) for t in text.split(",") if t.strip()]
+    if any(t < 0 for t in times):
+        raise argparse.ArgumentTypeError("--pause-at takes times of 0 s or more, got %r" % text)
+    return times
+
+
 def _speed(text: str) -> float | None:
     if text == "max":
         return None
@@ -118,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep a symlink to the port at this path (it survives a USB unplug, as /dev/serial/by-id/... does)",
     )
     s.add_argument("--status", help="rewrite this JSON file with the virtual time, boots and resets")
+    s.add_argument(
+        "--pause-at",
+        type=_pause_times,
+        default=[],
+        metavar="S[,S...]",
+        help="hold the virtual world still at these times (s) until a host next writes to the port;"
+        " 0 waits for the first host (for tests that read the fixture at a chosen time)",
+    )
 
     s = add("status", "show the fixture's state")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
@@ -343,6 +360,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         link=a.link,
         status=a.status,
         label=_scenario_label(a),
+        pause_at_s=a.pause_at,
     )
     port = sim.start()
     print("port: %s" % (a.link or port), flush=True)

@@ -76,7 +76,8 @@ def alive(pid):
 
 
 def status_at(port, uptime_s):
-    """The fixture's status once its own clock has reached `uptime_s` (device time)."""
+    """The fixture's status once its own clock has reached `uptime_s` (device time). Started
+    with `--pause-at` at that time (see pauses), the sim waits there for this read."""
     import json
 
     while True:
@@ -85,6 +86,13 @@ def status_at(port, uptime_s):
         st = json.loads(r.stdout)
         if st["uptime_s"] >= uptime_s:
             return st
+
+
+def pauses(*uptimes_s):
+    """`sim` arguments that hold the virtual world at boot until the first host command, and
+    at each of these device times until the next one: a test reads the fixture where it
+    means to, however slowly the machine runs its commands."""
+    return ["--pause-at", ",".join(["0"] + ["%g" % t for t in uptimes_s])]
 
 
 def scenario_file(tmp_path, events, cycles=None):
@@ -113,11 +121,16 @@ def start_logger(port, out):
 
 
 def hold_and_read(sim, mpa, *uptimes_s):
-    """Hold `mpa`, then the fixture's status at each of these device times; the sim is
-    stopped after (its truth file is then complete)."""
+    """Hold `mpa`, then the fixture's status at each of these device times (the sim started
+    with pauses(*uptimes_s): each is read within a minute of its time, the device time one
+    command takes at full speed; leave that before the next event); the sim is stopped after
+    (its truth file is then complete)."""
     try:
         assert stackpress(sim.port, "hold", str(mpa), "--wait", "--timeout", "300").returncode == 0
-        return [status_at(sim.port, t) for t in uptimes_s]
+        got = [status_at(sim.port, t) for t in uptimes_s]
+        for t, st in zip(uptimes_s, got):
+            assert st["uptime_s"] < t + 60, (t, st["uptime_s"])  # the pause held the clock
+        return got
     finally:
         sim.stop()
 

@@ -4,7 +4,7 @@ off. With four cells the opposite pair gives a total that the shift does not bia
 three the shift cannot be seen where it matters, and an alarm says so."""
 
 import pytest
-from simfixture import RunningSim, hold_and_read, scenario_file, truth_at
+from simfixture import RunningSim, hold_and_read, pauses, scenario_file, truth_at
 
 LOST_AT_S = 300
 SHIFT_AT_S = 600
@@ -31,9 +31,11 @@ def _run(tmp_path, n_cells, shift_mm):
         str(truth),
         "--truth-every",
         "10",
+        *pauses(LOST_AT_S + 150, SHIFT_AT_S + 400),
     )
     # Uptime and the model's time differ by the boot: both are read well after each event.
-    before, after = hold_and_read(sim, 40, SHIFT_AT_S - 60, SHIFT_AT_S + 400)
+    before, after = hold_and_read(sim, 40, LOST_AT_S + 150, SHIFT_AT_S + 400)
+    assert LOST_AT_S < before["uptime_s"] < SHIFT_AT_S < after["uptime_s"] - 300, (before, after)
     return before, after, truth_at(truth, after["uptime_s"] - 5, "true_pressure_mpa")
 
 

@@ -6,7 +6,7 @@ import signal
 import time
 
 from conftest import ROOT
-from simfixture import RunningSim, stackpress, start_logger
+from simfixture import RunningSim, pauses, stackpress, start_logger
 
 STEP_AT_S = 300
 
@@ -30,6 +30,7 @@ def test_zero_drift_from_a_logged_temperature_step_matches_the_load_cells(tmp_pa
         "scenario.cycling.rest_before_s=1000000000",
         "--set",
         'scenario.events=[{"at_s": %d, "ambient_temperature_c": 35.0}]' % STEP_AT_S,
+        *pauses(),  # the log begins before the step
     )
     log = tmp_path / "soak.csv"
     try:

@@ -135,8 +135,13 @@ class Sim:
         link: str | None = None,
         status: str | None = None,
         label: str | None = None,
+        pause_at_s: list[float] | None = None,
     ) -> None:
         self.speed = speed
+        # Virtual times (us) at which the world holds still until a host next writes to the
+        # port: a test reads the fixture at a chosen time whatever the machine's load.
+        self.pause_us = sorted(int(t * 1e6) for t in pause_at_s or [])
+        self.paused = False
         self.label = (
             label or "seed %d" % seed
         )  # what the model simulates, for the logs  # float, or None for as fast as possible
@@ -277,6 +282,9 @@ class Sim:
 
     def step(self) -> None:
         self._watch()
+        if self._pause_due():
+            self._wait_paused()
+            return
         if self.backlog:
             self._wait_host()
             return
@@ -293,7 +301,7 @@ class Sim:
         conn = self.conn
         served = 0
         deadline = time.perf_counter() + budget_s
-        while served < burst and not self.backlog:
+        while served < burst and not self.backlog and not self._pause_due():
             try:
                 data = conn.recv(self.req.size, PEEK)
             except BlockingIOError:
@@ -311,6 +319,35 @@ class Sim:
             deadline = time.perf_counter() + budget_s
         return True
 
+    def _pause_due(self) -> bool:
+        return bool(self.pause_us) and self.pending is None and self.model.t_us >= self.pause_us[0]
+
+    def _wait_paused(self) -> None:
+        """Held at a pause point: no request of the board's is served (it waits, as for any
+        sample), the host's input is taken and the board's output delivered; the first byte
+        from a host ends the pause."""
+        if not self.paused:
+            self.paused = True
+            self.log("paused at t=%.1f s until a host writes" % (self.model.t_us / 1e6))
+        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
+        try:
+            r, _, _ = select.select(rl, [], [], 0.05 if self.backlog or self.to_board else 0.2)
+        except InterruptedError:
+            return
+        self._flush_backlog()
+        self._to_board()
+        if self.listener in r:
+            self._accept()
+        if self.master is not None and self.master in r and self._from_host():
+            while self.pause_us and self.pause_us[0] <= self.model.t_us:
+                self.pause_us.pop(0)
+            self.paused = False
+            now = time.monotonic()
+            self.last_req = now  # the pause is not the board's silence
+            self._silent_cpu_s = None
+            if self.speed is not None:
+                self.wall0 = now - self.model.t_us / 1e6 / self.speed
+
     def _watch(self) -> None:
         """The board's watchdog, kept here: a hung board (no request at all) is reset as its
         timeout would have run out in virtual time. Silence alone does not make a board
@@ -322,7 +359,7 @@ class Sim:
         if self.status_path and now - self._status_at > 0.25:
             self._status_at = now
             self.write_status()
-        if not self.wdt_ms or self.board is None:
+        if not self.wdt_ms or self.board is None or self.paused:
             return
         silent_s = now - self.last_req
         limit = HANG_WALL_S if self.speed is None else self.wdt_ms / 1000 / self.speed
@@ -632,16 +669,18 @@ class Sim:
             self.backlog_since = None
             self.dropping = True
 
-    def _from_host(self) -> None:
+    def _from_host(self) -> bool:
+        """Takes what a host wrote; True if it wrote anything."""
         if self.master is None or self.to_board:
-            return
+            return False
         try:
             data = os.read(self.master, 65536)
         except (BlockingIOError, OSError):
-            return
+            return False
         if self.board is not None and data:
             self.to_board += data
             self._to_board()
+        return bool(data)
 
     def _to_board(self) -> None:
         """As much of the host's input as the board's stdin takes now; the rest waits."""

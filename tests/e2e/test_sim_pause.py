@@ -1,0 +1,49 @@
+"""`sim --pause-at`: the virtual world holds still at a chosen time until a host writes, so a
+test reads the fixture there whatever the machine's load (a full-speed sim otherwise runs
+on while a slow host starts its next command: the reason a test read a status 100 s late)."""
+
+import json
+import queue
+import threading
+
+from simfixture import RunningSim, stackpress
+
+
+def _stderr_lines(sim):
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in sim.proc.stderr], daemon=True).start()
+    return lines
+
+
+def _await_log(lines, text, bound_s=120):
+    """Waits for the sim's stderr line that contains `text` (an event, not a sleep; the
+    bound only ends a broken run)."""
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=bound_s)
+        except queue.Empty:
+            raise AssertionError("no %r from the sim: %r" % (text, seen[-5:])) from None
+        seen.append(line)
+        if text in line:
+            return
+
+
+def test_the_clock_waits_at_each_pause_for_the_next_host_command():
+    sim = RunningSim("--speed", "max", "--pause-at", "0,100")
+    lines = _stderr_lines(sim)
+    try:
+        _await_log(lines, "paused at t=0.0 s")
+        first = json.loads(stackpress(sim.port, "status", "--json").stdout)
+        # Held at power-on: the board boots only now, for this command.
+        assert first["uptime_s"] < 60, first["uptime_s"]
+        _await_log(lines, "paused at t=100.0 s")
+        second = json.loads(stackpress(sim.port, "status", "--json").stdout)
+        assert 99 <= second["uptime_s"] < 160, second["uptime_s"]
+    finally:
+        sim.stop()
+
+
+def test_pause_times_are_checked():
+    r = stackpress("", "sim", "--pause-at", "10,-1")
+    assert r.returncode == 2 and "--pause-at takes times of 0 s or more" in r.stderr, r.stderr
