@@ -328,7 +328,7 @@ class Sim:
         from a host ends the pause."""
         if not self.paused:
             self.paused = True
-            self.log("paused at t=%.1f s until a host writes" % (self.model.t_us / 1e6))
+            self.log("paused at t=%.3f s until a host writes" % (self.model.t_us / 1e6))
         rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
         try:
             r, _, _ = select.select(rl, [], [], 0.05 if self.backlog or self.to_board else 0.2)
@@ -466,7 +466,7 @@ class Sim:
         rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
         if self.board is not None:
             rl.append(self.board.stdout)
-        if self.conn is not None and self.pending is None and not self.backlog:
+        if self.conn is not None and self.pending is None and not self.backlog and not self._pause_due():
             rl.append(self.conn)
         if timeout is None:
             timeout = 0.2
