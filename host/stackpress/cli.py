@@ -128,6 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--status", help="rewrite this JSON file with the virtual time, boots and resets")
     s.add_argument(
+        "--board",
+        choices=["unix", "pico"],
+        default="unix",
+        help="the board: MicroPython's unix port (default), or an emulated RP2040 running the"
+        " official Pico image given by --uf2 (needs Node.js; see README)",
+    )
+    s.add_argument("--uf2", help="with --board pico: the MicroPython image (default $STACKPRESS_RP2_UF2)")
+    s.add_argument("--bootrom", help="with --board pico: the RP2040 bootrom (default $STACKPRESS_RP2_BOOTROM)")
+    s.add_argument(
         "--pause-at",
         type=_pause_times,
         default=[],
@@ -348,6 +357,18 @@ def cmd_sim(a: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as e:
         print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
         return 2
+    pico_files = None
+    if a.board == "pico":
+        from .virtual import pico
+
+        try:
+            pico_files = pico.check(a.uf2, a.bootrom)
+        except pico.PicoUnavailable as e:
+            print("stackpress sim --board pico: %s" % e, file=sys.stderr)
+            return 2
+    elif a.uf2 or a.bootrom:
+        print("stackpress sim: --uf2 and --bootrom are for --board pico", file=sys.stderr)
+        return 2
     sim = Sim(
         speed=a.speed,
         seed=a.seed,
@@ -361,6 +382,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         status=a.status,
         label=_scenario_label(a),
         pause_at_s=a.pause_at,
+        pico_files=pico_files,
     )
     port = sim.start()
     print("port: %s" % (a.link or port), flush=True)

@@ -26,9 +26,17 @@ def _mkdirs(fs: LittleFS, path: str) -> None:
             pass
 
 
-def build(out: str | Path, firmware: str | Path = FIRMWARE, extra: dict[str, str | bytes] | None = None) -> list[str]:
-    """Write an image holding the firmware (see firmware_files), plus `extra` {path: text}."""
-    fs = LittleFS(block_size=BLOCK_SIZE, block_count=BLOCK_COUNT, read_size=32, prog_size=32, lookahead_size=32)
+def build(
+    out: str | Path,
+    firmware: str | Path = FIRMWARE,
+    extra: dict[str, str | bytes] | None = None,
+    block_count: int = BLOCK_COUNT,
+    prog_size: int = 32,
+) -> list[str]:
+    """Write an image holding the firmware (see firmware_files), plus `extra` {path: text}.
+    The geometry is the virtual board's unless given (the emulated Pico's: pico.FS_BLOCKS
+    blocks, programmed 256 bytes at a time as MicroPython's rp2 port mounts it)."""
+    fs = LittleFS(block_size=BLOCK_SIZE, block_count=block_count, read_size=32, prog_size=prog_size, lookahead_size=32)
     files = firmware_files(firmware)
     for name, text in (extra or {}).items():
         files[name] = text.encode() if isinstance(text, str) else text

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import discover
 from ..firmware import FIRMWARE
-from . import image
+from . import image, pico
 from .model import FixtureModel
 
 if TYPE_CHECKING:
@@ -136,12 +136,15 @@ class Sim:
         status: str | None = None,
         label: str | None = None,
         pause_at_s: list[float] | None = None,
+        pico_files: tuple[str, str] | None = None,
     ) -> None:
         self.speed = speed
         # Virtual times (us) at which the world holds still until a host next writes to the
         # port: a test reads the fixture at a chosen time whatever the machine's load.
         self.pause_us = sorted(int(t * 1e6) for t in pause_at_s or [])
         self.paused = False
+        # (image, bootrom): the board is an emulated Pico running that MicroPython (pico/)
+        self.pico_files = pico_files
         self.label = (
             label or "seed %d" % seed
         )  # what the model simulates, for the logs  # float, or None for as fast as possible
@@ -224,7 +227,11 @@ class Sim:
             self.flash = str(self.flash_arg)
         else:
             self.flash = str(self.flash_arg or Path(self.tmp) / "flash.img")
-            image.build(self.flash, self.firmware, {"calib.json": json.dumps(factory_calibration(self.model))})
+            files: dict[str, str | bytes] = {"calib.json": json.dumps(factory_calibration(self.model))}
+            if self.pico_files:
+                image.build(self.flash, self.firmware, files, block_count=pico.FS_BLOCKS, prog_size=pico.FS_PROG_SIZE)
+            else:
+                image.build(self.flash, self.firmware, files)
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
@@ -254,8 +261,12 @@ class Sim:
         self.next_cause = "power_on"
         self.next_env = {}
         self.wdt_ms = 0
+        argv = [micropython_bin(), "-X", "heapsize=%s" % self.heap, "-i", str(ROM)]
+        if self.pico_files:
+            argv, more = pico.command(*self.pico_files, self.flash, Path(self.firmware))
+            env.update(more)
         self.board = subprocess.Popen(
-            [micropython_bin(), "-X", "heapsize=%s" % self.heap, "-i", str(ROM)],
+            argv,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -500,6 +511,11 @@ class Sim:
             if self.cut_armed and self.board.returncode == -signal.SIGKILL:
                 self.resets["flash_write_cut"] += 1  # the power went during a flash write
                 self.log("power cut during a flash write at t=%.1f s" % (self.model.t_us / 1e6))
+            elif self.board.returncode in (pico.WATCHDOG_EXIT, pico.FORCED_RESET_EXIT):
+                # The emulated chip reset through its watchdog: timed out, or forced
+                # (machine.reset); it reports both as a watchdog reset.
+                self.resets["watchdog" if self.board.returncode == pico.WATCHDOG_EXIT else "soft"] += 1
+                self.next_cause = "watchdog"
             elif self.next_cause == "power_on" and not self.next_env:
                 # It ended itself (a reset command, mpremote): machine.reset() on the RP2040
                 # goes through the watchdog, and MicroPython reports WDT_RESET (1.28,
