@@ -7,7 +7,7 @@ chip runs at about half real time, so these tests take minutes."""
 import json
 
 import pytest
-from simfixture import RunningSim, pauses, stackpress
+from simfixture import RunningSim, pauses, stackpress, status_at
 
 from stackpress.virtual import pico
 
@@ -39,10 +39,16 @@ def test_pico_holds_40_mpa_keeps_its_flash_and_resets_without_a_watchdog_alarm(t
         assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
         r = stackpress(port, "reset", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr
-        st = _status(port)
-        print("after reset: %s, alarms %s, state %s" % (st["reset_cause"], st["alarms"], st["state"]))
+        # On the RP2040 machine.reset() goes through the watchdog: the firmware tells a
+        # deliberate reset by its state file, and resumes the hold.
+        st = status_at(port, 20)
+        print(
+            "after reset: %s, alarms %s, %s %.4f MPa at %.1f s"
+            % (st["reset_cause"], st["alarms"], st["state"], st["pressure_mpa"], st["uptime_s"])
+        )
         assert st["reset_cause"] != "watchdog" and "watchdog_reset" not in st["alarms"], st
+        assert st["uptime_s"] < 80 and st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
         r = stackpress(port, "config", "--json", timeout=300)
-        assert json.loads(r.stdout).get("config", json.loads(r.stdout))["max_nonuniformity_pct"] == 31, r.stdout
+        assert json.loads(r.stdout)["max_nonuniformity_pct"]["value"] == 31, r.stdout
     finally:
         sim.stop()
