@@ -340,16 +340,7 @@ class Sim:
         if not self.paused:
             self.paused = True
             self.log("paused at t=%.3f s until a host writes" % (self.model.t_us / 1e6))
-        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
-        try:
-            r, _, _ = select.select(rl, [], [], 0.05 if self.backlog or self.to_board else 0.2)
-        except InterruptedError:
-            return
-        self._flush_backlog()
-        self._to_board()
-        if self.listener in r:
-            self._accept()
-        if self.master is not None and self.master in r and self._from_host():
+        if self._host_io(0.05 if self.backlog or self.to_board else 0.2):
             while self.pause_us and self.pause_us[0] <= self.model.t_us:
                 self.pause_us.pop(0)
             self.paused = False
@@ -460,17 +451,24 @@ class Sim:
         if self.master is None:
             self.backlog.clear()
             return
-        rl = [self.listener] + ([self.master] if not self.to_board else [])
+        self._host_io(HOST_WAIT_S / 4, until_writable=True)
+
+    def _host_io(self, timeout_s: float, until_writable: bool = False) -> bool:
+        """Waits up to timeout_s for the host's side of the port (or a board connecting),
+        then delivers the board's output, takes the host's input and accepts the board.
+        True if the host wrote."""
+        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
+        wl = [self.master] if until_writable and self.master is not None else []
         try:
-            r, w, _ = select.select(rl, [self.master], [], HOST_WAIT_S / 4)
+            r, _, _ = select.select(rl, wl, [], timeout_s)
         except InterruptedError:
-            return
+            return False
         self._flush_backlog()
         self._to_board()
-        if self.master in r:
-            self._from_host()
+        wrote = self.master is not None and self.master in r and self._from_host()
         if self.listener in r:
             self._accept()
+        return wrote
 
     def _io(self, timeout: float | None) -> None:
         # The host's input is read only when the board has taken the last of it.
