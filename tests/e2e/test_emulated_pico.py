@@ -36,6 +36,7 @@ def test_pico_holds_40_mpa_keeps_its_flash_and_resets_without_a_watchdog_alarm(t
         st = _status(port)
         print("held: %.4f MPa at %.1f s, %s" % (st["pressure_mpa"], st["uptime_s"], st["alarms"]))
         assert st["runtime"].startswith("micropython") and st["board"] == "pico", st
+        assert st["fixture_id"] != "0" * 16, st  # the flash's unique id (chip.mjs answers 0x4B)
         assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
         r = stackpress(port, "reset", timeout=600)
         assert r.returncode == 0, r.stdout + r.stderr

@@ -101,6 +101,7 @@ async function main() {
     fsFile: arg('--fs'),
     fsOffset: cfg.fs_offset,
     fsBytes: cfg.fs_bytes,
+    uniqueId: process.env.STACKPRESS_CHIP_ID ? Buffer.from(process.env.STACKPRESS_CHIP_ID, 'hex') : null,
     cutAfterWrites: Number(process.env.STACKPRESS_CUT_AFTER_WRITES || 0),
     log,
   });

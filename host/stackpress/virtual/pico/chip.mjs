@@ -9,6 +9,8 @@
 // - USB CDC: a read of the OUT endpoint waits for host data (rp2040js answers at once with
 //   an empty packet, an interrupt storm that slows MicroPython about 3x), and host input
 //   waits in an unbounded queue (rp2040js drops what its 512-byte FIFO cannot hold);
+// - the flash's unique id (command 0x4B, which names the fixture in every log) is the one
+//   given (rp2040js answers zeros);
 // - idle: a core waiting for an interrupt skips to the next timer alarm, never past the
 //   end of the slice it was asked to run, and not while a PIO machine runs; a core that
 //   spins reading the timer (MicroPython's busy-wait in sleep_us) skips IDLE_SKIP_NS per
@@ -25,6 +27,11 @@ const BKPT_ERASE = 0xe0;
 const BKPT_PROGRAM = 0xe1;
 const WATCHDOG_BASE = 0x40058;
 const TIMER_BASE = 0x40054;
+const IO_QSPI_BASE = 0x40018;
+const SSI_BASE = 0x18000;
+const SSI_DR0 = 0x60;
+const QSPI_SS_CTRL = 0x0c; // IO_QSPI GPIO_QSPI_SS_CTRL: OUTOVER in bits 9:8, 2 = drive low
+const FLASH_RUID = 0x4b; // then 4 dummy bytes, then the 8-byte id
 const IDLE_SKIP_NS = 5_000;
 const SPIN_INSTRUCTIONS = 200; // the same timer read again within this many: a busy-wait loop
 export const WATCHDOG_TIMER = 1; // REASON bits: the timer ran out; a forced trigger (machine.reset)
@@ -40,7 +47,7 @@ export class Chip {
    * file holding the filesystem's part of the flash and where that part starts;
    * cutAfterWrites: a power cut during that flash erase or program (0: none).
    */
-  constructor({ bootrom, uf2, fsFile, fsOffset, fsBytes, cutAfterWrites = 0, log = () => {} }) {
+  constructor({ bootrom, uf2, fsFile, fsOffset, fsBytes, uniqueId = null, cutAfterWrites = 0, log = () => {} }) {
     const mcu = new RP2040();
     this.mcu = mcu;
     // rp2040js logs to stdout, which is the serial line here: its errors go to stderr, the
@@ -61,6 +68,7 @@ export class Chip {
     this._hookFlash();
     this._clockPio();
     this._watchSpins();
+    if (uniqueId) this._flashId(uniqueId);
     this.watchdog = mcu.peripherals[WATCHDOG_BASE];
     this.onReset = () => {};
     this.watchdog.onWatchdogTrigger = () => this.onReset(this.watchdog.reason);
@@ -169,6 +177,36 @@ export class Chip {
       }
       if (stepped) pio.checkChangedPins();
     }
+  }
+
+  // --- the flash's unique id ---
+  /** uniqueId: 8 bytes, answered to 0x4B while the flash's chip select is driven low. */
+  _flashId(uniqueId) {
+    const qspi = this.mcu.peripherals[IO_QSPI_BASE];
+    const ssi = this.mcu.peripherals[SSI_BASE];
+    let cmd = -1;
+    let index = 0;
+    const rx = [];
+    const qspiWrite = qspi.writeUint32.bind(qspi);
+    qspi.writeUint32 = (offset, value) => {
+      if (offset === QSPI_SS_CTRL && ((value >> 8) & 3) === 2) {
+        cmd = -1; // a new command begins
+        index = 0;
+        rx.length = 0;
+      }
+      qspiWrite(offset, value);
+    };
+    const ssiWrite = ssi.writeUint32.bind(ssi);
+    const ssiRead = ssi.readUint32.bind(ssi);
+    ssi.writeUint32 = (offset, value) => {
+      if (offset === SSI_DR0) {
+        if (index === 0) cmd = value & 0xff;
+        rx.push(cmd === FLASH_RUID && index >= 5 && index < 13 ? uniqueId[index - 5] : 0);
+        index++;
+      }
+      ssiWrite(offset, value);
+    };
+    ssi.readUint32 = (offset) => (offset === SSI_DR0 && rx.length ? rx.shift() : ssiRead(offset));
   }
 
   // --- busy-waits on the timer ---
