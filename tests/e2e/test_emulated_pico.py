@@ -5,6 +5,7 @@ Skipped, with one line saying what is missing, where those are not given. The em
 chip runs at about half real time, so these tests take minutes."""
 
 import json
+import os
 
 import pytest
 from simfixture import RunningSim, pauses, stackpress, status_at
@@ -51,5 +52,25 @@ def test_pico_holds_40_mpa_keeps_its_flash_and_resets_without_a_watchdog_alarm(t
         assert st["uptime_s"] < 80 and st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
         r = stackpress(port, "config", "--json", timeout=300)
         assert json.loads(r.stdout)["max_nonuniformity_pct"]["value"] == 31, r.stdout
+    finally:
+        sim.stop()
+
+
+def test_pico_ramps_and_holds_through_the_ticks_ms_wrap(tmp_path):
+    """ticks_ms wraps at 2**30 ms (12.4 days) on the RP2040: the chip's timer starts 60 s
+    before it, so the wrap comes during the ramp."""
+    wrap_s = 2**30 / 1000
+    env = dict(os.environ, STACKPRESS_PICO_CLOCK_START_S="%.3f" % (wrap_s - 60))
+    sim = RunningSim("--board", "pico", "--speed", "max", *pauses(), env=env)
+    try:
+        r = stackpress(sim.port, "hold", "40", "--wait", "--timeout", "900", timeout=3600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        st = status_at(sim.port, 150)
+        print(
+            "through the wrap: %s %.4f MPa at %.1f s, %s"
+            % (st["state"], st["pressure_mpa"], st["uptime_s"], st["alarms"])
+        )
+        assert st["uptime_s"] < 220, st  # uptime counts on through the wrap: no jump
+        assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4 and st["alarms"] == [], st
     finally:
         sim.stop()

@@ -2,27 +2,10 @@
 // 1 MHz toggling a pin gives one pulse per 2 us of emulated time, however the host runs.
 // rp2040js alone steps PIO from a host timer, so none comes while the chip runs.
 // Prints the pulses counted in 3 ms; tests/pico/test_chip.py checks them.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { Chip } from '../../host/stackpress/virtual/pico/chip.mjs';
+import { fakeChip } from './fake_rom.mjs';
 
-// A bootrom with just the function table the flash hooks look for
-const rom = new Uint8Array(16384);
-const view = new DataView(rom.buffer);
-view.setUint16(0x14, 0x100, true);
-[
-  ['RE', 0x201],
-  ['RP', 0x203],
-].forEach(([code, at], i) => {
-  view.setUint16(0x100 + 4 * i, code.charCodeAt(0) | (code.charCodeAt(1) << 8), true);
-  view.setUint16(0x102 + 4 * i, at, true);
-});
-const fsFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pio-')), 'fs.img');
-fs.writeFileSync(fsFile, new Uint8Array(4096).fill(0xff));
-const chip = new Chip({ bootrom: rom, uf2: null, fsFile, fsOffset: 0xa0000, fsBytes: 4096 });
+const { chip } = fakeChip([0xe7fe]); // b .
 const { mcu } = chip;
-mcu.flash.set([0xfe, 0xe7], 0); // b .
 
 const PIO0 = 0x50200000;
 const PIN = 10;

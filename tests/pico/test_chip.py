@@ -19,10 +19,21 @@ except pico.PicoUnavailable as e:
     pytestmark = pytest.mark.skip(reason="emulated Pico: %s" % e)
 
 
-def test_pio_runs_on_the_emulated_clock_at_its_divider():
-    r = subprocess.run([pico.node_bin(), str(HERE / "pio_clock.mjs")], capture_output=True, text=True, timeout=120)
+def _run(script):
+    r = subprocess.run([pico.node_bin(), str(HERE / script)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
-    got = json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_pio_runs_on_the_emulated_clock_at_its_divider():
+    got = _run("pio_clock.mjs")
     # set pins 1, set pins 0 at 1 MHz: a pulse every 2 us, 1500 in 3 ms (the first waits
     # for the `set pindirs`). rp2040js alone: 500, its first burst of 1000 steps, then none.
     assert 1498 <= got["pulses_in_3_ms"] <= 1500, got
+
+
+def test_flash_erase_and_program_reach_the_flash_and_its_file_and_the_watchdog_resets():
+    got = _run("flash_and_watchdog.mjs")
+    # without chip.mjs: nothing reaches the file (zeros), the flash keeps its bytes, no reset
+    assert got["programmed"] and got["erased_rest"] and got["in_flash"], got
+    assert got["reset_before_1ms"] is None and got["reset_after_1ms"] == 1, got  # REASON: timer

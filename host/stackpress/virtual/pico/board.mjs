@@ -12,7 +12,8 @@
 // - USB CDC is this process's stdin and stdout; logs go to stderr;
 // - a reset of the chip (watchdog, machine.reset) ends this process with an exit code
 //   (the sim starts the chip again: a reset resets the chip, not the world).
-// Pins and the NTC's values come from firmware/boards/pico.py, through the sim
+// STACKPRESS_PICO_CLOCK_START_S starts the chip's timer there, not at 0 (ticks_ms wraps
+// at 2**30 ms, 12.4 days: a test starts it just before). Pins and the NTC's values come from firmware/boards/pico.py, through the sim
 // (STACKPRESS_PICO, JSON).
 
 import fs from 'node:fs';
@@ -107,6 +108,8 @@ async function main() {
   });
   if (process.env.STACKPRESS_RESET_CAUSE === 'watchdog') chip.resetReason = WATCHDOG_TIMER;
   const { mcu, clock } = chip;
+  const startS = Number(process.env.STACKPRESS_PICO_CLOCK_START_S || 0);
+  if (startS > 0) clock.tick(startS * 1e9); // nothing is scheduled yet: the timer reads from here
   chip.onReset = (reason) => {
     log('chip reset by its watchdog (' + (reason & WATCHDOG_FORCE ? 'forced' : 'timed out') + ')');
     process.exit(reason & WATCHDOG_FORCE ? FORCED_RESET_EXIT : WATCHDOG_EXIT);
@@ -157,11 +160,14 @@ async function main() {
   sock.on('close', () => process.exit(3)); // a board without a world stops
   let seq = 0;
   const exchange = async (nSteps, flags) => {
+    // The chip resets itself when its watchdog runs out; the sim, told of it too, resets a
+    // board process that stops (hung: its emulator is not running either).
+    const [fed, wdtMs] = chip.watchdogState();
     const req = Buffer.alloc(16);
     req.writeUInt32LE(seq, 0);
     req.writeInt32LE(nSteps, 4);
-    req.writeUInt32LE(flags, 8);
-    req.writeUInt32LE(0, 12); // the chip keeps its own watchdog
+    req.writeUInt32LE(flags | (fed ? 1 : 0), 8);
+    req.writeUInt32LE(wdtMs, 12);
     seq = (seq + 1) & 0x3fffffff;
     sock.write(req);
     if (rx.length < 32) await new Promise((resolve) => (waiter = resolve));

@@ -26,6 +26,7 @@ const CYCLE_NS = 1e9 / CLK_SYS_HZ;
 const BKPT_ERASE = 0xe0;
 const BKPT_PROGRAM = 0xe1;
 const WATCHDOG_BASE = 0x40058;
+const WATCHDOG_LOAD = 0x04;
 const TIMER_BASE = 0x40054;
 const IO_QSPI_BASE = 0x40018;
 const SSI_BASE = 0x18000;
@@ -72,6 +73,7 @@ export class Chip {
     this.watchdog = mcu.peripherals[WATCHDOG_BASE];
     this.onReset = () => {};
     this.watchdog.onWatchdogTrigger = () => this.onReset(this.watchdog.reason);
+    this._watchFeeds();
     this.hostInput = [];
     this.hostInputBytes = 0;
     this.onSerialOut = () => {};
@@ -177,6 +179,29 @@ export class Chip {
       }
       if (stepped) pio.checkChangedPins();
     }
+  }
+
+  // --- the watchdog, as the sim sees it ---
+  _watchFeeds() {
+    const wd = this.watchdog;
+    const write = wd.writeUint32.bind(wd);
+    this.watchdogFed = false; // LOAD written since the last look (taken by watchdogState)
+    this.watchdogLoad = 0;
+    wd.writeUint32 = (offset, value) => {
+      if (offset === WATCHDOG_LOAD) {
+        this.watchdogFed = true;
+        this.watchdogLoad = value & 0xffffff;
+      }
+      write(offset, value);
+    };
+  }
+
+  /** [fed since the last call, timeout in ms or 0 when off]: the RP2040's watchdog counts
+   * down twice per microsecond tick (erratum RP2040-E1; the SDK loads twice the time). */
+  watchdogState() {
+    const fed = this.watchdogFed;
+    this.watchdogFed = false;
+    return [fed, this.watchdog.enable ? Math.round(this.watchdogLoad / 2000) : 0];
   }
 
   // --- the flash's unique id ---
