@@ -6,9 +6,10 @@ chip runs at about half real time, so these tests take minutes."""
 
 import json
 import os
+import time
 
 import pytest
-from simfixture import RunningSim, pauses, stackpress, status_at
+from simfixture import RunningSim, pauses, scenario_file, stackpress, status_at
 
 from stackpress.virtual import pico
 
@@ -35,7 +36,17 @@ def test_pico_holds_40_mpa_keeps_its_flash_and_resets_without_a_watchdog_alarm(t
         r = stackpress(port, "hold", "40", "--wait", "--timeout", "900", timeout=3600)
         assert r.returncode == 0, r.stdout + r.stderr
         st = _status(port)
-        print("held: %.4f MPa at %.1f s, %s" % (st["pressure_mpa"], st["uptime_s"], st["alarms"]))
+        print(
+            "held: %.4f MPa at %.1f s, %s; heap %d B used, %d B free; id %s"
+            % (
+                st["pressure_mpa"],
+                st["uptime_s"],
+                st["alarms"],
+                st["heap_alloc_bytes"],
+                st["heap_free_bytes"],
+                st["fixture_id"],
+            )
+        )
         assert st["runtime"].startswith("micropython") and st["board"] == "pico", st
         assert st["fixture_id"] != "0" * 16, st  # the flash's unique id (chip.mjs answers 0x4B)
         assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
@@ -72,5 +83,43 @@ def test_pico_ramps_and_holds_through_the_ticks_ms_wrap(tmp_path):
         )
         assert st["uptime_s"] < 220, st  # uptime counts on through the wrap: no jump
         assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4 and st["alarms"] == [], st
+    finally:
+        sim.stop()
+
+
+def test_pico_resumes_its_hold_after_a_power_cut_and_a_hang(tmp_path):
+    """A power cut at 120 s and a hung board at 200 s (its process stopped: the sim's
+    watchdog, told the chip's timeout, resets it): the hold resumes after each, and the
+    hang is reported as a watchdog reset."""
+    events = [{"at_s": 120, "board": "power_cut", "off_s": 1.0}, {"at_s": 200, "board": "hang"}]
+    status_file = tmp_path / "sim.json"
+    sim = RunningSim(
+        "--board",
+        "pico",
+        "--speed",
+        "max",
+        "--scenario",
+        str(scenario_file(tmp_path, events, cycles=0)),
+        "--status",
+        str(status_file),
+        *pauses(300),
+    )
+    try:
+        r = stackpress(sim.port, "hold", "40", "--wait", "--timeout", "900", timeout=3600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        end = time.monotonic() + 3600  # a bound for a broken run; the wait is on the model's clock
+        while time.monotonic() < end:
+            doc = json.loads(status_file.read_text()) if status_file.exists() else {"t_s": 0}
+            if doc["t_s"] >= 300:
+                break
+            time.sleep(0.5)
+        st = _status(sim.port)
+        print(
+            "after a power cut and a hang: %s; %s %.4f MPa, %s, %s"
+            % (doc["resets"], st["state"], st["pressure_mpa"], st["reset_cause"], st["alarms"])
+        )
+        assert doc["resets"]["power_cut"] == 1 and doc["resets"]["watchdog"] == 1, doc
+        assert st["reset_cause"] == "watchdog" and "watchdog_reset" in st["alarms"], st
+        assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
     finally:
         sim.stop()
