@@ -1,0 +1,46 @@
+"""How `stackpress sim --board pico` finds what it needs, and says what is missing."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from stackpress.virtual import pico
+
+BIN = Path(sys.executable).parent
+
+
+def test_the_board_facts_come_from_the_pico_board_module():
+    c = pico.config()
+    assert c["pins"]["hx_sck"] == 2 and c["pins"]["step"] == 10 and c["load_cells"] == 3, c
+    assert c["ntc"] == {"r25_ohm": 10000, "beta_k": 3950, "pullup_ohm": 10000}, c
+    assert c["fs_bytes"] == pico.FS_BLOCKS * 4096
+
+
+def _sim(*args, **env):
+    return subprocess.run(
+        [str(BIN / "stackpress"), "sim", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=dict(os.environ, **env),
+    )
+
+
+def test_an_image_without_the_pico_board_is_refused():
+    r = _sim("--uf2", "x.uf2")
+    assert r.returncode == 2 and "--uf2 and --bootrom are for --board pico" in r.stderr, r.stderr
+
+
+def test_a_missing_image_or_bootrom_is_named(tmp_path):
+    rom = tmp_path / "rom.bin"
+    rom.write_bytes(bytes(16384))
+    r = _sim("--board", "pico", STACKPRESS_RP2_UF2=str(tmp_path / "none.uf2"), STACKPRESS_RP2_BOOTROM=str(rom))
+    assert r.returncode == 2, r.stderr
+    # Without Node.js or rp2040js, that is what is missing; with them, the image.
+    assert any(
+        m in r.stderr
+        for m in ("none.uf2 does not exist", "Node.js, which is not installed", "rp2040js is not installed")
+    ), r.stderr
+    r = _sim("--board", "pico", STACKPRESS_RP2_UF2=str(rom), STACKPRESS_RP2_BOOTROM=str(tmp_path / "x.uf2"))
+    assert r.returncode == 2 and ("x.uf2 does not exist" in r.stderr or "not installed" in r.stderr), r.stderr
