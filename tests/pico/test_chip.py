@@ -12,9 +12,7 @@ from stackpress.virtual import pico
 HERE = Path(__file__).resolve().parent
 
 try:
-    pico.node_bin()
-    if not (pico.HERE / "node_modules" / "rp2040js").is_dir():
-        raise pico.PicoUnavailable("the npm package rp2040js is not installed ('make setup' installs it)")
+    pico.require_emulator()
 except pico.PicoUnavailable as e:
     pytestmark = pytest.mark.skip(reason="emulated Pico: %s" % e)
 

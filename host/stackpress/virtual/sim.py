@@ -228,10 +228,8 @@ class Sim:
         else:
             self.flash = str(self.flash_arg or Path(self.tmp) / "flash.img")
             files: dict[str, str | bytes] = {"calib.json": json.dumps(factory_calibration(self.model))}
-            if self.pico_files:
-                image.build(self.flash, self.firmware, files, block_count=pico.FS_BLOCKS, prog_size=pico.FS_PROG_SIZE)
-            else:
-                image.build(self.flash, self.firmware, files)
+            geometry = {"block_count": pico.FS_BLOCKS, "prog_size": pico.FS_PROG_SIZE} if self.pico_files else {}
+            image.build(self.flash, self.firmware, files, **geometry)
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)

@@ -70,14 +70,19 @@ def node_bin() -> str:
     return found
 
 
-def check(uf2: str | None, bootrom: str | None) -> tuple[str, str]:
-    """The image and bootrom paths (arguments, else STACKPRESS_RP2_UF2 and
-    STACKPRESS_RP2_BOOTROM), checked; raises PicoUnavailable saying what is missing."""
+def require_emulator() -> None:
+    """Node.js and the npm package are there; raises PicoUnavailable saying how to get them."""
     node_bin()
     if not (HERE / "node_modules" / "rp2040js").is_dir():
         raise PicoUnavailable(
             "the npm package rp2040js is not installed: 'make setup' installs it (or 'npm ci' in %s)" % HERE
         )
+
+
+def check(uf2: str | None, bootrom: str | None) -> tuple[str, str]:
+    """The image and bootrom paths (arguments, else STACKPRESS_RP2_UF2 and
+    STACKPRESS_RP2_BOOTROM), checked; raises PicoUnavailable saying what is missing."""
+    require_emulator()
     uf2 = uf2 or os.environ.get("STACKPRESS_RP2_UF2")
     bootrom = bootrom or os.environ.get("STACKPRESS_RP2_BOOTROM")
     if not uf2:
