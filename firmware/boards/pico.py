@@ -245,7 +245,11 @@ class Board:
     ticks_diff = staticmethod(time.ticks_diff)
 
     def idle(self):
-        time.sleep_us(200)
+        # sleep_ms waits in WFE (rp2's sleep_us spins up to 1 ms): the core rests between
+        # passes instead of running ~1500 empty ones a second. A conversion waits in the
+        # chip for 100 ms and the step pulses run in PIO, so 1 ms costs nothing; the
+        # e-stop is still read every pass, at least every ~1.5 ms.
+        time.sleep_ms(1)
 
     def serial_read(self, buf):
         for _ in self._ipoll(0):

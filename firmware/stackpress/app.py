@@ -54,6 +54,9 @@ class App:
         )
         self.lines = LineReader()
         self._byte = bytearray(1)
+        # Taken once: `board.serial_read` taken in each pass is a new bound method, 16
+        # bytes of garbage a pass, about a thousand passes a second on a Pico.
+        self._serial_read = board.serial_read
         self.out = Outbox(board.serial_write, buf=out_buf)
         self.hist = hist or rec.History(getattr(board, "history_records", rec.TEL_RECORDS), load_cells=self.hx.n)
         self.seq = 0
@@ -302,7 +305,7 @@ class App:
 
     # --- input ---
     def poll_serial(self):
-        rd = self.board.serial_read
+        rd = self._serial_read
         b = self._byte
         for _ in range(256):  # bounded: a flood of bytes cannot starve control
             if not rd(b):
