@@ -92,6 +92,13 @@ def status(app, obj):
     return d
 
 
+def heap(app, obj):
+    # Imported when asked for: a diagnostic, not worth its kilobyte of heap in every boot.
+    from stackpress.heap import report
+
+    return report(app.memory_errors)
+
+
 def hold(app, obj):
     ins = app.instrument
     mpa = _number(obj, "mpa", 0.1, ins.max_setpoint_mpa(), "MPa")
@@ -331,6 +338,7 @@ HANDLERS = {
     "profile": profile_status,
     "set_calibration": set_calibration,
     "schema": schema,
+    "heap": heap,
 }
 
 

@@ -55,6 +55,7 @@ REPLY_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
     },
     "replay": {"boot": _INT, "from_seq": _INT, "to_seq": _INT, "oldest_seq": _INT, "lost": _INT},
     "schema": {"protocol_version": _INT, "telemetry": _LIST},
+    "heap": {"heap_alloc_bytes": _INT, "heap_free_bytes": _INT, "heap_largest_free_bytes": _INT},
 }
 RECORD_FIELDS = {"boot": _INT, "seq": _INT, "device_ms": _INT}
 

@@ -130,3 +130,27 @@ def test_no_memory_at_all_costs_records_never_control():
     run_app(app, 4)
     st = [f for f in board.captured() if f.get("t") == "rep"][-1]["data"]
     assert st["memory_errors"] == app.memory_errors and st["state"] == "hold", st
+
+
+def test_heap_tells_the_largest_block_from_the_free_bytes():
+    app, board = _holding()
+    board.captured()
+    board.command("heap")
+    run_app(app, 3)
+    whole = [f for f in board.captured() if f.get("t") == "rep"][-1]["data"]
+    keep = _fragment(1024)
+    board.command("heap")
+    run_app(app, 3)
+    crumbs = [f for f in board.captured() if f.get("t") == "rep"][-1]["data"]
+    try:  # what it says fits does fit, and a block 1 KB larger does not
+        bytearray(crumbs["heap_largest_free_bytes"])
+        bytearray(crumbs["heap_largest_free_bytes"] + 1024)
+        larger = True
+    except MemoryError:
+        larger = False
+    keep = None  # noqa: F841 -- give the heap back before the test asserts
+    gc.collect()
+    assert whole["heap_largest_free_bytes"] > 4096, whole  # the test harness's heap: fragmented too
+    assert crumbs["heap_largest_free_bytes"] < 2048 < 20 * 1024 < crumbs["heap_free_bytes"], crumbs
+    assert not larger, crumbs
+    assert set(whole) == {"heap_alloc_bytes", "heap_free_bytes", "heap_largest_free_bytes", "memory_errors"}, whole
