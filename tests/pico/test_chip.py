@@ -35,3 +35,18 @@ def test_flash_erase_and_program_reach_the_flash_and_its_file_and_the_watchdog_r
     # without chip.mjs: nothing reaches the file (zeros), the flash keeps its bytes, no reset
     assert got["programmed"] and got["erased_rest"] and got["in_flash"], got
     assert got["reset_before_1ms"] is None and got["reset_after_1ms"] == 1, got  # REASON: timer
+
+
+def test_usb_input_waits_for_the_host_and_loses_nothing_and_idle_time_is_skipped_exactly():
+    got = _run("usb_and_idle.mjs")
+    # The firmware's read waits for data: rp2040js answers at once with an empty packet,
+    # a storm of interrupts that slowed MicroPython about 3x.
+    assert got["answered_before_data"] == 0 and got["empty_packets"] == 0, got
+    # 2000 bytes at once: rp2040js's 512-byte FIFO dropped the rest.
+    assert got["bytes_received"] == 2000 and got["in_order"] and got["largest_packet"] == 64, got
+    # A waiting core: to the alarm, exactly, and the run ends where asked, not past it.
+    assert got["waiting"] and got["alarm_fired_after_ns"] == 1_000_000, got
+    assert got["ran_ns"] == 10_000_123 and got["instructions_while_waiting"] == 0, got
+    # A core spinning on the timer skips ahead 5 us a turn: 400 instructions a millisecond
+    # instead of about 42,000.
+    assert got["spin_ran_ns"] == 1_000_000 and got["spin_instructions"] < 1000, got
