@@ -25,7 +25,6 @@ below are their one definition: the board announces them in its first line to th
 
 import os
 import select
-import socket
 import struct
 import sys
 
@@ -36,6 +35,13 @@ READY = 1
 REQUEST = "<IiII"  # struct formats of the link frames (see above)
 REPLY = "<IIiIiiii"
 SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0.5 ms)
+
+
+def _env(name):
+    """An environment variable the sim sets. The chip models here also run on a Pico (the
+    firmware's tests run there too: tests/pico), whose os has no getenv."""
+    getenv = getattr(os, "getenv", None)
+    return getenv(name) if getenv else None
 
 
 def ticks_diff(a, b):
@@ -180,16 +186,18 @@ def reset():
 
 def unique_id():
     """The virtual flash chip's id (the sim derives it from the image file's path)."""
-    return os.getenv("STACKPRESS_CHIP_ID") or "0000000000000000"
+    return _env("STACKPRESS_CHIP_ID") or "0000000000000000"
 
 
 class Board:
-    load_cells = int(os.getenv("STACKPRESS_LOAD_CELLS") or 1)
+    load_cells = int(_env("STACKPRESS_LOAD_CELLS") or 1)
     name = "virtual"
     root = "/"
 
     def __init__(self):
-        host, port = os.getenv("STACKPRESS_MODEL").split(":")
+        import socket  # here: the unix port's, not a Pico's, where the chip models above also run
+
+        host, port = _env("STACKPRESS_MODEL").split(":")
         s = socket.socket()
         s.connect(socket.getaddrinfo(host, int(port))[0][-1])
         self._sock = s
@@ -288,11 +296,11 @@ class Board:
 
     def scenario(self):
         """What the model simulates ("standard, seed 0"): in every log of a virtual fixture."""
-        return os.getenv("STACKPRESS_SCENARIO")
+        return _env("STACKPRESS_SCENARIO")
 
     def reset_cause(self):
         """'power_on', 'watchdog' or 'soft', as the sim says it started this board."""
-        return os.getenv("STACKPRESS_RESET_CAUSE") or "power_on"
+        return _env("STACKPRESS_RESET_CAUSE") or "power_on"
 
     def watchdog_start(self, timeout_ms):
         self._wdt_ms = timeout_ms

@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--truth", help="write the model's true state to this CSV")
     s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
+    s.add_argument("--firmware", help="the firmware tree the board runs (default: this checkout's firmware/)")
     s.add_argument("--duration", type=_finite("--duration (s)"), help="stop after this many seconds of wall time")
     s.add_argument(
         "--link",
@@ -349,6 +350,9 @@ def _print_status(st: dict[str, Any]) -> None:
 
 
 def cmd_sim(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .firmware import FIRMWARE
     from .virtual.params import resolve
     from .virtual.sim import Sim
 
@@ -357,12 +361,17 @@ def cmd_sim(a: argparse.Namespace) -> int:
     except (OSError, ValueError, KeyError) as e:
         print("stackpress sim: %s" % (e.args[0] if isinstance(e, KeyError) else e), file=sys.stderr)
         return 2
+    firmware = Path(a.firmware) if a.firmware else FIRMWARE
+    if not (firmware / "main.py").is_file():
+        print("stackpress sim: %s is not a firmware tree (it has no main.py)" % firmware, file=sys.stderr)
+        return 2
     pico_files = None
     if a.board == "pico":
         from .virtual import pico
 
         try:
             pico_files = pico.check(a.uf2, a.bootrom)
+            pico.check_load_cells(firmware, int(fixture["load_cells"]["count"]))
         except pico.PicoUnavailable as e:
             print("stackpress sim --board pico: %s" % e, file=sys.stderr)
             return 2
@@ -383,6 +392,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         label=_scenario_label(a),
         pause_at_s=a.pause_at,
         pico_files=pico_files,
+        firmware=firmware,
     )
     port = sim.start()
     print("port: %s" % (a.link or port), flush=True)

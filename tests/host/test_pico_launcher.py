@@ -44,3 +44,24 @@ def test_a_missing_image_or_bootrom_is_named(tmp_path):
     ), r.stderr
     r = _sim("--board", "pico", STACKPRESS_RP2_UF2=str(rom), STACKPRESS_RP2_BOOTROM=str(tmp_path / "x.uf2"))
     assert r.returncode == 2 and ("x.uf2 does not exist" in r.stderr or "not installed" in r.stderr), r.stderr
+
+
+def test_the_chips_load_cells_must_be_the_models(tmp_path):
+    fw = tmp_path / "boards"
+    fw.mkdir()
+    text = (pico.FIRMWARE / "boards" / "pico.py").read_text()
+    (fw / "pico.py").write_text(text.replace("\nLOAD_CELLS = 3 ", "\nLOAD_CELLS = 1 "))
+    pico.check_load_cells(pico.FIRMWARE, 3)
+    pico.check_load_cells(tmp_path, 1)
+    try:
+        pico.check_load_cells(tmp_path, 3)
+        said = None
+    except pico.PicoUnavailable as e:
+        said = str(e)
+    assert said and "reads 1 load cell (LOAD_CELLS) and the fixture has 3" in said, said
+    assert "--set fixture.load_cells.count=1" in said, said
+
+
+def test_a_firmware_tree_without_main_is_refused(tmp_path):
+    r = _sim("--firmware", str(tmp_path))
+    assert r.returncode == 2 and "is not a firmware tree (it has no main.py)" in r.stderr, r.stderr

@@ -60,6 +60,18 @@ def config(firmware: Path = FIRMWARE) -> dict[str, Any]:
     }
 
 
+def check_load_cells(firmware: Path, count: int) -> None:
+    """The chip's firmware reads as many load cells as the model has (boards/pico.py's
+    LOAD_CELLS is the build's, fixture.json's load_cells.count the model's)."""
+    built = board_constants(Path(firmware) / "boards" / "pico.py")["LOAD_CELLS"]
+    if built != count:
+        raise PicoUnavailable(
+            "the firmware's boards/pico.py reads %d load cell%s (LOAD_CELLS) and the fixture has %d:"
+            " make them agree (--set fixture.load_cells.count=%d, or LOAD_CELLS in a --firmware tree)"
+            % (built, "" if built == 1 else "s", count, built)
+        )
+
+
 def node_bin() -> str:
     found = shutil.which("node") or shutil.which("nodejs")
     if not found:
