@@ -4,7 +4,8 @@
 //   ignores them), and the filesystem's part of the flash is kept in a file, written at
 //   once, so a killed process leaves it as a power cut leaves flash;
 // - PIO: state machines run on the emulated clock at their clock divider (rp2040js steps
-//   them from a timer of the host's, whatever the divider);
+//   them from a timer of the host's, whatever the divider), and their pins are reported
+//   after every PIO cycle, so no edge is lost when the core's time jumps;
 // - the watchdog resets the chip (rp2040js only logs), and says why;
 // - USB CDC: a read of the OUT endpoint waits for host data (rp2040js answers at once with
 //   an empty packet, an interrupt storm that slows MicroPython about 3x), and host input
@@ -165,19 +166,28 @@ export class Chip {
   _stepPio(dtNs) {
     for (const pio of this.mcu.pio) {
       if (pio.stopped) continue;
-      let stepped = false;
+      const due = [];
       for (const sm of pio.machines) {
         if (!sm.enabled) continue;
-        const div = (sm.clockDivInt || 65536) + sm.clockDivFrac / 256;
-        const periodNs = div * CYCLE_NS;
+        sm._periodNs = ((sm.clockDivInt || 65536) + sm.clockDivFrac / 256) * CYCLE_NS;
         sm._accNs += dtNs;
-        while (sm._accNs >= periodNs) {
-          sm._accNs -= periodNs;
-          sm.step();
-          stepped = true;
-        }
+        due.push(sm);
       }
-      if (stepped) pio.checkChangedPins();
+      // One PIO cycle at a time, the pins reported after each: a pulse that rises and falls
+      // within dtNs (a skipped busy-wait is 5 us) is still two edges to whoever watches the
+      // pin, as an HX711 counts PD_SCK's rises.
+      let stepped = true;
+      while (stepped) {
+        stepped = false;
+        for (const sm of due) {
+          if (sm._accNs >= sm._periodNs) {
+            sm._accNs -= sm._periodNs;
+            sm.step();
+            stepped = true;
+          }
+        }
+        if (stepped) pio.checkChangedPins();
+      }
     }
   }
 
