@@ -6,7 +6,7 @@
 //   it was asked to, never past it;
 // - a core spinning on the timer (MicroPython's busy-wait) skips ahead in steps.
 // Prints what it saw; tests/pico/test_chip.py checks it.
-import { fakeChip } from './fake_rom.mjs';
+import { fakeChip, SPIN_ON_TIMER } from './fake_rom.mjs';
 
 const result = {};
 
@@ -53,14 +53,7 @@ const result = {};
 
 // --- a core spinning on the timer ---
 {
-  const { chip } = fakeChip([
-    0x4901, // ldr r1, [pc, #4]  -> TIMERAWL
-    0x6808, // loop: ldr r0, [r1]
-    0xe7fd, // b loop
-    0xbf00, // nop
-    0x4028,
-    0x4005, // 0x40054028: TIMERAWL
-  ]);
+  const { chip } = fakeChip(SPIN_ON_TIMER);
   const { clock } = chip;
   const t0 = clock.nanos;
   chip.run(t0 + 1_000_000);
