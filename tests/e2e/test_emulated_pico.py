@@ -4,12 +4,16 @@ with the RP2040 bootrom in STACKPRESS_RP2_BOOTROM), the firmware on its littlefs
 Skipped, with one line saying what is missing, where those are not given. The emulated
 chip runs at about half real time, so these tests take minutes."""
 
+import ast
 import json
 import os
+import shutil
+import subprocess
 import time
 
 import pytest
-from simfixture import RunningSim, pauses, scenario_file, stackpress, status_at
+from conftest import ROOT
+from simfixture import BIN, RunningSim, pauses, scenario_file, stackpress, status_at, truth_at
 
 from stackpress.virtual import pico
 
@@ -123,3 +127,109 @@ def test_pico_resumes_its_hold_after_a_power_cut_and_a_hang(tmp_path):
         assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
     finally:
         sim.stop()
+
+
+def test_stackpress_flash_onto_the_chip_changes_what_differs_and_the_hold_resumes(tmp_path):
+    """`stackpress flash` as on a bench: mpremote over the chip's USB CDC, the files onto
+    its littlefs, a machine.reset() through the RP2040's watchdog."""
+    fw = tmp_path / "firmware"
+    shutil.copytree(ROOT / "firmware", fw)
+    v = fw / "stackpress" / "version.json"
+    d = json.loads(v.read_text())
+    v.write_text(json.dumps(dict(d, firmware_version="9.9.9-test+" + d["firmware_version"])))
+    sim = RunningSim("--board", "pico", "--speed", "max", *pauses())
+    try:
+        r = stackpress(sim.port, "hold", "40", "--wait", "--timeout", "900", timeout=3600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = stackpress(sim.port, "flash", "--firmware", str(fw), "--json", timeout=1800)
+        assert r.returncode == 0, r.stdout + r.stderr
+        done = json.loads(r.stdout)
+        print("flashed: %s" % done)
+        assert done["changed"] == ["stackpress/version.json"] and done["removed"] == [], done
+        assert done["firmware_version"].startswith("9.9.9-test+"), done
+        assert done["state"] in ("hold", "ramp") and done["setpoint_mpa"] == 40.0, done
+        st = status_at(sim.port, 60)  # the new boot's clock: resumed and settled
+        print("after the flash: %(reset_cause)s, %(alarms)s, %(state)s %(pressure_mpa).4f MPa" % st)
+        assert st["firmware_version"] == done["firmware_version"], st
+        assert st["reset_cause"] == "soft" and "watchdog_reset" not in st["alarms"], st
+        assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4, st
+    finally:
+        sim.stop()
+
+
+def test_one_load_cell_read_by_the_pio_program_gives_the_models_force(tmp_path):
+    """A build with one load cell reads its HX711 with the PIO program (boards/pico.py):
+    PD_SCK from side-set at 1 MHz, DOUT sampled by `in`, against the board's pin-level
+    HX711 with the datasheet's timing (a pulse held high over 60 us powers the chip down)."""
+    fw = tmp_path / "firmware"
+    shutil.copytree(ROOT / "firmware", fw)
+    board = fw / "boards" / "pico.py"
+    text = board.read_text()
+    assert "\nLOAD_CELLS = 3 " in text
+    board.write_text(text.replace("\nLOAD_CELLS = 3 ", "\nLOAD_CELLS = 1 "))
+    truth = tmp_path / "truth.csv"
+    sim = RunningSim(
+        "--board",
+        "pico",
+        "--speed",
+        "max",
+        "--firmware",
+        str(fw),
+        "--set",
+        "fixture.load_cells.count=1",
+        "--truth",
+        str(truth),
+        "--truth-every",
+        "1",
+        *pauses(),
+    )
+    try:
+        r = stackpress(sim.port, "hold", "40", "--wait", "--timeout", "900", timeout=3600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        st = _status(sim.port)
+    finally:
+        sim.stop()
+    sensed = truth_at(truth, st["uptime_s"], "sensed_force_n")
+    print(
+        "one load cell through PIO: %s %.4f MPa, %.2f N read, the model's %.2f N; %s"
+        % (st["state"], st["pressure_mpa"], st["force_n"], sensed, st["alarms"])
+    )
+    assert st["load_cells"] == 1 and "channels" not in st, st
+    assert st["state"] == "hold" and abs(st["pressure_mpa"] - 40) <= 0.4 and st["alarms"] == [], st
+    # The last conversion vs the model's at that time: within a sample's change (100 ms).
+    assert abs(st["force_n"] - sensed) < 5.0, (st["force_n"], sensed)
+
+
+def _firmware_tests():
+    found = []
+    for p in sorted((ROOT / "tests" / "firmware").glob("t_*.py")):
+        tree = ast.parse(p.read_text())
+        tests = [n.name for n in tree.body if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
+        found += ["%s %s" % (p.stem, t) for t in tests]
+    return found
+
+
+def test_every_firmware_test_passes_on_the_chip(tmp_path):
+    """The firmware's own tests (tests/firmware/t_*.py, which make test runs on the unix
+    port) on the Pico's MicroPython: float32 in the controller, the dilatometer and the
+    load-cell arithmetic, 31-bit small ints, the rp2 port's heap, the firmware as flashed.
+    At --speed 1: mount's chip-side waits for the host are on the chip's clock, which an
+    idle chip at full speed runs ahead of the host's."""
+    sim = RunningSim("--board", "pico", "--speed", "1", *pauses())
+    try:
+        assert stackpress(sim.port, "repl", timeout=300).returncode == 0
+        p = subprocess.run(
+            [str(BIN / "mpremote"), "connect", sim.port, "resume", "mount", str(ROOT / "tests" / "firmware")]
+            + ["exec", "import chiptest"],
+            capture_output=True,
+            text=True,
+            timeout=7200,
+        )
+    finally:
+        sim.stop()
+    lines = p.stdout.splitlines()
+    print("\n".join(x for x in lines if x.startswith(("FAIL", "heap free"))))
+    passed = {x[5:] for x in lines if x.startswith("PASS ")}
+    want = _firmware_tests()
+    missing = [t for t in want if t not in passed]
+    assert len(want) > 90 and not missing, "not passed on the chip: %s\n%s" % (missing, p.stdout[-3000:] + p.stderr)
