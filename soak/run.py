@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 
+import emulated_pico
 import load_cells
 import misuse
 from harness import (
@@ -498,6 +499,7 @@ def main():
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--only", help="comma-separated scenario names")
     ap.add_argument("--channel-fault-s", type=float, default=120.0, help="how long each load-cell fault lasts, s")
+    ap.add_argument("--pico-s", type=float, default=3600.0, help="how long the emulated Pico holds, its own s")
     a = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     jobs = {
@@ -512,9 +514,14 @@ def main():
         "fuzz": lambda: run_fuzz(a.fuzz),
         "load_cells": lambda: load_cells.run_load_cells(a.seed, a.channel_fault_s),
         "misuse": lambda: misuse.run_misuse(a.seed),
+        "pico_hour": lambda: emulated_pico.run_pico_hour(a.seed, a.pico_s),
     }
     if a.only:
         jobs = {k: v for k, v in jobs.items() if k in a.only.split(",")}
+    why = emulated_pico.unavailable()
+    if why and "pico_hour" in jobs:
+        del jobs["pico_hour"]
+        log("[SKIP] pico_hour: emulated Pico: %s" % why)
     t0 = time.monotonic()
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as ex:
