@@ -5,6 +5,8 @@ heapsize=192k) in `stackpress sim --speed max`, with faults injected by scenario
 (hardware/README.md lists them) and a host driving it through the serial device as
 `stackpress` does. Pass criteria are printed with each scenario. The true pressure
 comes from the sim's truth file (every sample), not from what the firmware reports.
+`pico_hour` runs the firmware on an emulated Pico instead (emulated_pico.py), where an
+image is given, and is skipped with one line saying what is missing where not.
 Prints a table and, as its last line, one JSON object with the campaign's figures.
 """
 

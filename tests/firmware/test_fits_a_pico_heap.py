@@ -1,6 +1,6 @@
 """The firmware fits a Pico's heap: loaded as .mpy, built in main.py's order, run for a simulated
 10 minutes of holding, with telemetry and commands going, under `micropython -X
-heapsize=192k` (the RP2040 port's heap is about 190 KB). The unix port is 64-bit, so
+heapsize=192k` (the Pico's MicroPython v1.28 has 240 KB: hardware/README.md). The unix port is 64-bit, so
 every object that holds pointers is up to twice its size on the Pico: these figures
 are an upper bound. The figures are in the message, and in hardware/README.md."""
 
