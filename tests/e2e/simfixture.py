@@ -120,6 +120,20 @@ def start_logger(port, out):
     )
 
 
+def stop_logger(logger, wall_s=120):
+    """Stop a logger from start_logger as a person does (SIGINT); its stderr. One that does
+    not stop is killed and fails the test: left running, it would wait for its fixture and
+    take a later test's sim, whose pty may get the same number."""
+    logger.send_signal(signal.SIGINT)
+    try:
+        _, err = logger.communicate(timeout=wall_s)
+    except subprocess.TimeoutExpired:
+        logger.kill()
+        _, err = logger.communicate()
+        raise AssertionError("the logger did not stop within %d s of SIGINT: %s" % (wall_s, err[-2000:])) from None
+    return err
+
+
 def hold_and_read(sim, mpa, *uptimes_s):
     """Hold `mpa`, then the fixture's status at each of these device times (the sim started
     with pauses(*uptimes_s): each is read within a minute of its time, the device time one

@@ -2,11 +2,10 @@
 virtual fixture's climate step (unloaded, the room 10 degC warmer), against the model's."""
 
 import json
-import signal
 import time
 
 from conftest import ROOT
-from simfixture import RunningSim, pauses, stackpress, start_logger
+from simfixture import RunningSim, pauses, stackpress, start_logger, stop_logger
 
 STEP_AT_S = 300
 
@@ -40,8 +39,7 @@ def test_zero_drift_from_a_logged_temperature_step_matches_the_load_cells(tmp_pa
             while _device_span_ms(log) < 4 * 3600 * 1000 and logger.poll() is None and time.monotonic() < end:
                 time.sleep(0.2)
         finally:
-            logger.send_signal(signal.SIGINT)
-            logger.communicate(timeout=60)
+            stop_logger(logger)
         r = stackpress(sim.port, "tempco", str(log), "--apply", "--json")
         assert r.returncode == 0, r.stdout + r.stderr
         got = json.loads(r.stdout)

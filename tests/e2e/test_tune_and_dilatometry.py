@@ -1,11 +1,10 @@
 """`stackpress tune` on two different fixtures, and dilatometry, on the virtual fixture."""
 
 import json
-import signal
 import time
 
 import pytest
-from simfixture import RunningSim, stackpress, start_logger
+from simfixture import RunningSim, stackpress, start_logger, stop_logger
 
 
 @pytest.mark.parametrize(
@@ -75,8 +74,7 @@ def test_thickness_follows_the_model_while_the_cell_charges(tmp_path):
         try:
             assert _wait_for_device_span(log, 1_800_000, logger), "the log never spanned 30 device minutes"
         finally:
-            logger.send_signal(signal.SIGINT)
-            _, err = logger.communicate(timeout=60)
+            err = stop_logger(logger)
         assert logger.returncode == 0, err
     finally:
         sim.stop()
