@@ -443,6 +443,9 @@ def record(
     (owner.py). `notes` go into each log at its start, `meta` into its header; `group` may
     reach the fixtures through this process. Returns the exit code."""
     signal.signal(signal.SIGTERM, _stop)  # systemd's stop, kill: end cleanly, files closed
+    # Ctrl-C, kill -INT: also for a logger started in the background by a script, which
+    # inherits SIGINT ignored (and would then log on past every Ctrl-C and kill -INT).
+    signal.signal(signal.SIGINT, _stop)
     stop = threading.Event()
     end = None if duration_s is None else time.monotonic() + duration_s
     loggers, threads = [], []

@@ -111,12 +111,14 @@ def scenario_file(tmp_path, events, cycles=None):
 
 
 def start_logger(port, out):
-    """`stackpress log --out OUT` on the port, as a child process (stop it with SIGINT)."""
+    """`stackpress log --out OUT` on the port, as a child process (stop it with SIGINT). It
+    starts with SIGINT ignored, as a script's background job does: it must stop anyway."""
     return subprocess.Popen(
         [str(BIN / "stackpress"), "--port", port, "log", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
 
 
