@@ -214,8 +214,9 @@ def test_every_firmware_test_passes_on_the_chip(tmp_path):
     load-cell arithmetic, 31-bit small ints, the rp2 port's heap, the firmware as flashed.
     One module per boot, as the unix port runs one per process: run one after another in
     one heap, their doubles' leftovers fragment it (after twelve modules t_safety's board
-    double found no 4 KB block to copy what the firmware wrote). At --speed 1: mount's chip-side waits for the host are on
-    the chip's clock, which an idle chip at full speed runs ahead of the host's."""
+    double found no 4 KB block to copy what the firmware wrote). At --speed 1: mount's
+    chip-side waits for the host are on the chip's clock, which an idle chip at full speed
+    runs ahead of the host's."""
     want = _firmware_tests()
     sim = RunningSim("--board", "pico", "--speed", "1", *pauses())
     out = []
