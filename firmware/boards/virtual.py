@@ -39,7 +39,7 @@ SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0
 
 def _env(name):
     """An environment variable the sim sets. The chip models here also run on a Pico (the
-    firmware's tests run there too: tests/pico), whose os has no getenv."""
+    firmware's tests run there too: tests/firmware/chiptest.py), whose os has no getenv."""
     getenv = getattr(os, "getenv", None)
     return getenv(name) if getenv else None
 

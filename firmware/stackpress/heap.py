@@ -3,7 +3,7 @@
 A heap that has run for weeks is fragmented (MicroPython's collector moves nothing): its
 free bytes may be crumbs that no reply fits in. The largest block is found by trying
 allocations, from the top down with the collector off, so a failed try costs a scan of
-the heap's table (about 1 ms on a Pico) and not a collection (about 13 ms): two
+the heap's table (about 1 ms on a Pico) and not a collection (about 13 ms): three
 collections in all, about 0.1 s of the loop's time on the emulated Pico. For a person or
 a soak to ask for, not for polling.
 """
