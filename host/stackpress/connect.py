@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .link import RESEND_ON_SILENCE, Endpoint, LinkError
-from .owner import OwnedLink, socket_path
+from .owner import OwnedLink, program_name, socket_path
 from .remote import OwnerGone, RemoteLink
 
 if TYPE_CHECKING:
@@ -149,6 +149,14 @@ class FixtureLink(Endpoint):
                     ) from None
                 tries += 1
                 self._again(gone, tries)
+
+    def command_as(self, user: str, cmd: str, **args: Any) -> dict[str, Any]:
+        """A command on behalf of someone this process vouches for (a broker's user, for
+        serve --mqtt-control): in the audit trail under their name, marked as such."""
+        link = self._link
+        if isinstance(link, OwnedLink):
+            return link.command(cmd, _who=("mqtt:" + user, "%s via MQTT" % program_name(), os.getpid()), **args)
+        return link.command(cmd, _program="%s for MQTT user %s" % (program_name(), user), **args)
 
     def hello(self) -> dict[str, Any]:
         tries = 0

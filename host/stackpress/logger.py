@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import discover
 from .connect import open_link
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 REPLAY_RETRY_S = 3.0
 SCAN_EVERY_S = 5.0
 PROGRESS_EVERY_S = 5.0
+STATUS_EVERY_S = 5.0  # with observers (serve --mqtt, --notify-*): how fresh their status is
 
 
 class Sequencer:
@@ -62,6 +63,8 @@ class Sequencer:
         self.asked_at = None
         self.duplicates = 0
         self.lost = 0
+        # each record as it is written (boot_id, measured UTC ms, time source): serve's publisher
+        self.on_row: Callable[[dict[str, Any], str | None, float, str], None] | None = None
 
     def new_boot(self, boot: int, boot_id: str | None = None) -> None:
         restarted = isinstance(boot, int) and isinstance(self.boot, int) and boot <= self.boot
@@ -130,6 +133,8 @@ class Sequencer:
         self.log.row(rec, self.boot_id, *when)
         self.last = rec["seq"]
         self.fresh = False
+        if self.on_row is not None:
+            self.on_row(rec, self.boot_id, *when)
 
     def _drain(self) -> None:
         while self.last + 1 in self.pending:
@@ -213,6 +218,19 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class Observer(Protocol):
+    """What serve hangs on a fixture's logger (lab.py): told every record as it is
+    written, every audit record and note, the fixture's status now and then, and when the
+    fixture comes and goes."""
+
+    def row(self, rec: dict[str, Any], boot_id: str | None, measured_ms: float, source: str | None) -> None: ...
+    def side(self, rec: dict[str, Any]) -> None: ...
+    def status(self, st: dict[str, Any]) -> None: ...
+    def fixture_link(self, up: bool) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
+
+
 class FixtureLogger:
     """One fixture into one log (a file, or a rotating series), across unplugs and resets."""
 
@@ -227,6 +245,7 @@ class FixtureLogger:
         extra_meta: dict[str, Any] | None = None,
         notes: Sequence[str] = (),
         group: str | None = None,
+        observe: Callable[[FixtureLogger], list[Observer]] | None = None,
     ) -> None:
         self.port = port  # may be changed by the scanner when the fixture comes back elsewhere
         self.out = out
@@ -243,6 +262,9 @@ class FixtureLogger:
         self._side: collections.deque[dict[str, Any]] = (
             collections.deque()
         )  # audit records and notes, written by this thread
+        self.observe = observe
+        self.observers: list[Observer] = []
+        self._status_at = 0.0
 
     def _sync(self) -> None:
         """status: what the fixture said while no one listened is asked for, and its boot's
@@ -251,6 +273,31 @@ class FixtureLogger:
         status = self.link.command("status")
         self.seq.catch_up(status)
         self.seq.anchor(status, t)
+        self._tell_status(status)
+
+    def _tell_status(self, status: dict[str, Any]) -> None:
+        self._status_at = time.monotonic()
+        for obs in self.observers:
+            obs.status(status)
+
+    def _row(self, rec: dict[str, Any], boot_id: str | None, measured_ms: float, source: str) -> None:
+        for obs in self.observers:
+            obs.row(rec, boot_id, measured_ms, source)
+
+    def _tick(self) -> None:
+        for obs in self.observers:
+            obs.tick()
+
+    def mark(self, text: str) -> None:
+        """A note in this fixture's log from any thread (serve's publisher and notifier)."""
+        self._side.append(note_record(text, *me()))
+
+    def command_as(self, user: str, cmd: str, args: dict[str, Any]) -> dict[str, Any]:
+        """A command from a user this host vouches for (a broker's), audited in their name."""
+        link = self.link
+        if link is None:
+            raise LinkError("fixture %s is not reachable from this host now" % self.fixture_id)
+        return link.command_as(user, cmd, **args)
 
     def _attach(self) -> None:
         self.link.on_record = self.seq.offer
@@ -271,6 +318,9 @@ class FixtureLogger:
         self.fixture_id = status.get("fixture_id")
         self.log = open_log(self.out, dict(metadata(self.link, status), **self.extra_meta), self.daily, self.max_bytes)
         self.seq = Sequencer(self.log, hold_unanchored=True)
+        if self.observe is not None:
+            self.observers = self.observe(self)
+            self.seq.on_row = self._row
         self._attach()
         for text in self.notes:  # as `stackpress note` writes one
             self._side.append(note_record(text, *me()))
@@ -287,6 +337,7 @@ class FixtureLogger:
             )
         self.seq.catch_up(status)
         self.seq.anchor(status, t)
+        self._tell_status(status)
         _say("logging %s (fixture %s) to %s" % (self.port, self.fixture_id, self.log.path))
 
     def run(self, stop: threading.Event, end: float | None) -> None:
@@ -310,10 +361,12 @@ class FixtureLogger:
         seq = self.seq
         try:
             if self.link is None:
-                self.link = _reconnect(lambda: self.port, self.fixture_id, stop, end, self.group)
+                self.link = _reconnect(lambda: self.port, self.fixture_id, stop, end, self.group, self._tick)
                 if self.link is None:
                     return
                 self.connected = True
+                for obs in self.observers:
+                    obs.fixture_link(True)
                 self._attach()
                 self._sync()
             for rec in self.link.records(0.2):
@@ -331,6 +384,9 @@ class FixtureLogger:
                     if e.code != "boot":
                         raise
                     self._sync()
+            if self.observers and time.monotonic() - self._status_at >= STATUS_EVERY_S:
+                self._tell_status(self.link.command("status"))
+            self._tick()
         except HandedOver:
             time.sleep(0.2)  # the port is lent out (a flash, the REPL): its owner takes it back
         except LinkError as e:
@@ -342,6 +398,8 @@ class FixtureLogger:
     def _write_side(self) -> None:
         while self._side:
             rec = self._side.popleft()
+            for obs in self.observers:
+                obs.side(rec)
             body = {k: v for k, v in rec.items() if k not in ("t", "utc_ms")}
             self.log.note(
                 "%s %s: %s"
@@ -349,6 +407,9 @@ class FixtureLogger:
             )
 
     def _drop_link(self) -> None:
+        if self.connected:
+            for obs in self.observers:
+                obs.fixture_link(False)
         self.connected = False
         if self.link is not None:
             try:
@@ -359,7 +420,17 @@ class FixtureLogger:
 
     def close(self) -> None:
         if self.log is not None:
+            self._write_side()  # every note reaches the observers before they close
+        observers, self.observers = self.observers, []
+        for obs in observers:  # the notifier first: what it still sends goes out through the publisher
+            try:
+                obs.close()
+            except Exception as e:  # the log is closed whatever the network does
+                _say("stackpress serve: %s: %s" % (self.fixture_id, e))
+        if self.log is not None:
+            self._write_side()  # what they said as they closed
             self.log.close()
+        self.connected = False
         self._drop_link()
 
     def summary(self) -> dict[str, Any]:
@@ -382,6 +453,7 @@ def _reconnect(
     stop: threading.Event,
     end: float | None,
     group: str | None = None,
+    waiting: Callable[[], None] | None = None,
 ) -> FixtureLink | None:
     """The fixture back, on its port (which the scanner may change). A port name can come
     back on another fixture (/dev/ttyACM0 after an unplug, a recycled pty): its id must match."""
@@ -404,6 +476,8 @@ def _reconnect(
                 _say("stackpress log: %s is now fixture %s, not %s: still waiting" % (port, found, fixture_id))
         except LinkError:
             pass
+        if waiting is not None:
+            waiting()
         stop.wait(0.2)
     return None
 
@@ -437,6 +511,7 @@ def record(
     meta: dict[str, Any] | None = None,
     group: str | None = None,
     several: bool = False,
+    observe: Callable[[FixtureLogger], list[Observer]] | None = None,
 ) -> int:
     """Log the fixtures on `ports` (and with scan, every fixture found, now and later) until
     duration_s (None: until Ctrl-C or SIGTERM), serving each to the other stackpress programs
@@ -457,7 +532,16 @@ def record(
     def start(port, link=None, fixture_id=None):
         path = out_path(out, fixture_id or os.path.basename(port), fmt) if several else out
         lg = FixtureLogger(
-            port, path, daily, max_bytes, link=link, fixture_id=fixture_id, extra_meta=meta, notes=notes, group=group
+            port,
+            path,
+            daily,
+            max_bytes,
+            link=link,
+            fixture_id=fixture_id,
+            extra_meta=meta,
+            notes=notes,
+            group=group,
+            observe=observe,
         )
         try:
             lg.open()

@@ -45,7 +45,7 @@ class RemoteLink(Endpoint):
         self.sock.close()
 
     def _send(self, msg: dict[str, Any]) -> None:
-        msg["program"] = program_name()
+        msg.setdefault("program", program_name())
         try:
             self.sock.sendall(json.dumps(msg).encode() + b"\n")
         except OSError as e:
@@ -105,11 +105,13 @@ class RemoteLink(Endpoint):
             self._request({"op": "subscribe"}, 10)
             self._subscribed = True
 
-    def command(self, cmd: str, retries: int = 2, **args: Any) -> dict[str, Any]:
+    def command(self, cmd: str, retries: int = 2, _program: str | None = None, **args: Any) -> dict[str, Any]:
+        """`_program`: who this process sends it for, as the audit trail names it."""
         # The owner waits for the fixture as its own Link does; allow for a queue of others.
-        return self._request(
-            {"op": "command", "cmd": cmd, "args": args, "retries": retries}, self.timeout_s * (retries + 1) + 30
-        )
+        msg = {"op": "command", "cmd": cmd, "args": args, "retries": retries}
+        if _program:
+            msg["program"] = _program
+        return self._request(msg, self.timeout_s * (retries + 1) + 30)
 
     def records(self, duration_s: float) -> Iterator[dict[str, Any]]:
         """Telemetry and events, as the owner hands them on (audit records and notes go to
