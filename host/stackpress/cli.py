@@ -43,7 +43,8 @@ EXAMPLES = {
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
     "flash": "stackpress --port /dev/ttyACM0 flash",
     "list": "stackpress list --json",
-    "serve": "stackpress serve --out /var/lib/stackpress/ --rotate daily --group lab",
+    "serve": "stackpress serve --out /var/lib/stackpress/ --rotate daily --group lab --mqtt mqtt://rack3@broker.lab",
+    "fleet": "stackpress fleet --mqtt mqtt://broker.lab   (or: --once --json)",
     "note": "stackpress note 'cell 7: electrolyte refilled, cycling resumed'",
     "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
     "tempco": "stackpress tempco soak.csv --apply",
@@ -270,6 +271,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until stopped)")
     s.add_argument("--json", action="store_true", help="at the end, what was written as one JSON object")
+    s.add_argument(
+        "--mqtt",
+        metavar="URL",
+        help="publish every fixture to this broker: mqtt://[USER@]HOST[:PORT] or mqtts://... (TLS); the "
+        "password from STACKPRESS_MQTT_PASSWORD (topics: README, 'A lab of fixtures')",
+    )
+    s.add_argument(
+        "--mqtt-control",
+        action="store_true",
+        help="take commands from the broker's users (hold, gap, idle, release, ack, profile run/stop; "
+        "never lock, unlock, settings or flashing); off by default",
+    )
+    s.add_argument(
+        "--notify-command",
+        metavar="CMD",
+        help="run this for an alarm, a fixture offline or a hold error: the notification as JSON on its "
+        "stdin, its subject in $STACKPRESS_SUBJECT (e.g. 'mail -s \"$STACKPRESS_SUBJECT\" lab@example.org')",
+    )
+    s.add_argument("--notify-url", metavar="URL", help="POST each notification as JSON to this webhook (chat)")
+    s.add_argument(
+        "--notify-offline-s",
+        type=_finite("--notify-offline-s (s)"),
+        default=300.0,
+        metavar="S",
+        help="tell when a fixture is out of reach this long (default 300 s)",
+    )
+    s.add_argument(
+        "--notify-error-mpa",
+        type=_finite("--notify-error-mpa (MPa)"),
+        metavar="MPA",
+        help="tell when a hold's pressure stays further than this from its setpoint for 30 s",
+    )
+    s = add(
+        "fleet",
+        "every fixture the lab's MQTT broker knows, live: name, host, state, pressure vs setpoint, alarms",
+    )
+    s.add_argument("--mqtt", metavar="URL", required=True, help="the broker, as serve --mqtt")
+    s.add_argument("--once", action="store_true", help="print the fleet once and end (for scripts: with --json)")
+    s.add_argument("--json", action="store_true", help="one JSON object: the fixtures by id")
+    s.add_argument(
+        "--wait",
+        type=_finite("--wait (s)"),
+        default=3.0,
+        metavar="S",
+        help="with --once: how long to listen for fixtures (default 3 s)",
+    )
+    s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to watch (default: until Ctrl-C)")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")
@@ -587,6 +635,25 @@ def cmd_serve(a: argparse.Namespace) -> int:
     if not (a.out.endswith(os.sep) or os.path.isdir(a.out)):
         print("stackpress serve: --out takes a directory (ending in /): a log per fixture id", file=sys.stderr)
         return 2
+    from .lab import observers
+    from .mqtt import MqttError, parse_url
+    from .notify import Rules
+
+    if a.mqtt_control and not a.mqtt:
+        print("stackpress serve: --mqtt-control needs --mqtt URL", file=sys.stderr)
+        return 2
+    try:
+        broker = parse_url(a.mqtt) if a.mqtt else None
+    except MqttError as e:
+        print("stackpress serve: %s" % e, file=sys.stderr)
+        return 2
+    rules = Rules(a.notify_command, a.notify_url, a.notify_offline_s, a.notify_error_mpa)
+    if (a.notify_error_mpa is not None or a.notify_offline_s != 300.0) and not rules.active:
+        print("stackpress serve: --notify-* limits need --notify-command or --notify-url", file=sys.stderr)
+        return 2
+    if a.notify_error_mpa is not None and a.notify_error_mpa <= 0:
+        print("stackpress serve: --notify-error-mpa takes a pressure above 0 MPa", file=sys.stderr)
+        return 2
     daily = "daily" in a.rotate
     sizes = [r for r in a.rotate if r != "daily"]
     return record(
@@ -601,6 +668,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
         meta=dict(a.meta),
         group=a.group,
         several=True,
+        observe=observers(broker, a.mqtt_control, rules, dict(a.meta)),
     )
 
 
@@ -875,6 +943,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(a)
         if a.cmd == "note":
             return cmd_note(a)
+        if a.cmd == "fleet":
+            from .fleet import cmd_fleet
+
+            return cmd_fleet(a)
         if a.cmd == "list":
             return cmd_list(a)
         if a.cmd == "tempco":

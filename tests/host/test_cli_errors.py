@@ -76,11 +76,33 @@ def test_a_missing_port_says_so_exit_3():
         ["log", "--out", "x.csv", "--rotate", "weekly"],
         ["hold"],
         ["sim", "--speed", "0"],
+        ["fleet"],
     ],
 )
 def test_usage_errors_are_exit_2(args):
     r = run(*args)
     assert r.returncode == 2 and "error" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--mqtt-control"], "--mqtt-control needs --mqtt URL"),
+        (["--mqtt", "http://broker.lab"], "give mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
+        (["--mqtt", "mqtt://broker.lab:99999"], "the port is not a number from 1 to 65535"),
+        (["--notify-error-mpa", "0.2"], "need --notify-command or --notify-url"),
+        (["--notify-command", "true", "--notify-error-mpa", "-1"], "a pressure above 0 MPa"),
+    ],
+)
+def test_serve_refuses_a_lab_network_it_cannot_use_exit_2(args, says, tmp_path):
+    r = run("serve", "--out", str(tmp_path) + "/", *args)
+    assert r.returncode == 2 and says in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert not list(tmp_path.iterdir())  # nothing started, nothing written
+
+
+def test_a_broker_that_is_not_there_is_said_exit_3():
+    r = run("fleet", "--mqtt", "mqtt://127.0.0.1:9", "--once")
+    assert r.returncode == 3 and "can't reach the broker mqtt://127.0.0.1:9" in r.stderr, r.stderr
 
 
 def test_list_skips_a_virtual_fixture_that_was_killed_and_forgets_it(tmp_path):
