@@ -1,0 +1,115 @@
+"""A real Mosquitto for the tests: on a free localhost port, with a password file and an
+ACL as a lab would set it up, persistence on (as Debian's mosquitto.conf has it), and
+restartable on the same port. Without Mosquitto the tests that need it are skipped with
+one line; under CI (STACKPRESS_REQUIRE_BROKER=1, set by .ci/run) they fail instead."""
+
+import getpass
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+USERS = {"rack": "rack-pw", "alice": "alice-pw", "bob": "bob-pw"}
+# rack: the computer that runs serve; alice and bob: people in the lab. Each person may
+# publish commands only under their own name (the broker vouches for it), and read all.
+ACL = """\
+user rack
+topic readwrite stackpress/#
+
+user alice
+topic read stackpress/#
+topic write stackpress/+/command/alice
+
+user bob
+topic read stackpress/#
+"""
+
+
+def mosquitto():
+    """The broker's path, or skip (fail under CI)."""
+    path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+    tools = shutil.which("mosquitto_passwd") or shutil.which("mosquitto_passwd", path="/usr/bin:/usr/sbin")
+    if path and tools:
+        return path, tools
+    if os.environ.get("STACKPRESS_REQUIRE_BROKER"):
+        pytest.fail("no Mosquitto on this machine, and CI requires it (.ci/run installs mosquitto)")
+    pytest.skip("no Mosquitto here (apt-get install mosquitto mosquitto-clients): MQTT tests skipped")
+
+
+def _free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Broker:
+    def __init__(self, tmp_path):
+        self.exe, passwd = mosquitto()
+        self.dir = tmp_path / "broker"
+        self.dir.mkdir()
+        pw = self.dir / "passwords"
+        for i, (user, password) in enumerate(USERS.items()):
+            args = [passwd, "-b"] + (["-c"] if i == 0 else []) + [str(pw), user, password]
+            subprocess.run(args, check=True, capture_output=True)
+        (self.dir / "acl").write_text(ACL)
+        (self.dir / "db").mkdir()
+        self.port = _free_port()
+        (self.dir / "mosquitto.conf").write_text(
+            "\n".join(
+                [
+                    "listener %d 127.0.0.1" % self.port,
+                    "allow_anonymous false",
+                    "password_file %s" % pw,
+                    "acl_file %s" % (self.dir / "acl"),
+                    "persistence true",
+                    "persistence_location %s/" % (self.dir / "db"),
+                    "user %s" % getpass.getuser(),  # as root (CI): stay root, keep reading these files
+                    "log_dest file %s" % (self.dir / "mosquitto.log"),
+                    "",
+                ]
+            )
+        )
+        self.proc = None
+        self.start()
+
+    def url(self, user):
+        return "mqtt://%s@127.0.0.1:%d" % (user, self.port)
+
+    def env(self, user, base=None):
+        """An environment whose STACKPRESS_MQTT_PASSWORD is `user`'s."""
+        return dict(base or os.environ, STACKPRESS_MQTT_PASSWORD=USERS[user])
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [self.exe, "-c", str(self.dir / "mosquitto.conf")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError("mosquitto ended: %s" % self.proc.stdout.read().decode(errors="replace"))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("mosquitto did not listen on %d within 30 s" % self.port)
+
+    def stop(self):
+        """As a service stop does (SIGTERM): it writes its persistence file and ends."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(30)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def log(self):
+        p = self.dir / "mosquitto.log"
+        return p.read_text(errors="replace") if p.exists() else ""
