@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish every fixture to this broker: mqtt://[USER@]HOST[:PORT] or mqtts://... (TLS); the "
         "password from STACKPRESS_MQTT_PASSWORD (topics: README, 'A lab of fixtures')",
     )
+    s.add_argument("--mqtt-ca", metavar="FILE", help="for mqtts://: the lab CA's certificate (default: the system's)")
     s.add_argument(
         "--mqtt-control",
         action="store_true",
@@ -308,6 +309,7 @@ def build_parser() -> argparse.ArgumentParser:
         "every fixture the lab's MQTT broker knows, live: name, host, state, pressure vs setpoint, alarms",
     )
     s.add_argument("--mqtt", metavar="URL", required=True, help="the broker, as serve --mqtt")
+    s.add_argument("--mqtt-ca", metavar="FILE", help="for mqtts://: the lab CA's certificate (default: the system's)")
     s.add_argument("--once", action="store_true", help="print the fleet once and end (for scripts: with --json)")
     s.add_argument("--json", action="store_true", help="one JSON object: the fixtures by id")
     s.add_argument(
@@ -636,14 +638,16 @@ def cmd_serve(a: argparse.Namespace) -> int:
         print("stackpress serve: --out takes a directory (ending in /): a log per fixture id", file=sys.stderr)
         return 2
     from .lab import observers
-    from .mqtt import MqttError, parse_url
+    from .mqtt import MqttError, client, parse_url
     from .notify import Rules
 
-    if a.mqtt_control and not a.mqtt:
-        print("stackpress serve: --mqtt-control needs --mqtt URL", file=sys.stderr)
+    if (a.mqtt_control or a.mqtt_ca) and not a.mqtt:
+        print("stackpress serve: --mqtt-control and --mqtt-ca need --mqtt URL", file=sys.stderr)
         return 2
     try:
-        broker = parse_url(a.mqtt) if a.mqtt else None
+        broker = parse_url(a.mqtt, a.mqtt_ca) if a.mqtt else None
+        if broker is not None:
+            client(broker, "stackpress-check", persistent=False)  # its TLS settings, before any fixture
     except MqttError as e:
         print("stackpress serve: %s" % e, file=sys.stderr)
         return 2

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 import threading
 import time
@@ -66,8 +67,8 @@ class Fleet:
             return out
 
 
-def _connect(url: str, fleet: Fleet) -> Any:
-    broker = mqtt.parse_url(url)
+def _connect(url: str, ca_file: str | None, fleet: Fleet) -> Any:
+    broker = mqtt.parse_url(url, ca_file)
     c = mqtt.client(broker, "stackpress-fleet-%s" % uuid.uuid4().hex[:12], persistent=False)
     answer: list[Any] = []
     answered = threading.Event()
@@ -83,6 +84,11 @@ def _connect(url: str, fleet: Fleet) -> Any:
     c.on_message = lambda client, userdata, msg: fleet.take(msg.topic, msg.payload)
     try:
         c.connect(broker.host, broker.port, keepalive=30)
+    except ssl.SSLCertVerificationError as e:
+        raise mqtt.MqttError(
+            "the broker %s: its certificate is not trusted here (%s): --mqtt-ca the lab CA's certificate"
+            % (broker, e.verify_message)
+        ) from None
     except OSError as e:
         raise mqtt.MqttError("can't reach the broker %s: %s" % (broker, e.strerror or e)) from None
     c.loop_start()
@@ -156,7 +162,7 @@ def table(snap: dict[str, dict[str, Any]]) -> Any:
 def cmd_fleet(a: argparse.Namespace) -> int:
     fleet = Fleet()
     try:
-        c = _connect(a.mqtt, fleet)
+        c = _connect(a.mqtt, a.mqtt_ca, fleet)
     except mqtt.MqttError as e:
         print("stackpress fleet: %s" % e, file=sys.stderr)
         return 3

@@ -31,6 +31,8 @@ import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
+from .timebase import utc_text
+
 ROOT = "stackpress"
 PASSWORD_ENV = "STACKPRESS_MQTT_PASSWORD"
 STATUS_FIELDS = (
@@ -67,16 +69,18 @@ class Broker:
     tls: bool
     user: str | None
     password: str | None
+    ca_file: str | None = None  # the lab's own CA for mqtts:// (default: the system's)
 
     def __str__(self) -> str:
         who = "%s@" % self.user if self.user else ""
         return "%s://%s%s:%d" % ("mqtts" if self.tls else "mqtt", who, self.host, self.port)
 
 
-def parse_url(url: str) -> Broker:
+def parse_url(url: str, ca_file: str | None = None) -> Broker:
     """mqtt://[user[:password]@]host[:port] or mqtts://... (TLS, port 8883 by default). The
     password may come from the environment (STACKPRESS_MQTT_PASSWORD) instead, so that it
-    is not on a command line that every user of the computer can read."""
+    is not on a command line that every user of the computer can read. `ca_file`: the
+    certificate of the CA that signed the broker's, for a lab's own CA."""
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("mqtt", "mqtts") or not u.hostname:
         raise MqttError("broker %r: give mqtt://HOST[:PORT] or mqtts://HOST[:PORT] (TLS)" % url)
@@ -86,7 +90,12 @@ def parse_url(url: str) -> Broker:
         raise MqttError("broker %r: the port is not a number from 1 to 65535" % url) from None
     user = urllib.parse.unquote(u.username) if u.username else None
     password = urllib.parse.unquote(u.password) if u.password else os.environ.get(PASSWORD_ENV) if user else None
-    return Broker(u.hostname, port, u.scheme == "mqtts", user, password)
+    if ca_file is not None:
+        if u.scheme != "mqtts":
+            raise MqttError("a CA certificate is for a TLS broker: mqtts://%s" % url.split("://", 1)[-1])
+        if not os.path.isfile(ca_file):
+            raise MqttError("no CA certificate file %s" % ca_file)
+    return Broker(u.hostname, port, u.scheme == "mqtts", user, password, ca_file)
 
 
 def topic(fixture_id: str, leaf: str) -> str:
@@ -107,10 +116,13 @@ def dumps(obj: dict[str, Any]) -> bytes:
 
 
 def record_payload(
-    fixture_id: str, rec: dict[str, Any], boot_id: str | None, measured_utc: str, source: str | None
+    fixture_id: str, rec: dict[str, Any], boot_id: str | None, measured_unix_ms: float, source: str | None
 ) -> dict[str, Any]:
     """A telemetry or event record as published: the fixture's own fields (units in their
-    names, firmware/stackpress/PROTOCOL.md), placed in UTC as the log places it."""
+    names, firmware/stackpress/PROTOCOL.md), placed in UTC as the log places it (as text and
+    as Unix milliseconds, for Telegraf and the like)."""
+    measured_utc = utc_text(measured_unix_ms)
+    measured_unix_ms = round(measured_unix_ms)
     out: dict[str, Any] = {
         "fixture_id": fixture_id,
         "boot": rec.get("boot"),
@@ -118,6 +130,7 @@ def record_payload(
         "seq": rec.get("seq"),
         "device_ms": rec.get("device_ms"),
         "measured_utc": measured_utc,
+        "measured_unix_ms": measured_unix_ms,
         "time_source": source,
     }
     out.update((k, rec[k]) for k in sorted(rec) if k not in out and k != "t")
@@ -140,7 +153,10 @@ def client(broker: Broker, client_id: str, persistent: bool, will: tuple[str, by
     if broker.user:
         c.username_pw_set(broker.user, broker.password)
     if broker.tls:
-        c.tls_set(cert_reqs=ssl.CERT_REQUIRED)
+        try:
+            c.tls_set(ca_certs=broker.ca_file, cert_reqs=ssl.CERT_REQUIRED)
+        except ssl.SSLError as e:
+            raise MqttError("the CA certificate %s: %s" % (broker.ca_file, e)) from None
     if will:
         c.will_set(will[0], will[1], qos=1, retain=True)
     c.reconnect_delay_set(min_delay=1, max_delay=30)

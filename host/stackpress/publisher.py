@@ -25,6 +25,7 @@ import collections
 import json
 import math
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -104,6 +105,8 @@ class FixturePublisher:
         self._cv = threading.Condition()
         self._closing = False
         self._said_down = False
+        self._was_connected = False
+        self.broker = broker
         self._commands: queue.Queue[Any] = queue.Queue(maxsize=16)
         self.c = mqtt.client(broker, "stackpress-%s" % fixture_id, persistent=True, will=(self.t("online"), b"offline"))
         self.c.on_connect = self._on_connect
@@ -121,7 +124,7 @@ class FixturePublisher:
     # --- from the logger ---
     def row(self, rec: dict[str, Any], boot_id: str | None, measured_ms: float, source: str | None) -> None:
         leaf = "event" if rec.get("t") == "evt" else "telemetry"
-        payload = mqtt.dumps(mqtt.record_payload(self.fixture_id, rec, boot_id, utc_text(measured_ms), source))
+        payload = mqtt.dumps(mqtt.record_payload(self.fixture_id, rec, boot_id, measured_ms, source))
         self._queue(self.t(leaf), payload, 2)
         if rec.get("t") == "tel":
             for k in ("state", "pressure_mpa", "setpoint_mpa", "thickness_um", "temperature_c", "alarms", "seq"):
@@ -214,13 +217,21 @@ class FixturePublisher:
         )
         self.mark(text)
 
+    def _say(self, text: str) -> None:
+        """A change in the broker connection: in the log, and on serve's output (its journal)."""
+        self.mark(text)
+        print("stackpress serve: %s: %s" % (self.fixture_id, text), file=sys.stderr, flush=True)
+
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         if reason.is_failure:
             if not self._said_down:
                 self._said_down = True
-                self.mark("MQTT: the broker refused this host: %s" % reason)
+                self._say("MQTT: the broker %s refused this host: %s (user and password)" % (self.broker, reason))
             return
+        if self._said_down or self._was_connected:
+            self._say("MQTT: publishing to %s again (%d records waiting)" % (self.broker, len(self.backlog)))
         self._said_down = False
+        self._was_connected = True
         client.subscribe(self.t("command/+"), qos=0)  # QoS 0: never queued for later, never stale
         with self._cv:
             self.connected = True
@@ -229,7 +240,9 @@ class FixturePublisher:
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._cv:
-            self.connected = False
+            was, self.connected = self.connected, False
+        if was and not self._closing:
+            self._say("MQTT: lost the broker %s (%s); records wait here until it is back" % (self.broker, reason))
 
     def _on_publish(self, client: Any, userdata: Any, mid: int, reason: Any, properties: Any) -> None:
         self.acked += 1

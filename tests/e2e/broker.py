@@ -48,8 +48,24 @@ def _free_port():
     return port
 
 
+def _make_certificates(d):
+    """A lab's own CA and the broker's certificate signed by it, for 127.0.0.1."""
+
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=d)
+
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2",
+            "-subj", "/CN=lab CA")  # fmt: skip
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=lab")
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
+    )  # fmt: skip
+
+
 class Broker:
-    def __init__(self, tmp_path):
+    def __init__(self, tmp_path, tls=False):
         self.exe, passwd = mosquitto()
         self.dir = tmp_path / "broker"
         self.dir.mkdir()
@@ -60,9 +76,23 @@ class Broker:
         (self.dir / "acl").write_text(ACL)
         (self.dir / "db").mkdir()
         self.port = _free_port()
+        tls_lines = []
+        if tls:
+            if not shutil.which("openssl"):
+                pytest.skip("no openssl here to make the broker's certificate: the TLS test skipped")
+            _make_certificates(self.dir)
+            self.ca = self.dir / "ca.crt"
+            self.tls_port = _free_port()
+            tls_lines = [
+                "listener %d 127.0.0.1" % self.tls_port,
+                "cafile %s" % self.ca,
+                "certfile %s" % (self.dir / "server.crt"),
+                "keyfile %s" % (self.dir / "server.key"),
+            ]
         (self.dir / "mosquitto.conf").write_text(
             "\n".join(
-                [
+                tls_lines
+                + [
                     "listener %d 127.0.0.1" % self.port,
                     "allow_anonymous false",
                     "password_file %s" % pw,
@@ -78,7 +108,9 @@ class Broker:
         self.proc = None
         self.start()
 
-    def url(self, user):
+    def url(self, user, tls=False):
+        if tls:
+            return "mqtts://%s@127.0.0.1:%d" % (user, self.tls_port)
         return "mqtt://%s@127.0.0.1:%d" % (user, self.port)
 
     def env(self, user, base=None):

@@ -12,8 +12,8 @@ from broker import USERS, Broker
 from simfixture import BIN, RunningSim, scenario_file, stackpress
 
 
-def _serve(broker, out, ports, *extra, user="rack", env=None):
-    args = [str(BIN / "stackpress"), "serve", "--out", str(out) + "/", "--mqtt", broker.url(user)]
+def _serve(broker, out, ports, *extra, user="rack", env=None, tls=False):
+    args = [str(BIN / "stackpress"), "serve", "--out", str(out) + "/", "--mqtt", broker.url(user, tls)]
     for p in ports:
         args += ["--port", p]
     return subprocess.Popen(
@@ -49,9 +49,9 @@ def _wait(what, ok, timeout_s=120):
     raise AssertionError("waited %d s for %s" % (timeout_s, what))
 
 
-def _fleet(broker, *args):
+def _fleet(broker, *args, tls=False):
     r = subprocess.run(
-        [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice"), *args],
+        [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice", tls), *args],
         capture_output=True,
         text=True,
         env=broker.env("alice"),
@@ -334,3 +334,26 @@ def test_a_broker_away_past_the_backlog_costs_the_oldest_records_and_says_so(tmp
     broker.stop()
     assert seqs() == list(range(1, 6)) + list(range(21, 31)), seqs()
     assert any("15 records not published" in m and "the log has them" in m for m in marks), marks
+
+
+def test_over_tls_with_the_labs_own_ca(tmp_path):
+    broker = Broker(tmp_path, tls=True)
+    sim = RunningSim("--speed", "10", "--seed", "34")
+    fid = _status(sim.port)["fixture_id"]
+    sv = _serve(broker, tmp_path / "logs", [sim.port], "--mqtt-ca", str(broker.ca), tls=True)
+    try:
+        ca = ("--once", "--json", "--mqtt-ca", str(broker.ca))
+        _wait("the fixture over TLS", lambda: fid in json.loads(_fleet(broker, *ca, tls=True))["fixtures"])
+        r = subprocess.run(  # without the lab's CA the broker's certificate is not trusted
+            [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice", tls=True), "--once"],
+            capture_output=True,
+            text=True,
+            env=broker.env("alice"),
+            timeout=120,
+        )
+        assert r.returncode == 3 and "not trusted here" in r.stderr and "--mqtt-ca" in r.stderr, r.stderr
+    finally:
+        err = _stop(sv)
+        sim.stop()
+        broker.stop()
+    assert "Traceback" not in err

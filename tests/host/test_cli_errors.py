@@ -87,7 +87,7 @@ def test_usage_errors_are_exit_2(args):
 @pytest.mark.parametrize(
     "args, says",
     [
-        (["--mqtt-control"], "--mqtt-control needs --mqtt URL"),
+        (["--mqtt-control"], "--mqtt-control and --mqtt-ca need --mqtt URL"),
         (["--mqtt", "http://broker.lab"], "give mqtt://HOST[:PORT] or mqtts://HOST[:PORT]"),
         (["--mqtt", "mqtt://broker.lab:99999"], "the port is not a number from 1 to 65535"),
         (["--notify-error-mpa", "0.2"], "need --notify-command or --notify-url"),
