@@ -320,6 +320,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --once: how long to listen for fixtures (default 3 s)",
     )
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to watch (default: until Ctrl-C)")
+    s.add_argument(
+        "--notify-command",
+        metavar="CMD",
+        help="run this when a fixture goes offline on the broker for --notify-offline-s (its computer or "
+        "network gone: what its own serve can't tell), and when it is back; as serve --notify-command",
+    )
+    s.add_argument("--notify-url", metavar="URL", help="POST those notifications as JSON to this webhook")
+    s.add_argument(
+        "--notify-offline-s",
+        type=_finite("--notify-offline-s (s)"),
+        default=300.0,
+        metavar="S",
+        help="how long offline before telling (default 300 s)",
+    )
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")

@@ -14,6 +14,7 @@ import uuid
 from typing import Any
 
 from . import mqtt
+from .notify import Notifier, Rules
 from .timebase import utc_text
 
 STALE_S = 30.0  # a fixture unheard of this long is shown as such (its serve may be gone)
@@ -105,58 +106,76 @@ def _num(v: Any, fmt: str) -> str:
     return fmt % v if isinstance(v, (int, float)) else "-"
 
 
+def seen(f: dict[str, Any]) -> str:
+    if f.get("online") is False or f.get("connected") is False:
+        return "offline"
+    if f["heard_s_ago"] > STALE_S:
+        return "unheard %.0f s" % f["heard_s_ago"]
+    return "%.0f s ago" % f["heard_s_ago"]
+
+
 def rows(snap: dict[str, dict[str, Any]]) -> list[list[str]]:
     out = []
     for fid, f in snap.items():
-        online = f.get("online")
-        if online is False or f.get("connected") is False:
-            seen = "offline"
-        elif f["heard_s_ago"] > STALE_S:
-            seen = "unheard %.0f s" % f["heard_s_ago"]
-        else:
-            seen = "%.0f s ago" % f["heard_s_ago"]
-        name = (f.get("meta") or {}).get("fixture") or (f.get("meta") or {}).get("cell") or ""
+        meta = f.get("meta") or {}
+        name = meta.get("fixture") or meta.get("cell")
         out.append(
             [
-                fid,
-                name,
+                "%s %s" % (fid[:6], name) if name else fid,
                 str(f.get("host") or "-"),
                 str(f.get("state") or "-"),
-                _num(f.get("pressure_mpa"), "%.3f"),
-                _num(f.get("setpoint_mpa"), "%.3f"),
+                "%s / %s" % (_num(f.get("pressure_mpa"), "%.3f"), _num(f.get("setpoint_mpa"), "%.3f")),
                 _num(None if f.get("error_mpa") is None else f["error_mpa"] * 1000, "%+.1f"),
                 _num(f.get("thickness_um"), "%.2f"),
                 ", ".join(f.get("alarms") or []) or "-",
-                seen,
+                seen(f),
             ]
         )
     return out
 
 
-HEADERS = [
-    "fixture",
-    "name",
-    "host",
-    "state",
-    "pressure MPa",
-    "setpoint MPa",
-    "error kPa",
-    "thickness µm",
-    "alarms",
-    "last seen",
-]
+HEADERS = ["fixture", "host", "state", "MPa now / set", "err kPa", "Δd µm", "alarms", "last seen"]
 
 
-def table(snap: dict[str, dict[str, Any]]) -> Any:
+def table(snap: dict[str, dict[str, Any]], url: str) -> Any:
     from rich.table import Table
 
-    t = Table(title="stackpress fleet: %d fixture%s" % (len(snap), "" if len(snap) == 1 else "s"))
+    t = Table(
+        title="stackpress fleet on %s: %d fixture%s" % (url, len(snap), "" if len(snap) == 1 else "s"),
+        caption="Δd: the cell's thickness change since its hold settled; Ctrl-C ends",
+    )
     for h in HEADERS:
         t.add_column(h, justify="right" if "MPa" in h or "kPa" in h or "µm" in h else "left")
     for r in rows(snap):
-        style = "bold red" if r[8] != "-" else "yellow" if r[9] == "offline" or r[9].startswith("unheard") else None
+        style = "bold red" if r[6] != "-" else "yellow" if r[7] == "offline" or r[7].startswith("unheard") else None
         t.add_row(*r, style=style)
     return t
+
+
+class Watch:
+    """fleet --notify-*: a fixture whose serve went silent (its computer died, its network)
+    can't tell anyone itself; the broker's last will and this watch do."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.notifiers: dict[str, Notifier] = {}
+
+    def update(self, snap: dict[str, dict[str, Any]]) -> None:
+        for fid, f in snap.items():
+            n = self.notifiers.get(fid)
+            if n is None:
+                n = self.notifiers[fid] = Notifier(self.rules, fid, f.get("meta") or {}, _say)
+                n.offline_why = "offline on the broker (its serve, computer or network gone)"
+            n.fixture_link(seen(f) != "offline" and f["heard_s_ago"] <= self.rules.offline_s)
+            n.tick()
+
+    def close(self) -> None:
+        for n in self.notifiers.values():
+            n.close()
+
+
+def _say(text: str) -> None:
+    print("stackpress fleet: %s" % text, file=sys.stderr, flush=True)
 
 
 def cmd_fleet(a: argparse.Namespace) -> int:
@@ -176,18 +195,35 @@ def cmd_fleet(a: argparse.Namespace) -> int:
                 from rich.console import Console
 
                 if snap:
-                    Console().print(table(snap))
+                    Console().print(table(snap, a.mqtt))
                 else:
                     print("no fixture on %s (none served with 'stackpress serve --mqtt')" % a.mqtt)
             return 0
-        from rich.live import Live
-
+        rules = Rules(a.notify_command, a.notify_url, a.notify_offline_s)
+        watch = Watch(rules) if rules.active else None
         end = None if a.duration is None else time.monotonic() + a.duration
-        with Live(table({}), refresh_per_second=2, screen=False) as live:
-            while end is None or time.monotonic() < end:
-                live.update(table(fleet.snapshot()))
-                time.sleep(0.5)
-        return 0
+        try:
+            if a.json:  # one line per second: the fleet now
+                while end is None or time.monotonic() < end:
+                    snap = fleet.snapshot()
+                    if watch:
+                        watch.update(snap)
+                    print(json.dumps({"utc": utc_text(time.time() * 1000), "fixtures": snap}), flush=True)
+                    time.sleep(1.0)
+                return 0
+            from rich.live import Live
+
+            with Live(table({}, a.mqtt), refresh_per_second=2, screen=False) as live:
+                while end is None or time.monotonic() < end:
+                    snap = fleet.snapshot()
+                    if watch:
+                        watch.update(snap)
+                    live.update(table(snap, a.mqtt))
+                    time.sleep(0.5)
+            return 0
+        finally:
+            if watch:
+                watch.close()
     except KeyboardInterrupt:
         return 0
     finally:

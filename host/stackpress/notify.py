@@ -61,6 +61,7 @@ class Notifier:
         self.name = meta.get("fixture") or meta.get("cell") or fixture_id
         self.mark = mark
         self.publish = publish
+        self.offline_why = "out of this host's reach (unplugged, powered off, or its USB)"
         self.sent = 0
         self._offline_since: float | None = None
         self._told_offline = False
@@ -124,7 +125,7 @@ class Notifier:
         now = time.monotonic()
         if up:
             if self._told_offline and self._offline_since is not None:
-                self.tell("back", "back on this host after %.0f s away" % (now - self._offline_since))
+                self.tell("back", "back after %.0f s away" % (now - self._offline_since))
             self._offline_since, self._told_offline = None, False
         elif self._offline_since is None:
             self._offline_since = now
@@ -134,7 +135,7 @@ class Notifier:
             away = time.monotonic() - self._offline_since
             if away >= self.rules.offline_s:
                 self._told_offline = True
-                self.tell("offline", "out of this host's reach for %.0f s (unplugged, powered off, or its USB)" % away)
+                self.tell("offline", "%s for %.0f s" % (self.offline_why, away))
 
     # --- telling ---
     def tell(self, kind: str, text: str, **extra: Any) -> None:

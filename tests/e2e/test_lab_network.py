@@ -357,3 +357,43 @@ def test_over_tls_with_the_labs_own_ca(tmp_path):
         sim.stop()
         broker.stop()
     assert "Traceback" not in err
+
+
+def test_fleet_tells_when_a_serve_dies_and_shows_its_fixture_offline(tmp_path):
+    broker = Broker(tmp_path)
+    sim = RunningSim("--speed", "10", "--seed", "35")
+    fid = _status(sim.port)["fixture_id"]
+    told = tmp_path / "told.jsonl"
+    sv = _serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left")
+    fleet = subprocess.Popen(
+        [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice"), "--json", "--notify-offline-s", "1"]
+        + ["--notify-command", "cat >> %s; echo >> %s" % (told, told)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=broker.env("alice"),
+    )
+    views = []
+    threading.Thread(target=lambda: views.extend(json.loads(x) for x in fleet.stdout), daemon=True).start()
+
+    def shown(online):
+        return any(fid in v["fixtures"] and v["fixtures"][fid].get("online") is online for v in views[-3:])
+
+    try:
+        _wait("the fixture online in the fleet", lambda: shown(True))
+        sv.send_signal(signal.SIGKILL)  # its computer dies: no goodbye, the broker's last will says it
+        sv.wait()
+        _wait("the fixture offline in the fleet", lambda: shown(False))
+        _wait("the fleet telling", lambda: told.exists() and '"kind": "offline"' in told.read_text())
+        sv = _serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left")
+        _wait("the fleet telling it is back", lambda: '"kind": "back"' in told.read_text())
+    finally:
+        fleet.send_signal(signal.SIGINT)
+        _, ferr = fleet.communicate(timeout=60)
+        _stop(sv)
+        sim.stop()
+        broker.stop()
+    said = [json.loads(x) for x in told.read_text().splitlines() if x.strip()]
+    assert [x["kind"] for x in said] == ["offline", "back"], said
+    assert "rack3-left" in said[0]["text"] and "offline on the broker" in said[0]["text"], said
+    assert "Traceback" not in ferr and "notified (offline)" in ferr, ferr
