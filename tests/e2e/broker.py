@@ -10,23 +10,15 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-USERS = {"rack": "rack-pw", "alice": "alice-pw", "bob": "bob-pw"}
-# rack: the computer that runs serve; alice and bob: people in the lab. Each person may
-# publish commands only under their own name (the broker vouches for it), and read all.
-ACL = """\
-user rack
-topic readwrite stackpress/#
-
-user alice
-topic read stackpress/#
-topic write stackpress/+/command/alice
-
-user bob
-topic read stackpress/#
-"""
+ROOT = Path(__file__).resolve().parents[2]
+USERS = {"rack1": "rack1-pw", "alice": "alice-pw", "bob": "bob-pw"}
+# What each may do is the lab's ACL as documented (docs/lab/mosquitto.acl): rack1 runs
+# serve; alice may watch and command in her own name; bob may only watch.
+ACL = ROOT / "docs" / "lab" / "mosquitto.acl"
 
 
 def mosquitto():
@@ -73,7 +65,7 @@ class Broker:
         for i, (user, password) in enumerate(USERS.items()):
             args = [passwd, "-b"] + (["-c"] if i == 0 else []) + [str(pw), user, password]
             subprocess.run(args, check=True, capture_output=True)
-        (self.dir / "acl").write_text(ACL)
+        (self.dir / "acl").write_text(ACL.read_text())
         (self.dir / "db").mkdir()
         self.port = _free_port()
         tls_lines = []

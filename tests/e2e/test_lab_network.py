@@ -12,7 +12,7 @@ from broker import USERS, Broker
 from simfixture import BIN, RunningSim, scenario_file, stackpress
 
 
-def _serve(broker, out, ports, *extra, user="rack", env=None, tls=False):
+def _serve(broker, out, ports, *extra, user="rack1", env=None, tls=False):
     args = [str(BIN / "stackpress"), "serve", "--out", str(out) + "/", "--mqtt", broker.url(user, tls)]
     for p in ports:
         args += ["--port", p]
@@ -85,7 +85,7 @@ class Subscriber:
 
         def seen():
             subprocess.run(
-                ["mosquitto_pub", "-p", str(broker.port), "-u", "rack", "-P", USERS["rack"], "-q", "2"]
+                ["mosquitto_pub", "-p", str(broker.port), "-u", "rack1", "-P", USERS["rack1"], "-q", "2"]
                 + ["-t", "stackpress/probe/event", "-m", text],
                 check=True,
                 timeout=30,
@@ -307,7 +307,7 @@ def test_a_broker_away_past_the_backlog_costs_the_oldest_records_and_says_so(tmp
     broker = Broker(tmp_path)
     consumer = Subscriber(broker, "stackpress/+/telemetry")
     marks = []
-    url = "mqtt://rack:%s@127.0.0.1:%d" % (USERS["rack"], broker.port)
+    url = "mqtt://rack1:%s@127.0.0.1:%d" % (USERS["rack1"], broker.port)
     pub = publisher.FixturePublisher(mqtt.parse_url(url), "0123456789abcdef", {}, False, lambda *a: {}, marks.append)
 
     def row(seq):
