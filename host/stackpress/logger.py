@@ -630,8 +630,8 @@ def record(
         code = 3 if isinstance(e, LinkError) else 4 if isinstance(e, DeviceError) else 2
     finally:
         stop.set()
-        for t in threads:
-            t.join(10)
+        for t in threads:  # each closes its file, and says goodbye on the broker (a minute at most)
+            t.join(60)
     summaries = ended + [lg.summary() for lg in loggers]
     for s in summaries:
         _say(

@@ -36,7 +36,9 @@ from .link import DeviceError, LinkError
 from .protocol import BadValue
 from .timebase import utc_text
 
-BACKLOG_RECORDS = 200_000  # ~5.5 h at 10 records/s: longer than a fixture's own history
+# Records kept while the broker is away: ~30 MB with three load cells; 14 h at the default
+# record a second, far longer than the fixture's own history (362-440 records).
+BACKLOG_RECORDS = 50_000
 IN_FLIGHT = 200
 STATUS_EVERY_S = 5.0
 # What a user on the broker may ask: reading, and changing the running test's setpoint
@@ -113,6 +115,7 @@ class FixturePublisher:
         self.c.on_disconnect = self._on_disconnect
         self.c.on_publish = self._on_publish
         self.c.on_message = self._on_message
+        self.c.on_connect_fail = self._on_connect_fail
         self.c.connect_async(broker.host, broker.port, keepalive=30)
         self.c.loop_start()
         threading.Thread(target=self._pump, daemon=True, name="mqtt %s" % fixture_id).start()
@@ -237,6 +240,11 @@ class FixturePublisher:
             self.connected = True
             self._status_due = True
             self._cv.notify()
+
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        if not self._said_down:
+            self._said_down = True
+            self._say("MQTT: can't reach the broker %s; records wait here until it answers" % self.broker)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         with self._cv:

@@ -397,3 +397,33 @@ def test_fleet_tells_when_a_serve_dies_and_shows_its_fixture_offline(tmp_path):
     assert [x["kind"] for x in said] == ["offline", "back"], said
     assert "rack3-left" in said[0]["text"] and "offline on the broker" in said[0]["text"], said
     assert "Traceback" not in ferr and "notified (offline)" in ferr, ferr
+
+
+def test_serve_started_before_the_broker_says_so_and_publishes_everything_once_it_is_up(tmp_path):
+    broker = Broker(tmp_path)
+    consumer = Subscriber(broker, "stackpress/+/telemetry", "stackpress/+/event")
+    broker.stop()
+    sim = RunningSim("--speed", "10", "--seed", "36")
+    out = tmp_path / "logs"
+    sv = _serve(broker, out, [sim.port])
+    said = []
+    threading.Thread(target=lambda: said.extend(sv.stderr), daemon=True).start()
+    try:
+        _wait("serve saying it can't reach the broker", lambda: any("can't reach the broker" in x for x in said))
+        _wait("100 rows logged meanwhile", lambda: any(len(_rows(f)) >= 100 for f in out.glob("*.csv")))
+        broker.start()
+        _wait("serve saying it publishes again", lambda: any("publishing to" in x and "again" in x for x in said))
+    finally:
+        sv.send_signal(signal.SIGTERM)
+        sv.wait(120)
+        sim.stop()
+    consumer.probe(broker, "done")
+    consumer.close()
+    broker.stop()
+    (log,) = out.glob("*.csv")
+    logged = [(r["boot_id"], int(r["seq"])) for r in _rows(log)]
+    got = [(m["boot_id"], m["seq"]) for leaf in ("telemetry", "event") for _, m in consumer.messages(leaf)]
+    assert sorted(got) == sorted(logged) and len(logged) >= 100
+    text = log.read_text()
+    assert "MQTT: can't reach the broker" in text and "MQTT: publishing to" in text
+    assert sv.returncode == 0 and not any("Traceback" in x for x in said), "".join(said)[-3000:]
