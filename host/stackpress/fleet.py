@@ -47,10 +47,7 @@ class Fleet:
                 if leaf == "status":
                     f.update(body)
                 else:
-                    for k in ("state", "pressure_mpa", "setpoint_mpa", "thickness_um", "temperature_c", "alarms"):
-                        if k in body:
-                            f[k] = body[k]
-                    f["measured_utc"] = body.get("measured_utc")
+                    f.update(body)  # the newest reading, between the status's updates
             p, sp = f.get("pressure_mpa"), f.get("setpoint_mpa")
             f["error_mpa"] = p - sp if isinstance(p, (int, float)) and isinstance(sp, (int, float)) else None
             f["last_heard_utc"] = utc_text(time.time() * 1000)

@@ -5,8 +5,8 @@
 
 - `online` (retained, QoS 1): `online` while serve has the fixture; `offline` when serve
   stops, loses the fixture, or (the broker's last will) its connection dies.
-- `status` (retained, QoS 1): the fixture now: state, setpoint, pressure, alarms,
-  firmware, cell, test metadata, host, `connected`, `updated_utc`; every 5 s and on change.
+- `status` (retained, QoS 1): the fixture now: its `status` reply overlaid with its newest
+  record, test metadata, host, `connected`, `updated_utc`; every 5 s and on change.
 - `telemetry`, `event` (QoS 2): every record once, in order, with `measured_utc`, units in
   the names (firmware/stackpress/PROTOCOL.md has the fields).
 - `audit` (QoS 1): what people did (commands that change something, notes), by whom.
@@ -35,27 +35,6 @@ from .timebase import utc_text
 
 ROOT = "stackpress"
 PASSWORD_ENV = "STACKPRESS_MQTT_PASSWORD"
-STATUS_FIELDS = (
-    "state",
-    "setpoint_mpa",
-    "pressure_mpa",
-    "force_n",
-    "thickness_um",
-    "temperature_c",
-    "alarms",
-    "locked",
-    "profile_running",
-    "profile_step",
-    "firmware_version",
-    "board",
-    "cell_area_mm2",
-    "boot",
-    "seq",
-    "uptime_s",
-    "sensor_trusted",
-    "pressure_uncertainty_mpa",
-    "scenario",
-)
 
 
 class MqttError(Exception):

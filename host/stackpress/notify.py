@@ -78,6 +78,10 @@ class Notifier:
             self.tell("alarm", "latched alarms: %s" % ", ".join(st["alarms"]), alarms=st["alarms"])
 
     def row(self, rec: dict[str, Any], boot_id: str | None, measured_ms: float, source: str | None) -> None:
+        if source == "replayed" and rec.get("kind") == "alarm":  # read late from the fixture's history
+            when = " (latched at %s, read from the fixture's history)" % utc_text(measured_ms)
+            self.tell("alarm", "alarm: %s%s" % (", ".join(rec.get("alarms") or []), when), alarms=rec.get("alarms"))
+            return
         self.record(rec)
 
     def side(self, rec: dict[str, Any]) -> None:

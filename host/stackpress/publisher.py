@@ -130,9 +130,7 @@ class FixturePublisher:
         payload = mqtt.dumps(mqtt.record_payload(self.fixture_id, rec, boot_id, measured_ms, source))
         self._queue(self.t(leaf), payload, 2)
         if rec.get("t") == "tel":
-            for k in ("state", "pressure_mpa", "setpoint_mpa", "thickness_um", "temperature_c", "alarms", "seq"):
-                if k in rec:
-                    self._status[k] = rec[k]
+            self._status.update((k, v) for k, v in rec.items() if k != "t")  # the newest reading
             self._status["measured_utc"] = utc_text(measured_ms)
         elif rec.get("kind") in ("alarm", "mode", "boot", "profile"):
             self._status_due = True
@@ -145,8 +143,9 @@ class FixturePublisher:
         self._queue(self.t("notification"), mqtt.dumps(dict(body, fixture_id=self.fixture_id)), 1)
 
     def status(self, st: dict[str, Any]) -> None:
-        """The fixture's `status` reply: the retained status is made from it."""
-        self._status.update((k, st.get(k)) for k in mqtt.STATUS_FIELDS if k in st)
+        """The fixture's `status` reply: the retained status is made from it (and from the
+        newest telemetry record, which is fresher between replies)."""
+        self._status.update(st)
         self._status_due = True
         with self._cv:
             self._cv.notify()

@@ -24,12 +24,12 @@ ACL = ROOT / "docs" / "lab" / "mosquitto.acl"
 def mosquitto():
     """The broker's path, or skip (fail under CI)."""
     path = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
-    tools = shutil.which("mosquitto_passwd") or shutil.which("mosquitto_passwd", path="/usr/bin:/usr/sbin")
-    if path and tools:
-        return path, tools
+    tools = [shutil.which(t) for t in ("mosquitto_passwd", "mosquitto_sub", "mosquitto_pub")]
+    if path and all(tools):
+        return path, tools[0]
     if os.environ.get("STACKPRESS_REQUIRE_BROKER"):
         pytest.fail("no Mosquitto on this machine, and CI requires it (.ci/run installs mosquitto)")
-    pytest.skip("no Mosquitto here (apt-get install mosquitto mosquitto-clients): MQTT tests skipped")
+    pytest.skip("no Mosquitto here (apt-get install mosquitto mosquitto-clients): MQTT test skipped")
 
 
 def _free_port():

@@ -103,3 +103,11 @@ def test_a_webhook_that_is_not_there_is_said_not_raised():
     n.row({"t": "evt", "kind": "alarm", "alarms": ["stall"], "device_ms": 1}, None, 0, "live")
     n.close()
     assert "the webhook failed" in marks.wait(1)[0]
+
+
+def test_an_alarm_read_late_from_the_history_says_when_it_latched(tmp_path):
+    marks = Marks()
+    n = Notifier(Rules(command="true"), "23" * 8, {}, marks)
+    n.row({"t": "evt", "kind": "alarm", "alarms": ["stall"], "device_ms": 1}, None, 1.7e12, "replayed")
+    n.close()
+    assert "latched at 2023-11-14T22:13:20" in marks.wait(1)[0], marks.texts
