@@ -92,6 +92,24 @@ def _speed(text: str) -> float | None:
     return v
 
 
+def _notify_options(s: argparse.ArgumentParser, when: str) -> None:
+    """serve's and fleet's ways to tell people (notify.py)."""
+    s.add_argument(
+        "--notify-command",
+        metavar="CMD",
+        help="run this %s, and when it is over: the notification as JSON on its stdin, its subject in "
+        "$STACKPRESS_SUBJECT (e.g. 'mail -s \"$STACKPRESS_SUBJECT\" lab@example.org')" % when,
+    )
+    s.add_argument("--notify-url", metavar="URL", help="POST each notification as JSON to this webhook (chat)")
+    s.add_argument(
+        "--notify-offline-s",
+        type=_finite("--notify-offline-s (s)"),
+        default=300.0,
+        metavar="S",
+        help="how long a fixture is offline before telling (default 300 s)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stackpress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,20 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="take commands from the broker's users (hold, gap, idle, release, ack, profile run/stop; "
         "never lock, unlock, settings or flashing); off by default",
     )
-    s.add_argument(
-        "--notify-command",
-        metavar="CMD",
-        help="run this for an alarm, a fixture offline or a hold error: the notification as JSON on its "
-        "stdin, its subject in $STACKPRESS_SUBJECT (e.g. 'mail -s \"$STACKPRESS_SUBJECT\" lab@example.org')",
-    )
-    s.add_argument("--notify-url", metavar="URL", help="POST each notification as JSON to this webhook (chat)")
-    s.add_argument(
-        "--notify-offline-s",
-        type=_finite("--notify-offline-s (s)"),
-        default=300.0,
-        metavar="S",
-        help="tell when a fixture is out of reach this long (default 300 s)",
-    )
+    _notify_options(s, "for an alarm, a fixture out of this PC's reach, or a hold error")
     s.add_argument(
         "--notify-error-mpa",
         type=_finite("--notify-error-mpa (MPa)"),
@@ -320,20 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --once: how long to listen for fixtures (default 3 s)",
     )
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to watch (default: until Ctrl-C)")
-    s.add_argument(
-        "--notify-command",
-        metavar="CMD",
-        help="run this when a fixture goes offline on the broker for --notify-offline-s (its computer or "
-        "network gone: what its own serve can't tell), and when it is back; as serve --notify-command",
-    )
-    s.add_argument("--notify-url", metavar="URL", help="POST those notifications as JSON to this webhook")
-    s.add_argument(
-        "--notify-offline-s",
-        type=_finite("--notify-offline-s (s)"),
-        default=300.0,
-        metavar="S",
-        help="how long offline before telling (default 300 s)",
-    )
+    _notify_options(s, "when a fixture is offline on the broker (its PC or network gone: what its serve can't tell)")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
     s = add("monitor", "live view of the fixture")

@@ -9,7 +9,7 @@ import threading
 import time
 
 from broker import USERS, Broker
-from simfixture import BIN, RunningSim, scenario_file, stackpress
+from simfixture import BIN, RunningSim, scenario_file, stackpress, stop_logger
 
 
 def _serve(broker, out, ports, *extra, user="rack1", env=None, tls=False):
@@ -22,13 +22,8 @@ def _serve(broker, out, ports, *extra, user="rack1", env=None, tls=False):
 
 
 def _stop(proc, wall_s=120):
-    proc.send_signal(signal.SIGTERM)
-    try:
-        out, err = proc.communicate(timeout=wall_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise AssertionError("serve did not stop within %d s: %s" % (wall_s, err[-2000:])) from None
+    """serve stopped as a person stops it (Ctrl-C): it ends cleanly, within wall_s."""
+    err = stop_logger(proc, wall_s)
     assert proc.returncode == 0, err[-3000:]
     return err
 
