@@ -8,8 +8,31 @@ import subprocess
 import threading
 import time
 
+import pytest
 from broker import USERS, Broker
 from simfixture import BIN, RunningSim, scenario_file, stackpress, stop_logger
+
+_LEFT = []  # what a test started: stopped after it whatever happened (a failed test leaves nothing running)
+
+
+def _own(thing):
+    _LEFT.append(thing)
+    return thing
+
+
+@pytest.fixture(autouse=True)
+def _nothing_left_running():
+    yield
+    while _LEFT:
+        thing = _LEFT.pop()
+        proc = thing if isinstance(thing, subprocess.Popen) else getattr(thing, "proc", None)
+        if isinstance(proc, subprocess.Popen) and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(30)
 
 
 def _serve(broker, out, ports, *extra, user="rack1", env=None, tls=False):
@@ -103,22 +126,24 @@ class Subscriber:
 
 
 def test_two_fixtures_reach_a_consumer_exactly_once_over_a_broker_restart(tmp_path):
-    broker = Broker(tmp_path)
+    broker = _own(Broker(tmp_path))
     fault = scenario_file(tmp_path, [{"at_s": 60, "fault": "adc_disconnected", "duration_s": 20}])
-    a = RunningSim("--speed", "10", "--seed", "31", "--scenario", str(fault))
-    b = RunningSim("--speed", "10", "--seed", "32")
+    a = _own(RunningSim("--speed", "10", "--seed", "31", "--scenario", str(fault)))
+    b = _own(RunningSim("--speed", "10", "--seed", "32"))
     a_id = _status(a.port)["fixture_id"]
-    consumer = Subscriber(broker, "stackpress/+/telemetry", "stackpress/+/event", "stackpress/+/notification")
+    consumer = _own(Subscriber(broker, "stackpress/+/telemetry", "stackpress/+/event", "stackpress/+/notification"))
     told = tmp_path / "told.jsonl"
     out = tmp_path / "logs"
-    sv = _serve(
-        broker,
-        out,
-        [a.port, b.port],
-        "--meta",
-        "cell=NMC811-07",
-        "--notify-command",
-        "cat >> %s; echo >> %s" % (told, told),
+    sv = _own(
+        _serve(
+            broker,
+            out,
+            [a.port, b.port],
+            "--meta",
+            "cell=NMC811-07",
+            "--notify-command",
+            "cat >> %s; echo >> %s" % (told, told),
+        )
     )
     try:
         _wait("both logs", lambda: len(list(out.glob("*.csv"))) == 2)
@@ -229,11 +254,11 @@ def _status(port):
 
 
 def test_commands_over_mqtt_need_control_credentials_and_what_the_sender_saw(tmp_path):
-    broker = Broker(tmp_path)
-    sim = RunningSim("--speed", "10", "--seed", "33")
+    broker = _own(Broker(tmp_path))
+    sim = _own(RunningSim("--speed", "10", "--seed", "33"))
     out = tmp_path / "logs"
     fid = _status(sim.port)["fixture_id"]
-    sv = _serve(broker, out, [sim.port])
+    sv = _own(_serve(broker, out, [sim.port]))
     alice = None
     try:
         _wait("the fixture on the broker", lambda: fid in json.loads(_fleet(broker, "--once", "--json"))["fixtures"])
@@ -245,7 +270,7 @@ def test_commands_over_mqtt_need_control_credentials_and_what_the_sender_saw(tmp
         assert not r["ok"] and r["error"] == "disabled", r
         _stop(sv)
 
-        sv = _serve(broker, out, [sim.port], "--mqtt-control")
+        sv = _own(_serve(broker, out, [sim.port], "--mqtt-control"))
         _wait("the retained command refused", lambda: [x for x in alice.replies if x["id"] == r["id"]][1:])
         again = [x for x in alice.replies if x["id"] == r["id"]][1]
         assert not again["ok"] and again["error"] == "retained", again
@@ -299,8 +324,8 @@ def test_a_broker_away_past_the_backlog_costs_the_oldest_records_and_says_so(tmp
     from stackpress import mqtt, publisher
 
     monkeypatch.setattr(publisher, "BACKLOG_RECORDS", 10)
-    broker = Broker(tmp_path)
-    consumer = Subscriber(broker, "stackpress/+/telemetry")
+    broker = _own(Broker(tmp_path))
+    consumer = _own(Subscriber(broker, "stackpress/+/telemetry"))
     marks = []
     url = "mqtt://rack1:%s@127.0.0.1:%d" % (USERS["rack1"], broker.port)
     pub = publisher.FixturePublisher(mqtt.parse_url(url), "0123456789abcdef", {}, False, lambda *a: {}, marks.append)
@@ -332,10 +357,10 @@ def test_a_broker_away_past_the_backlog_costs_the_oldest_records_and_says_so(tmp
 
 
 def test_over_tls_with_the_labs_own_ca(tmp_path):
-    broker = Broker(tmp_path, tls=True)
-    sim = RunningSim("--speed", "10", "--seed", "34")
+    broker = _own(Broker(tmp_path, tls=True))
+    sim = _own(RunningSim("--speed", "10", "--seed", "34"))
     fid = _status(sim.port)["fixture_id"]
-    sv = _serve(broker, tmp_path / "logs", [sim.port], "--mqtt-ca", str(broker.ca), tls=True)
+    sv = _own(_serve(broker, tmp_path / "logs", [sim.port], "--mqtt-ca", str(broker.ca), tls=True))
     try:
         ca = ("--once", "--json", "--mqtt-ca", str(broker.ca))
         _wait("the fixture over TLS", lambda: fid in json.loads(_fleet(broker, *ca, tls=True))["fixtures"])
@@ -355,18 +380,20 @@ def test_over_tls_with_the_labs_own_ca(tmp_path):
 
 
 def test_fleet_tells_when_a_serve_dies_and_shows_its_fixture_offline(tmp_path):
-    broker = Broker(tmp_path)
-    sim = RunningSim("--speed", "10", "--seed", "35")
+    broker = _own(Broker(tmp_path))
+    sim = _own(RunningSim("--speed", "10", "--seed", "35"))
     fid = _status(sim.port)["fixture_id"]
     told = tmp_path / "told.jsonl"
-    sv = _serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left")
-    fleet = subprocess.Popen(
-        [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice"), "--json", "--notify-offline-s", "1"]
-        + ["--notify-command", "cat >> %s; echo >> %s" % (told, told)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=broker.env("alice"),
+    sv = _own(_serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left"))
+    fleet = _own(
+        subprocess.Popen(
+            [str(BIN / "stackpress"), "fleet", "--mqtt", broker.url("alice"), "--json", "--notify-offline-s", "1"]
+            + ["--notify-command", "cat >> %s; echo >> %s" % (told, told)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=broker.env("alice"),
+        )
     )
     views = []
     threading.Thread(target=lambda: views.extend(json.loads(x) for x in fleet.stdout), daemon=True).start()
@@ -380,7 +407,7 @@ def test_fleet_tells_when_a_serve_dies_and_shows_its_fixture_offline(tmp_path):
         sv.wait()
         _wait("the fixture offline in the fleet", lambda: shown(False))
         _wait("the fleet telling", lambda: told.exists() and '"kind": "offline"' in told.read_text())
-        sv = _serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left")
+        sv = _own(_serve(broker, tmp_path / "logs", [sim.port], "--meta", "fixture=rack3-left"))
         _wait("the fleet telling it is back", lambda: '"kind": "back"' in told.read_text())
     finally:
         fleet.send_signal(signal.SIGINT)
@@ -395,12 +422,12 @@ def test_fleet_tells_when_a_serve_dies_and_shows_its_fixture_offline(tmp_path):
 
 
 def test_serve_started_before_the_broker_says_so_and_publishes_everything_once_it_is_up(tmp_path):
-    broker = Broker(tmp_path)
-    consumer = Subscriber(broker, "stackpress/+/telemetry", "stackpress/+/event")
+    broker = _own(Broker(tmp_path))
+    consumer = _own(Subscriber(broker, "stackpress/+/telemetry", "stackpress/+/event"))
     broker.stop()
-    sim = RunningSim("--speed", "10", "--seed", "36")
+    sim = _own(RunningSim("--speed", "10", "--seed", "36"))
     out = tmp_path / "logs"
-    sv = _serve(broker, out, [sim.port])
+    sv = _own(_serve(broker, out, [sim.port]))
     said = []
     threading.Thread(target=lambda: said.extend(sv.stderr), daemon=True).start()
     try:
