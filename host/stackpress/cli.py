@@ -110,6 +110,14 @@ def _notify_options(s: argparse.ArgumentParser, when: str) -> None:
     )
 
 
+def _versions() -> str:
+    from . import __version__
+    from .firmware import FIRMWARE, versions
+
+    fw, protocol = versions()
+    return "stackpress %s (host), firmware %s (protocol %d) from %s" % (__version__, fw, protocol, FIRMWARE)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="stackpress", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("STACKPRESS_PORT"),
         help="serial device of the fixture (default: $STACKPRESS_PORT)",
     )
+    p.add_argument("--version", action="version", version=_versions(), help="this host's and its firmware's versions")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add(name, help_):

