@@ -52,6 +52,11 @@ EXAMPLES = {
 
 
 SPEED_RANGE = (0.001, 1e6)
+# Commands that reach one fixture: they take --port after the command too.
+AT_A_PORT = (
+    "status", "hold", "release", "gap", "idle", "ack", "tare", "lock", "unlock", "config", "tune", "jog",
+    "monitor", "repl", "profile", "calibrate", "flash", "reset", "note",
+)  # fmt: skip
 
 
 def _finite(what: str) -> Callable[[str], float]:
@@ -131,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def add(name, help_):
-        return sub.add_parser(name, help=help_, description=help_, epilog="example: " + EXAMPLES[name])
+        s = sub.add_parser(name, help=help_, description=help_, epilog="example: " + EXAMPLES[name])
+        if name in AT_A_PORT:  # also after the command: `stackpress status --port P`
+            s.add_argument("--port", default=argparse.SUPPRESS, help="serial device of the fixture")
+        return s
 
     s = add("sim", "run the virtual fixture; prints 'port: PATH' first, runs until Ctrl-C")
     s.add_argument("--speed", type=_speed, default=1.0, help="times real time, or 'max' (default 1)")
@@ -182,13 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--timeout", type=_finite("--timeout (s)"), default=600, help="seconds to wait with --wait (default 600)"
     )
-    add("release", "ramp the pressure down gently, back off, then idle")
-    add("gap", "hold the motor's position and record the pressure")
-    add("idle", "stop moving (the self-locking drive keeps the load)")
-    add("ack", "acknowledge latched alarms; a fault resumes what it interrupted")
-    add("tare", "zero the load cell (fixture unloaded and idle)")
-    add("lock", "protect a running test: commands that change pressure are refused until 'unlock'")
-    add("unlock", "end the protection of 'lock'")
+    s.add_argument("--json", action="store_true", help="the reply (with --wait, the status once holding) as JSON")
+    s = add("release", "ramp the pressure down gently, back off, then idle")
+    s.add_argument("--wait", action="store_true", help="return once the fixture is idle (released)")
+    s.add_argument(
+        "--timeout", type=_finite("--timeout (s)"), default=600, help="seconds to wait with --wait (default 600)"
+    )
+    s.add_argument("--json", action="store_true", help="the reply (with --wait, the status once idle) as JSON")
+    for name, help_ in (
+        ("gap", "hold the motor's position and record the pressure"),
+        ("idle", "stop moving (the self-locking drive keeps the load)"),
+        ("ack", "acknowledge latched alarms; a fault resumes what it interrupted"),
+        ("tare", "zero the load cell (fixture unloaded and idle)"),
+        ("lock", "protect a running test: commands that change pressure are refused until 'unlock'"),
+        ("unlock", "end the protection of 'lock'"),
+    ):
+        add(name, help_).add_argument("--json", action="store_true", help="the fixture's reply as JSON")
     s = add("tune", "measure the fixture's stiffness with a small probing move and set the loop's gain")
     s.add_argument(
         "--mpa",
@@ -482,34 +499,115 @@ def cmd_status(a: argparse.Namespace, link: FixtureLink) -> int:
     return 0
 
 
+class Progress:
+    """One line that updates in place on a terminal (stderr); nothing at all when stderr is
+    a file or a pipe, so a log of a script holds no carriage-return noise."""
+
+    def __init__(self) -> None:
+        self.on = sys.stderr.isatty()
+        self.shown = False
+
+    def show(self, text: str) -> None:
+        if self.on:
+            print("\r" + text.ljust(40), end="", file=sys.stderr, flush=True)
+            self.shown = True
+
+    def end(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+            self.shown = False
+
+
+def _wait_for(
+    link: FixtureLink, timeout_s: float, done: Callable[[dict[str, Any]], bool], line: Callable[[dict[str, Any]], str]
+) -> tuple[dict[str, Any], int]:
+    """Status until `done` (0), a fault (4) or timeout_s (1), with progress on a terminal."""
+    progress = Progress()
+    end = time.monotonic() + timeout_s
+    try:
+        while True:
+            st = link.command("status")
+            progress.show(line(st))
+            if done(st):
+                return st, 0
+            if st["state"] == "fault":
+                progress.end()
+                print("fault: %s" % ", ".join(st["alarms"]), file=sys.stderr)
+                return st, 4
+            if time.monotonic() > end:
+                return st, 1
+            time.sleep(0.25)
+    finally:
+        progress.end()
+
+
 def cmd_hold(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("hold", mpa=a.mpa)
-    print("ramping to %.3f MPa" % r["setpoint_mpa"])
     if not a.wait:
+        print(json.dumps(r) if a.json else "ramping to %.3f MPa" % r["setpoint_mpa"])
         return 0
-    end = time.monotonic() + a.timeout
-    while time.monotonic() < end:
-        st = link.command("status")
-        p = st["pressure_mpa"]
-        print("\r%-7s %8.3f / %.3f MPa" % (st["state"], p, a.mpa), end="", file=sys.stderr, flush=True)
-        if st["state"] == "hold" and abs(p - a.mpa) <= 0.01 * a.mpa:
-            print(file=sys.stderr)
-            print("holding %.3f MPa" % p)
-            return 0
-        if st["state"] == "fault":
-            print(file=sys.stderr)
-            print("fault: %s" % ", ".join(st["alarms"]), file=sys.stderr)
-            return 4
-        time.sleep(0.25)
-    print(file=sys.stderr)
-    print("not holding within 1 %% after %.0f s" % a.timeout, file=sys.stderr)
-    return 1
+    if not a.json:
+        print("ramping to %.3f MPa" % r["setpoint_mpa"])
+
+    def holding(st):
+        return st["state"] == "hold" and abs(st["pressure_mpa"] - a.mpa) <= 0.01 * a.mpa
+
+    def line(st):
+        return "%-7s %8.3f / %.3f MPa" % (st["state"], st["pressure_mpa"], a.mpa)
+
+    st, code = _wait_for(link, a.timeout, holding, line)
+    if code == 1:
+        print("not holding within 1 %% after %.0f s" % a.timeout, file=sys.stderr)
+    elif code == 0:
+        print(json.dumps(st) if a.json else "holding %.3f MPa" % st["pressure_mpa"])
+    return code
+
+
+def cmd_release(a: argparse.Namespace, link: FixtureLink) -> int:
+    r = link.command("release")
+    if not a.wait:
+        print(json.dumps(r) if a.json else _SAID["release"](r))
+        return 0
+    if not a.json:
+        print(_SAID["release"](r))
+
+    def line(st):
+        return "%-7s %8.3f MPa" % (st["state"], st["pressure_mpa"])
+
+    st, code = _wait_for(link, a.timeout, lambda st: st["state"] == "idle", line)
+    if code == 1:
+        print("not idle after %.0f s (state %s)" % (a.timeout, st["state"]), file=sys.stderr)
+    elif code == 0:
+        print(json.dumps(st) if a.json else "released: idle at %.3f MPa" % st["pressure_mpa"])
+    return code
+
+
+# What each simple command did, in a sentence (its reply's fields: firmware/stackpress/PROTOCOL.md).
+_SAID: dict[str, Callable[[dict[str, Any]], str]] = {
+    "release": lambda r: (
+        "releasing: stepping the pressure down at release_rate_mpa_s, then backing off to idle "
+        "('release --wait' waits for it)"
+    ),
+    "gap": lambda r: "holding the motor's position (gap): the pressure is recorded, not controlled",
+    "idle": lambda r: "idle: the motor stands still; the self-locking drive keeps the load",
+    "ack": lambda r: (
+        "acknowledged %s; the fixture is in %s" % (", ".join(r["cleared"]), r["state"])
+        if r.get("cleared")
+        else "no alarm was latched; the fixture is in %s" % r.get("state")
+    ),
+    "tare": lambda r: "tared: the load cells read zero at %s counts" % ", ".join(str(c) for c in r["tare_counts"]),
+    "lock": lambda r: (
+        "locked: commands that change pressure are refused until 'stackpress unlock' (the fixture is in "
+        "%s)" % r.get("state")
+    ),
+    "unlock": lambda r: "unlocked: commands that change pressure are taken again",
+}
 
 
 def _simple(name: str) -> Callable[[argparse.Namespace, FixtureLink], int]:
     def run(a, link):
         r = link.command(name)
-        print(json.dumps(r) if r else "ok")
+        print(json.dumps(r) if a.json else _SAID[name](r))
         return 0
 
     return run
@@ -912,7 +1010,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 LINKED = {
     "status": cmd_status,
     "hold": cmd_hold,
-    "release": _simple("release"),
+    "release": cmd_release,
     "gap": _simple("gap"),
     "idle": _simple("idle"),
     "ack": _simple("ack"),
@@ -930,6 +1028,14 @@ LINKED = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `stackpress status | head -1`: the reader had what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more at exit either
+        return 0
+
+
+def _main(argv: Sequence[str] | None) -> int:
     if os.environ.get("STACKPRESS_DEBUG"):
         import faulthandler
         import signal

@@ -262,3 +262,28 @@ def test_demo_starts_a_fixture_holds_and_shows_it_then_leaves_nothing_running():
     last = dict(kv.split("=", 1) for kv in r.stdout.strip().splitlines()[-1].split()[1:])
     assert last["state"] == "hold" and abs(float(last["pressure_mpa"]) - 40.0) < 0.4, last
     assert _tagged(tag) == [], "the demo left its own processes running"
+
+
+def test_one_grammar_port_after_the_command_sentences_or_json_and_release_wait():
+    sim = RunningSim("--speed", "max", "--seed", "8")
+
+    def run(*args):
+        return subprocess.run([str(BIN / "stackpress"), *args], capture_output=True, text=True, timeout=300)
+
+    try:
+        r = run("status", "--port", sim.port, "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "idle", r.stderr
+        r = run("hold", "10", "--wait", "--port", sim.port)
+        # stderr is not a terminal here: no progress line, no carriage returns
+        assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("holding 10.0") and r.stderr == "", r
+        r = run("lock", "--port", sim.port)
+        assert r.returncode == 0 and r.stdout.startswith("locked: ") and "stackpress unlock" in r.stdout, r
+        r = run("unlock", "--json", "--port", sim.port)
+        assert r.returncode == 0 and json.loads(r.stdout) == {"locked": False}, r
+        r = run("release", "--wait", "--port", sim.port)
+        assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("released: idle"), r
+        assert _status(sim.port)["state"] == "idle"
+        r = run("gap", "--port", sim.port, "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "gap", r
+    finally:
+        sim.stop()

@@ -117,3 +117,24 @@ def test_list_skips_a_virtual_fixture_that_was_killed_and_forgets_it(tmp_path):
     out = json.loads(r.stdout)
     assert "/dev/pts/999" not in [f["port"] for f in out["fixtures"] + out["not_answering"]]
     assert not list(sims.iterdir())
+
+
+def test_output_whose_reader_has_gone_is_no_error():
+    """`stackpress ... | head -1`: the reader goes before the output is written (here: it
+    was never there), so every write fails; no traceback, exit 0."""
+    from conftest import ROOT
+
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run(
+            [os.path.join(BIN, "stackpress"), "profile", "check", "host/profiles/form-then-cycle.toml"],
+            stdout=w,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    finally:
+        os.close(w)
+    assert p.returncode == 0 and p.stderr == "", p.stderr
