@@ -1050,6 +1050,10 @@ def _main(argv: Sequence[str] | None) -> int:
         + ([a.key] if a.cmd == "config" and a.key else [])
     )
     try:
+        if a.cmd in AT_A_PORT and not a.port and not (a.cmd == "profile" and a.action == "check"):
+            from .discover import only_fixture
+
+            a.port = only_fixture()
         if a.cmd == "sim":
             return cmd_sim(a)
         if a.cmd == "reset":

@@ -93,3 +93,21 @@ def probe(port: str) -> tuple[dict[str, Any] | None, str | None]:
             return link.hello(), None
     except (LinkError, DeviceError) as e:
         return None, str(e)
+
+
+def only_fixture() -> str:
+    """The port of the one fixture attached, for a command given no --port (as mpremote
+    connects to the one board there is); with none or several, an error that says which."""
+    from .link import LinkError
+
+    ports = candidate_ports()
+    if len(ports) > 1:  # a Pico running something else is no fixture: ask each
+        ports = [p for p in ports if probe(p)[0] is not None]
+    if len(ports) == 1:
+        return ports[0]
+    if not ports:
+        raise LinkError(
+            "no port given and no fixture found (a Pico on USB, or 'stackpress sim' running): "
+            "use --port PATH or set STACKPRESS_PORT"
+        )
+    raise LinkError("no port given and %d fixtures found: --port one of %s" % (len(ports), ", ".join(ports)))

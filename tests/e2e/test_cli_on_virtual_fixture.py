@@ -8,6 +8,7 @@ import time
 
 import pytest
 import serial
+from conftest import ROOT
 from simfixture import BIN, RunningSim, read_replies, stackpress
 
 from stackpress.protocol import frame
@@ -275,7 +276,9 @@ def test_one_grammar_port_after_the_command_sentences_or_json_and_release_wait()
         assert r.returncode == 0 and json.loads(r.stdout)["state"] == "idle", r.stderr
         r = run("hold", "10", "--wait", "--port", sim.port)
         # stderr is not a terminal here: no progress line, no carriage returns
-        assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("holding 10.0") and r.stderr == "", r
+        last = r.stdout.splitlines()[-1]
+        assert r.returncode == 0 and last.startswith("holding ") and r.stderr == "", r
+        assert abs(float(last.split()[1]) - 10.0) <= 0.1, last  # within 1 % of the setpoint
         r = run("lock", "--port", sim.port)
         assert r.returncode == 0 and r.stdout.startswith("locked: ") and "stackpress unlock" in r.stdout, r
         r = run("unlock", "--json", "--port", sim.port)
@@ -287,3 +290,27 @@ def test_one_grammar_port_after_the_command_sentences_or_json_and_release_wait()
         assert r.returncode == 0 and json.loads(r.stdout)["state"] == "gap", r
     finally:
         sim.stop()
+
+
+def test_without_a_port_the_one_fixture_attached_is_used_and_several_are_named(tmp_path):
+    env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path / "run"))  # only this test's sims
+
+    def run(*args):
+        return subprocess.run([str(BIN / "stackpress"), *args], capture_output=True, text=True, timeout=120, env=env)
+
+    r = run("status")
+    assert r.returncode == 3 and "no fixture found" in r.stderr, r.stderr
+    a = RunningSim("--speed", "max", "--seed", "9", env=env)
+    b = None
+    try:
+        r = run("status", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["state"] == "idle", r.stderr
+        b = RunningSim("--speed", "max", "--seed", "10", env=env)
+        r = run("hold", "10")
+        assert r.returncode == 3 and "2 fixtures found" in r.stderr and a.port in r.stderr and b.port in r.stderr
+        assert _status(a.port)["setpoint_mpa"] == 0.0 and _status(b.port)["setpoint_mpa"] == 0.0  # nothing moved
+        assert run("profile", "check", str(ROOT / "host" / "profiles" / "form-then-cycle.toml")).returncode == 0
+    finally:
+        a.stop()
+        if b:
+            b.stop()
