@@ -1,6 +1,7 @@
-"""The `stackpress` command line. Exit codes: 0 ok, 2 usage, 3 fixture unreachable,
-4 the fixture refused (the message says why and what is allowed), 5 flashing failed
-(the message says what to do), 130 interrupted."""
+"""The `stackpress` command line. Exit codes: 0 ok, 1 ended short of its goal (a wait timed
+out, a logger stopped early), 2 usage, 3 fixture (or broker) unreachable, 4 the fixture
+refused (the message says why and what is allowed), 5 flashing failed (the message says
+what to do), 130 interrupted."""
 
 from __future__ import annotations
 
@@ -965,11 +966,12 @@ def cmd_repl(a: argparse.Namespace, link: FixtureLink) -> int:
 
 
 def cmd_tempco(a: argparse.Namespace) -> int:
+    from .logfile import LogError
     from .tempco import TempcoError, zero_tempco
 
     try:
         r = zero_tempco(a.log)
-    except (TempcoError, OSError) as e:
+    except (TempcoError, LogError, OSError) as e:
         print("stackpress tempco: %s" % e, file=sys.stderr)
         return 2
     if a.apply:

@@ -73,8 +73,13 @@ def reset(port: str) -> int:
             # parked at the REPL itself, and takes the port back.
             r = link.reset() if link.remote else link.command("reset", retries=0)
             print("resetting; the firmware resumes '%s'" % r.get("resume"), file=sys.stderr)
-    except (LinkError, DeviceError):
-        if not _raw_repl_reset(port):
+    except (LinkError, DeviceError) as e:
+        try:
+            at_repl = _raw_repl_reset(port)
+        except (serial.SerialException, OSError):  # not there at all: what the link said
+            print("stackpress: %s" % e, file=sys.stderr)
+            return 3
+        if not at_repl:
             print("stackpress: %s answers neither the protocol nor the raw REPL" % port, file=sys.stderr)
             return 3
     info, why = wait_for_firmware(port)

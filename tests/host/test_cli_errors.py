@@ -138,3 +138,71 @@ def test_output_whose_reader_has_gone_is_no_error():
     finally:
         os.close(w)
     assert p.returncode == 0 and p.stderr == "", p.stderr
+
+
+# Every command, given what a person gets wrong: no fixture there, files that are not
+# there or not what they should be, numbers that are not numbers, options that do not exist.
+NOT_A_LOG = os.path.join(os.path.dirname(__file__), "test_cli_errors.py")
+BAD = [
+    ["status", "--port", "/nonexistent/tty"],
+    ["status", "--bogus"],
+    ["hold", "abc"],
+    ["hold", "1e999"],
+    ["hold", "40", "--timeout", "nan", "--wait"],
+    ["release", "--wait", "--timeout", "x"],
+    ["gap", "--port", "/dev/null"],
+    ["idle", "--port", "/nonexistent/tty"],
+    ["ack", "extra"],
+    ["tare", "--port", "/nonexistent/tty"],
+    ["lock", "--port", "/nonexistent/tty"],
+    ["unlock", "--port", "/nonexistent/tty"],
+    ["tune", "--mpa", "abc"],
+    ["tune", "--mpa", "40", "--port", "/nonexistent/tty"],
+    ["jog", "abc"],
+    ["jog", "5", "--port", "/nonexistent/tty"],
+    ["config", "loop_gain", "abc", "--port", "/nonexistent/tty"],
+    ["config", "push", "/nonexistent/fixture.toml", "--port", "/nonexistent/tty"],
+    ["log", "--out", "/nonexistent/dir/x.csv", "--port", "/nonexistent/tty"],
+    ["log", "--out", "x.csv", "--duration", "nan", "--port", "/nonexistent/tty"],
+    ["serve", "--out", NOT_A_LOG, "--duration", "1"],
+    ["report", "/nonexistent/run.csv"],
+    ["report", NOT_A_LOG],
+    ["report", NOT_A_LOG, "--cycler", "/nonexistent/c.csv"],
+    ["profile", "check", "/nonexistent/p.toml"],
+    ["profile", "check", NOT_A_LOG],
+    ["profile", "run", NOT_A_LOG, "--port", "/nonexistent/tty"],
+    ["profile", "bogus"],
+    ["flash", "--firmware", "/nonexistent/fw", "--port", "/nonexistent/tty"],
+    ["tempco", "/nonexistent/soak.csv"],
+    ["tempco", NOT_A_LOG],
+    ["calibrate", "--at", "abc", "--reference", "x"],
+    ["calibrate", "--at", "500,nan", "--reference", "x", "--port", "/nonexistent/tty"],
+    ["sim", "--scenario", "/nonexistent/s.json"],
+    ["sim", "--scenario", NOT_A_LOG],
+    ["sim", "--set", "bogus"],
+    ["sim", "--set", "fixture.nothing.here=1"],
+    ["monitor", "--duration", "-1", "--port", "/nonexistent/tty"],
+    ["note", "hello", "--port", "/nonexistent/tty"],
+    ["fleet", "--mqtt", "mqtt://127.0.0.1:notaport", "--once"],
+    ["fleet", "--mqtt", "mqtts://127.0.0.1:9", "--mqtt-ca", "/nonexistent/ca.crt", "--once"],
+    ["demo", "--speed", "0"],
+    ["reset", "--port", "/nonexistent/tty"],
+    ["repl", "--port", "/nonexistent/tty"],
+    ["list", "--bogus"],
+]
+DOCUMENTED_EXIT_CODES = (0, 1, 2, 3, 4, 5)
+
+
+def test_every_command_has_a_bad_argument_case():
+    assert {args[0] for args in BAD} == set(COMMANDS)
+
+
+@pytest.mark.parametrize("args", BAD, ids=[" ".join(a) for a in BAD])
+def test_a_person_s_mistake_gets_a_message_not_a_traceback(args, tmp_path):
+    env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path / "run"))  # no fixture attached
+    r = subprocess.run(
+        [os.path.join(BIN, "stackpress"), *args], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path
+    )
+    assert "Traceback" not in r.stderr and "Traceback" not in r.stdout, r.stderr[-3000:]
+    assert r.returncode in DOCUMENTED_EXIT_CODES, (r.returncode, r.stderr[-2000:])
+    assert r.returncode != 0 and r.stderr.strip(), "a mistake must be said: %r" % r.stdout[-500:]
