@@ -355,7 +355,12 @@ def build_parser() -> argparse.ArgumentParser:
     _notify_options(s, "when a fixture is offline on the broker (its PC or network gone: what its serve can't tell)")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
-    s = add("monitor", "live view of the fixture")
+    s = add(
+        "monitor",
+        "live view of the fixture. Keys: a acknowledges latched alarms; s asks for a new setpoint "
+        "(type MPa, Enter, then y to confirm; Esc cancels); q quits. Without a terminal it prints "
+        "plain lines, and keys can be piped in",
+    )
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until Ctrl-C)")
     s = add(
         "profile",
