@@ -13,10 +13,11 @@ import os
 import select
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .chart import line_chart
+from .link import DeviceError, LinkError
 
 if TYPE_CHECKING:
     from typing import IO
@@ -202,6 +203,40 @@ def _panel(
     return Panel(t, title=title, subtitle="seq %s · a ack · s setpoint · q quit" % last.get("seq", "-"))
 
 
+def _wait_for_fixture(
+    link: FixtureLink,
+    info: dict[str, Any],
+    why: str,
+    end: float | None,
+    say: Callable[[str], None],
+) -> FixtureLink | None:
+    """The same fixture (its id) back on its port, or None once the duration is over."""
+    from .connect import open_link
+
+    try:
+        link.close()
+    except OSError:
+        pass
+    say("fixture gone (%s): waiting for it on %s; Ctrl-C ends" % (why, info["port"]))
+    while end is None or time.monotonic() < end:
+        try:
+            new = open_link(info["port"])
+            try:
+                st = new.command("status")
+            except (LinkError, DeviceError):
+                new.close()
+                raise LinkError(info["port"]) from None
+            if st.get("fixture_id") == info.get("fixture_id"):
+                info.update(st)
+                say("fixture back on %s" % info["port"])
+                return new
+            new.close()
+        except LinkError:
+            pass
+        time.sleep(0.5)
+    return None
+
+
 def monitor(
     link: FixtureLink, duration_s: float | None = None, out: IO[str] | None = None, keys_in: IO[str] | None = None
 ) -> int:
@@ -216,7 +251,7 @@ def monitor(
     hist_e: collections.deque[float] = collections.deque(maxlen=60)
     hist_x: collections.deque[float] = collections.deque(maxlen=60)
     events: collections.deque[str] = collections.deque(maxlen=4)
-    last = {}
+    last: dict[str, Any] = {}
     bucket_s = 1.0
     next_t = 0.0
     live = None
@@ -226,68 +261,93 @@ def monitor(
 
         live = Live(console=Console(file=out), auto_refresh=False, screen=False)
         live.start()
+    end = None if duration_s is None else time.monotonic() + duration_s
+    stopped = False
+
+    def draw() -> None:
+        live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
+
+    def say(text: str) -> None:
+        if live is None:
+            print(text, file=out, flush=True)
+        else:
+            events.append(text)
+            draw()
+
     try:
-        for rec in link.records(duration_s):
-            quit_ = False
-            for ch in reader.read():
-                action = keys.feed(ch)
-                if action and action[0] == "quit":
-                    quit_ = True
-                elif action:
-                    _act(link, action, events)
-                if keys.prompt != shown_prompt and live is None:
-                    print(keys.prompt, file=out, flush=True)
-                shown_prompt = keys.prompt
-            if quit_:
+        while not stopped:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
                 break
-            if rec["t"] == "evt":
-                events.append(
-                    "#%s %s %s" % (rec["seq"], rec["kind"], rec.get("state") or ",".join(rec.get("alarms", [])))
-                )
-                continue
-            last = rec
-            now = time.monotonic()
-            if now < next_t:
-                continue
-            next_t = now + bucket_s
-            if now >= next_profile:
-                next_profile = now + 5.0
-                try:
-                    profile = link.command("profile")
-                except Exception:  # an older firmware: no profiles
-                    profile = None
-            hist_p.append(rec["pressure_mpa"])
-            hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if rec["setpoint_mpa"] else 0.0)
-            hist_x.append(rec["position_um"])
-            if live is not None:
-                live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
-            else:
-                chans = "".join(
-                    " %s=%s" % (k, rec[k])
-                    for k in sorted(rec)
-                    if k.startswith("force_ch") or k in ("uniformity_pct", "centre_x_mm", "centre_y_mm")
-                )
-                print(
-                    "%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
-                    "thickness_um=%s temperature_c=%s%s alarms=%s"
-                    % (
-                        time.strftime("%H:%M:%S"),
-                        rec["seq"],
-                        rec["state"],
-                        rec["pressure_mpa"],
-                        rec["setpoint_mpa"],
-                        rec["force_n"],
-                        rec["position_um"],
-                        rec.get("thickness_um"),
-                        rec.get("temperature_c"),
-                        chans,
-                        "|".join(rec["alarms"]) or "-",
-                    ),
-                    file=out,
-                    flush=True,
-                )
-                while events:
-                    print("event: %s" % events.popleft(), file=out, flush=True)
+            try:
+                for rec in link.records(left):
+                    quit_ = False
+                    for ch in reader.read():
+                        action = keys.feed(ch)
+                        if action and action[0] == "quit":
+                            quit_ = True
+                        elif action:
+                            _act(link, action, events)
+                        if keys.prompt != shown_prompt and live is None:
+                            print(keys.prompt, file=out, flush=True)
+                        shown_prompt = keys.prompt
+                    if quit_:
+                        stopped = True
+                        break
+                    if rec["t"] == "evt":
+                        events.append(
+                            "#%s %s %s" % (rec["seq"], rec["kind"], rec.get("state") or ",".join(rec.get("alarms", [])))
+                        )
+                        continue
+                    last = rec
+                    now = time.monotonic()
+                    if now < next_t:
+                        continue
+                    next_t = now + bucket_s
+                    if now >= next_profile:
+                        next_profile = now + 5.0
+                        try:
+                            profile = link.command("profile")
+                        except Exception:  # an older firmware: no profiles
+                            profile = None
+                    hist_p.append(rec["pressure_mpa"])
+                    hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if rec["setpoint_mpa"] else 0.0)
+                    hist_x.append(rec["position_um"])
+                    if live is not None:
+                        draw()
+                    else:
+                        chans = "".join(
+                            " %s=%s" % (k, rec[k])
+                            for k in sorted(rec)
+                            if k.startswith("force_ch") or k in ("uniformity_pct", "centre_x_mm", "centre_y_mm")
+                        )
+                        print(
+                            "%s seq=%d state=%s pressure_mpa=%.4f setpoint_mpa=%.3f force_n=%.2f position_um=%.4f "
+                            "thickness_um=%s temperature_c=%s%s alarms=%s"
+                            % (
+                                time.strftime("%H:%M:%S"),
+                                rec["seq"],
+                                rec["state"],
+                                rec["pressure_mpa"],
+                                rec["setpoint_mpa"],
+                                rec["force_n"],
+                                rec["position_um"],
+                                rec.get("thickness_um"),
+                                rec.get("temperature_c"),
+                                chans,
+                                "|".join(rec["alarms"]) or "-",
+                            ),
+                            file=out,
+                            flush=True,
+                        )
+                        while events:
+                            print("event: %s" % events.popleft(), file=out, flush=True)
+                else:
+                    break  # the duration is over
+            except LinkError as e:  # unplugged, reset, its owner gone: wait for it, as the logger does
+                link = _wait_for_fixture(link, info, str(e), end, say)
+                if link is None:
+                    break
     except (KeyboardInterrupt, BrokenPipeError):
         pass
     except OSError:  # the terminal went away (SSH dropped): stop quietly

@@ -9,7 +9,7 @@ import time
 import pytest
 import serial
 from conftest import ROOT
-from simfixture import BIN, RunningSim, read_replies, stackpress
+from simfixture import BIN, RunningSim, read_replies, scenario_file, stackpress
 
 from stackpress.protocol import frame
 
@@ -121,8 +121,9 @@ def test_log_on_an_existing_file_resumes_it_without_a_hole_or_a_duplicate(tmp_pa
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
 
 
-def test_no_port_is_exit_code_3_with_a_hint():
-    r = subprocess.run([str(BIN / "stackpress"), "status"], capture_output=True, text=True)
+def test_no_port_is_exit_code_3_with_a_hint(tmp_path):
+    env = dict(os.environ, STACKPRESS_RUNTIME_DIR=str(tmp_path))  # no fixture attached (the module's sim is)
+    r = subprocess.run([str(BIN / "stackpress"), "status"], capture_output=True, text=True, env=env)
     assert r.returncode == 3 and "--port" in r.stderr
 
 
@@ -314,3 +315,33 @@ def test_without_a_port_the_one_fixture_attached_is_used_and_several_are_named(t
         a.stop()
         if b:
             b.stop()
+
+
+def test_monitor_waits_for_a_fixture_that_was_unplugged(tmp_path):
+    sc = scenario_file(tmp_path, [{"at_s": 20, "board": "unplug", "for_s": 20.0}])
+    sim = RunningSim("--speed", "10", "--seed", "11", "--scenario", str(sc))
+    mon = subprocess.Popen(
+        [str(BIN / "stackpress"), "--port", sim.port, "monitor"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = []
+    try:
+        for line in mon.stdout:  # plain lines (not a terminal), as they come
+            seen.append(line)
+            back = any(x.startswith("fixture back") for x in seen)
+            if back and "pressure_mpa=" in line:
+                break
+        mon.stdin.write("q")  # quits at its next record
+        mon.stdin.close()
+        mon.wait(120)
+    finally:
+        if mon.poll() is None:
+            mon.kill()
+        sim.stop()
+    text = "".join(seen)
+    assert "fixture gone" in text and "waiting for it on %s" % sim.port in text, text[-2000:]
+    after = text.split("fixture back", 1)[1]
+    assert "pressure_mpa=" in after and mon.returncode == 0, (mon.returncode, mon.stderr.read()[-2000:])
