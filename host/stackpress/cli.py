@@ -1061,6 +1061,7 @@ def _main(argv: Sequence[str] | None) -> int:
             from .discover import only_fixture
 
             a.port = only_fixture()
+            print("stackpress: %s, the only fixture attached" % a.port, file=sys.stderr)
         if a.cmd == "sim":
             return cmd_sim(a)
         if a.cmd == "reset":

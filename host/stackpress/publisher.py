@@ -97,7 +97,6 @@ class FixturePublisher:
         self.mark = mark
         self.backlog: collections.deque[tuple[str, bytes, int]] = collections.deque()
         self.dropped = 0
-        self.published = 0
         self.sent = 0
         self.acked = 0  # written by paho's thread only
         self.connected = False
@@ -195,20 +194,19 @@ class FixturePublisher:
                 while self.backlog and self.sent - self.acked + len(batch) < IN_FLIGHT:
                     batch.append(self.backlog.popleft())
                 dropped, self.dropped = self.dropped, 0
+                now = time.monotonic()
+                status_now = self._status_due or now - last_status >= STATUS_EVERY_S
+                self.sent += len(batch) + (2 if status_now else 0)
             if dropped:
                 self._say_dropped(dropped)
             for topic, payload, qos in batch:
-                self.sent += 1
                 self.c.publish(topic, payload, qos=qos)
-                self.published += 1
-            now = time.monotonic()
-            if self._status_due or now - last_status >= STATUS_EVERY_S:
+            if status_now:
                 self._status_due = False
                 last_status = now
                 online = b"online" if self.fixture_connected else b"offline"
                 self.c.publish(self.t("online"), online, qos=1, retain=True)
                 self.c.publish(self.t("status"), self._status_payload(), qos=1, retain=True)
-                self.sent += 2
             if batch and self.sent - self.acked >= IN_FLIGHT:
                 time.sleep(0.005)
 
@@ -344,7 +342,8 @@ class FixturePublisher:
             payload = mqtt.dumps(body)
         except ValueError:
             payload = mqtt.dumps({"id": None, "ok": ok, "fixture_id": self.fixture_id})
-        self.sent += 1
+        with self._cv:  # the pump counts too
+            self.sent += 1
         self.c.publish(self.t("reply/%s" % user), payload, qos=1)
 
     def close(self, wait_s: float = 10.0) -> None:
