@@ -3,6 +3,7 @@ the MQTT broker (publisher.py) and a notifier (notify.py), hung on its logger.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .notify import Notifier, Rules
@@ -12,7 +13,9 @@ if TYPE_CHECKING:
     from stackpress.mqtt import Broker
 
 
-def observers(broker: Broker | None, control: bool, rules: Rules, meta: dict[str, Any]) -> Any:
+def observers(
+    broker: Broker | None, control: bool, rules: Rules, meta: dict[str, Any]
+) -> Callable[[FixtureLogger], list[Observer]] | None:
     """A factory for logger.record(observe=...): None when serve has nothing to add."""
     if broker is None and not rules.active:
         return None

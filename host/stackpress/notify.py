@@ -78,20 +78,16 @@ class Notifier:
             self.tell("alarm", "latched alarms: %s" % ", ".join(st["alarms"]), alarms=st["alarms"])
 
     def row(self, rec: dict[str, Any], boot_id: str | None, measured_ms: float, source: str | None) -> None:
-        if source == "replayed" and rec.get("kind") == "alarm":  # read late from the fixture's history
-            when = " (latched at %s, read from the fixture's history)" % utc_text(measured_ms)
+        if rec.get("t") == "evt" and rec.get("kind") == "alarm":
+            when = ""
+            if source == "replayed":  # read late from the fixture's history: say when it latched
+                when = " (latched at %s, read from the fixture's history)" % utc_text(measured_ms)
             self.tell("alarm", "alarm: %s%s" % (", ".join(rec.get("alarms") or []), when), alarms=rec.get("alarms"))
-            return
-        self.record(rec)
+        elif rec.get("t") == "tel" and self.rules.error_mpa is not None:
+            self._hold_error(rec)
 
     def side(self, rec: dict[str, Any]) -> None:
         pass  # what people did is not news to them
-
-    def record(self, rec: dict[str, Any]) -> None:
-        if rec.get("t") == "evt" and rec.get("kind") == "alarm":
-            self.tell("alarm", "alarm: %s" % ", ".join(rec.get("alarms") or []), alarms=rec.get("alarms"))
-        elif rec.get("t") == "tel" and self.rules.error_mpa is not None:
-            self._hold_error(rec)
 
     def _hold_error(self, rec: dict[str, Any]) -> None:
         p, sp, t_ms = rec.get("pressure_mpa"), rec.get("setpoint_mpa"), rec.get("device_ms")
