@@ -9,7 +9,8 @@ The standard scenario (hardware/scenarios/standard.json: Ø10 mm Li-metal cell,
 and a setpoint step 25 -> 60 -> 25 MPa; and at 40 MPa, active, one load cell of the three
 lost (its wire cut) mid-run, the fixture holding on the other two. Each run is the unmodified firmware on the
 MicroPython unix port (-X heapsize=192k) in `stackpress sim --speed max`, driven and
-logged through the serial device by the same code as `stackpress tune` and `log`.
+logged through the serial device by the same code as `stackpress tune` and `log`. Last,
+`stackpress report` on a month of 1 s records against pandas.read_csv (bench/month_report.py).
 Errors are of the pressure the load cell reports (telemetry, with the min and max of
 every sample between records) and of the model's true pressure (the sim's truth file,
 every sample), over the cycling window. Prints a table, writes bench/out/bench.png and
@@ -33,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "host"))
+
+from month_report import measure as measure_month_report  # noqa: E402
 
 from stackpress.link import Link  # noqa: E402
 from stackpress.logfile import CsvLog  # noqa: E402
@@ -586,6 +589,7 @@ def main(argv=None):
                 % (n, len(futs) + 1, r.get("name", "step"), r["virtual_s"], r["wall_s"], r["virtual_s"] / r["wall_s"])
             )
 
+    month = measure_month_report(outdir)  # alone on the machine: the fixtures are done
     results = {key: analyse_hold(r) for key, r in runs.items()}
     st = analyse_step(step)
     print()
@@ -643,6 +647,21 @@ def main(argv=None):
         )
     )
 
+    print(
+        "a month of 1 s records (%d, %.0f MB of CSV): stackpress report %.1f s and %d MB peak; "
+        "pandas.read_csv alone %.1f s and %d MB (x%.2f the time, x%.2f the memory)"
+        % (
+            month["records"],
+            month["file_mb"],
+            month["report_s"],
+            month["report_peak_mb"],
+            month["pandas_read_csv_s"],
+            month["pandas_read_csv_peak_mb"],
+            month["time_vs_pandas"],
+            month["memory_vs_pandas"],
+        )
+    )
+
     def worst(kind, which):
         vals = [results[(kind, sp)][which] for sp in SETPOINTS_MPA]
         return {
@@ -686,6 +705,7 @@ def main(argv=None):
         "log_gaps": sum(r["gaps"] for r in all_runs),
         "dropped_bytes": sum(r["dropped_bytes"] for r in all_runs),
         "virtual_h": round(sum(r["virtual_s"] for r in all_runs) / 3600, 1),
+        "month_report": month,
         "wall_s": round(time.monotonic() - t_wall, 1),
         "plot": str(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png),
     }

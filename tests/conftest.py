@@ -52,3 +52,18 @@ def log_meta(n_load_cells=1, **meta):
     """A new log's metadata as the logger writes it: `meta` and the record fields of a
     fixture with this many load cells."""
     return dict(meta, record_fields=list(record_fields(n_load_cells)))
+
+
+def read_rows(paths):
+    """(metadata, rows as dicts with None where empty, events, notes) of a log, through
+    stackpress.read_log: for tests that look at records one by one."""
+    import math
+
+    from stackpress import read_log
+
+    df = read_log(paths)
+    rows = [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in df.to_dict("records")
+    ]
+    return df.attrs["meta"], rows, df.attrs["events"], df.attrs["notes"]

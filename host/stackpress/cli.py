@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from .connect import open_link
 from .link import DeviceError, LinkError
+from .progress import Progress
 from .protocol import BadValue, frame
 
 if TYPE_CHECKING:
@@ -395,7 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="a log written by 'stackpress log' (.csv or .sqlite), or all the files of a rotating one (RUN.*.csv)",
     )
-    s.add_argument("--out", help="directory for report.png, summary.txt, summary.json (default: LOG_report/)")
+    s.add_argument(
+        "--out",
+        help="directory for report.png, hold.png, summary.txt, summary.json "
+        "(default: beside the log, run1.csv -> run1_csv_report/)",
+    )
     s.add_argument("--cycler", help="a cycler's CSV export: a time column and voltage, current, cycle")
     s.add_argument(
         "--cycler-start",
@@ -503,25 +508,6 @@ def cmd_status(a: argparse.Namespace, link: FixtureLink) -> int:
     else:
         _print_status(st)
     return 0
-
-
-class Progress:
-    """One line that updates in place on a terminal (stderr); nothing at all when stderr is
-    a file or a pipe, so a log of a script holds no carriage-return noise."""
-
-    def __init__(self) -> None:
-        self.on = sys.stderr.isatty()
-        self.shown = False
-
-    def show(self, text: str) -> None:
-        if self.on:
-            print("\r" + text.ljust(40), end="", file=sys.stderr, flush=True)
-            self.shown = True
-
-    def end(self) -> None:
-        if self.shown:
-            print(file=sys.stderr)
-            self.shown = False
 
 
 def _wait_for(
@@ -664,20 +650,17 @@ def cmd_config(a: argparse.Namespace, link: FixtureLink) -> int:
 def cmd_tune(a: argparse.Namespace, link: FixtureLink) -> int:
     from .tune import TuneError, Tuner
 
-    def progress(msg):
-        if not a.json:
-            print("\r%-60s" % msg, end="", file=sys.stderr, flush=True)
-
+    progress = Progress()
     try:
-        r = Tuner(link, progress).run(a.mpa)
+        r = Tuner(link, progress.show).run(a.mpa)
     except TuneError as e:
-        print(file=sys.stderr)
+        progress.end()
         print("stackpress tune: %s" % e, file=sys.stderr)
         return 1
+    progress.clear()
     if a.json:
         print(json.dumps(r))
         return 0
-    print(file=sys.stderr)
     print(
         "stiffness %.3f N/um (was %.3f; up %.3f, down %.3f; probe %.3f um; drift %+.3f N per move removed)"
         % (

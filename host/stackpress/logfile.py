@@ -22,7 +22,6 @@ flash was wiped counts its boots from 1 again, and its records are still told ap
 
 from __future__ import annotations
 
-import csv
 import datetime
 import fcntl
 import glob
@@ -31,8 +30,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 from .timebase import utc_text
@@ -315,10 +313,11 @@ def _sql_type(col: str) -> str:
 def _cell(v: float | str | int | None) -> str:
     if v is None:
         return ""
-    s = str(v)
-    if any(c in s for c in ',"\n'):
-        return '"' + s.replace('"', '""') + '"'
-    return s
+    if not isinstance(v, str):
+        return str(v)
+    if "," in v or '"' in v or "\n" in v:
+        return '"' + v.replace('"', '""') + '"'
+    return v
 
 
 class SqliteLog:
@@ -513,106 +512,9 @@ def open_log(
     return FORMATS[format_of(path)](path, meta, resume=True)
 
 
-# --- reading ---
 def number(text: str) -> float | None:
     """A CSV cell as a float, None when empty or not a number."""
     try:
         return float(text) if text != "" else None
     except ValueError:
         return None
-
-
-def _csv_items(path: str) -> Iterator[tuple[Any, ...]]:
-    """('meta', key, value), ('note', text) and ('row', dict of strings) from a CSV log."""
-    try:
-        f = open(path, newline="")
-    except OSError as e:
-        raise LogError("can't read %s: %s" % (path, e.strerror)) from None
-    with f:
-        header = None
-        for line in f:
-            if line.startswith("#"):
-                body = line[1:].strip()
-                k, sep, v = body.partition(": ")
-                if sep and k.replace("_", "").isalnum() and header is None:
-                    yield "meta", k, v
-                else:
-                    yield "note", body
-                continue
-            if header is None:
-                header = next(csv.reader([line]))
-                if "pressure_mpa" not in header or "seq" not in header:
-                    raise LogError("%s is not a stackpress log (no pressure_mpa/seq header)" % path)
-                continue
-            yield "row", dict(zip(header, next(csv.reader([line]))))
-
-
-def _sqlite_items(path: str) -> Iterator[tuple[Any, ...]]:
-    """The same from an SQLite log; notes come where the CSV would have them."""
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
-        for k, v in db.execute("SELECT key, value FROM meta"):
-            yield "meta", k, v
-        notes = db.execute("SELECT coalesce(after_row, 0), text FROM notes ORDER BY rowid").fetchall()
-        cur = db.execute("SELECT rowid, * FROM records ORDER BY rowid")
-        names = [d[0] for d in cur.description][1:]
-    except sqlite3.Error as e:
-        raise LogError("%s is not a stackpress log: %s" % (path, e)) from None
-    i = 0
-    for r in cur:
-        while i < len(notes) and notes[i][0] < r[0]:
-            yield "note", notes[i][1]
-            i += 1
-        yield "row", {k: "" if v is None else str(v) for k, v in zip(names, r[1:])}
-    for _, text in notes[i:]:
-        yield "note", text
-    db.close()
-
-
-def read_log(
-    paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(metadata dict, telemetry rows, events, notes) of a log kept in one file or a series
-    of them (a rotating log, oldest first; the metadata is the first one's, with `files`
-    added). Rows: every column, numbers as floats (None where empty), boot and
-    seq as ints, the text columns as text. Events: their fields with boot, seq, device_ms
-    and host_time_utc."""
-    meta: dict[str, Any] = {}
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    notes: list[str] = []
-    files = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    for n, path in enumerate(files):
-        items = _sqlite_items if format_of(str(path)) == "sqlite" else _csv_items
-        for item in items(str(path)):
-            if item[0] == "meta":
-                if n == 0:
-                    meta[item[1]] = item[2]
-                continue
-            if item[0] == "note":
-                notes.append(item[1])
-                continue
-            r = item[1]
-            if r.get("event"):
-                try:
-                    events.append(
-                        dict(
-                            json.loads(r["event"]),
-                            boot=int(r["boot"]),
-                            seq=int(r["seq"]),
-                            host_time_utc=r["host_time_utc"],
-                            device_ms=int(r["device_ms"]),
-                        )
-                    )
-                except ValueError:
-                    pass
-                continue
-            row = {k: (v if k in TEXT_COLUMNS else number(v)) for k, v in r.items() if k != "event"}
-            row["boot"] = int(r["boot"])
-            row["seq"] = int(r["seq"])
-            row.setdefault("alarms", "")
-            rows.append(row)
-            if progress and len(rows) % 100000 == 0:
-                progress("read %d records" % len(rows))
-    meta["files"] = len(files)
-    return meta, rows, events, notes

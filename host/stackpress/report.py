@@ -11,18 +11,20 @@ column (`datetime`/`timestamp`: absolute, ISO 8601; or `time_s`/`test_time_s`: s
 
 from __future__ import annotations
 
-import bisect
 import csv
 import datetime
 import json
 import math
-import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import logfile
+import numpy as np
+import pandas as pd
+
+from . import logtable
 from .logfile import LogError, number
+from .progress import Progress
 
 CYCLER_COLUMNS = {
     "abs_time": ("datetime", "date_time", "timestamp", "time_utc", "absolute_time"),
@@ -32,7 +34,10 @@ CYCLER_COLUMNS = {
     "current_a": ("current_a", "i/a", "current(a)"),
     "cycle": ("cycle", "cycle_number", "cycle number", "cycle_index"),
 }
-PLOT_POINTS = 4000  # per series: min and max per bin keep every excursion visible
+# What a report draws and sums up: physical quantities, which carry their unit in their
+# names (and the keys, which are always read). Counts and the host's bookkeeping stay
+# unread: a month of records takes 40 MB less.
+UNITS = ("_mpa", "_n", "_um", "_c", "_pct", "_mm")
 
 
 class ReportError(Exception):
@@ -44,44 +49,17 @@ def _utc(text: str) -> datetime.datetime:
     return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
 
 
-def read_log(
-    paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None
-) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]], list[str]]:
-    """(metadata dict, telemetry rows, events, notes) of a log (logfile.read_log), with a
-    time `t_s` on every row and event."""
+def read_log(paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None) -> pd.DataFrame:
+    """The log's table (logtable.read_log) without the columns no report uses, its values
+    as float32: a month of 1 s records in under 500 MB."""
     try:
-        meta, rows, events, notes = logfile.read_log(paths, progress)
+        df = logtable.read_log(paths, progress, columns=lambda c: c.endswith(UNITS) or c == "alarms", compact=True)
     except LogError as e:
         raise ReportError(str(e)) from None
-    if not rows:
+    if not len(df):
         names = [paths] if isinstance(paths, (str, Path)) else paths
         raise ReportError("%s has no telemetry records" % ", ".join(str(p) for p in names))
-    _time_axis(meta, rows, events)
-    return meta, rows, events, notes
-
-
-def _time_axis(meta: dict[str, Any], rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
-    """Seconds from the first record: host time for a real fixture; for the virtual one
-    (faster than real time) its own time, each boot continuing where the last one ended."""
-    if meta.get("board") == "virtual":
-        meta["time_axis"] = "virtual fixture time, faster than real time"
-        offset, last_boot, last_t = 0.0, None, 0.0
-        for r in rows:
-            if r["boot"] != last_boot:
-                offset = last_t
-                last_boot = r["boot"]
-            r["t_s"] = offset + r["device_ms"] / 1000.0
-            last_t = r["t_s"]
-        t0 = rows[0]["t_s"]
-        for r in rows:
-            r["t_s"] -= t0
-        meta["t0_utc"] = rows[0]["host_time_utc"]
-    else:
-        meta["time_axis"] = "host clock, UTC"
-        t0 = _utc(rows[0]["host_time_utc"])
-        for r in rows:
-            r["t_s"] = (_utc(r["host_time_utc"]) - t0).total_seconds()
-        meta["t0_utc"] = rows[0]["host_time_utc"]
+    return df
 
 
 def read_cycler(path: str | Path, t0_utc: str, start_utc: str | None = None) -> list[dict[str, Any]]:
@@ -134,25 +112,60 @@ def read_cycler(path: str | Path, t0_utc: str, start_utc: str | None = None) -> 
     return out
 
 
-def _stats(values: Iterable[float | None]) -> dict[str, Any] | None:
-    v = [x for x in values if x is not None]
-    if not v:
-        return None
-    mean = sum(v) / len(v)
-    return {"n": len(v), "mean": mean, "min": min(v), "max": max(v), "rms": math.sqrt(sum(x * x for x in v) / len(v))}
+def _f(x: Any) -> float | None:
+    """A numpy number as a JSON one (None for NaN); a float32 as its shortest decimal
+    (40.1, not 40.099998474121094)."""
+    x = float(str(x)) if isinstance(x, np.float32) else float(x)
+    return None if math.isnan(x) else x
 
 
-def _settled_hold(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Records in hold whose previous record was in hold too: the first one's extremes
-    still hold the end of the ramp into it."""
-    return [
-        b
-        for a, b in zip(rows, rows[1:])
-        if a["state"] == "hold"
-        and b["state"] == "hold"
-        and b["pressure_mpa"] is not None
-        and a["setpoint_mpa"] == b["setpoint_mpa"]
-    ]
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    """A numeric column's own array, not copied (float32: differences of nearby values are
+    exact in it), or NaN where the log has no such column."""
+    if name not in df:
+        return np.full(len(df), np.nan, np.float32)
+    return df[name].to_numpy()
+
+
+def _range(v: np.ndarray) -> dict[str, Any] | None:
+    v = v[~np.isnan(v)]
+    return None if not len(v) else {"min": _f(v.min()), "max": _f(v.max())}
+
+
+def settled_hold(df: pd.DataFrame) -> np.ndarray:
+    """Records in hold whose previous record was in hold at the same setpoint: the first
+    one's extremes still hold the end of the ramp into it."""
+    hold = (df["state"] == "hold").to_numpy()
+    sp = _col(df, "setpoint_mpa")
+    ok = np.zeros(len(df), bool)
+    ok[1:] = hold[1:] & hold[:-1] & (sp[1:] == sp[:-1])
+    return ok & ~np.isnan(_col(df, "pressure_mpa"))
+
+
+def _holds(df: pd.DataFrame, t_s: np.ndarray) -> list[dict[str, Any]]:
+    """Per setpoint held: how long, and the error of the records and between them (kPa)."""
+    ok = settled_hold(df)
+    sp = _col(df, "setpoint_mpa")
+    p = _col(df, "pressure_mpa")
+    lo, hi = _col(df, "p_min_mpa"), _col(df, "p_max_mpa")
+    dt = np.diff(t_s, prepend=t_s[0])
+    out = []
+    for level in np.unique(sp[ok]):
+        m = ok & (sp == level)
+        err = (p[m] - level) * 1000
+        ext = np.fmax(np.abs(lo[m] - level), np.abs(hi[m] - level)) * 1000
+        out.append(
+            {
+                "setpoint_mpa": _f(level),
+                "hours": _f(dt[m].sum() / 3600),
+                "records": int(m.sum()),
+                "mean_kpa": _f(err.mean()),
+                "rms_kpa": _f(np.sqrt(np.mean(err * err))),
+                "max_abs_kpa": _f(np.abs(err).max()),
+                "max_abs_between_records_kpa": _f(np.nanmax(ext)) if not np.isnan(ext).all() else None,
+            }
+        )
+    return out
 
 
 def _people(notes: list[str]) -> list[dict[str, Any]]:
@@ -170,28 +183,77 @@ def _people(notes: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def summarize(
-    meta: dict[str, Any],
-    rows: list[dict[str, Any]],
-    events: list[dict[str, Any]],
-    notes: list[str],
-    cycler: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    hold = _settled_hold(rows)
-    err_kpa = [(r["pressure_mpa"] - r["setpoint_mpa"]) * 1000 for r in hold]
-    ext_kpa = [
-        max(abs(r["p_min_mpa"] - r["setpoint_mpa"]), abs(r["p_max_mpa"] - r["setpoint_mpa"])) * 1000
-        for r in hold
-        if r["p_min_mpa"] is not None and r["p_max_mpa"] is not None
+def event_times_s(df: pd.DataFrame, events: list[dict[str, Any]]) -> list[float | None]:
+    """Each event's time on the rows' axis. On the host's clock, its own time stamp; on the
+    virtual fixture's, a record of the same boot next to it, plus the device time between."""
+    if not df.attrs["meta"]["time_axis"].startswith("virtual"):
+        t0 = df["host_time_utc"].iloc[0]
+        return [(pd.Timestamp(e["host_time_utc"]) - t0).total_seconds() for e in events]
+    boot = df["boot"].to_numpy()
+    dev = df["device_ms"].to_numpy()
+    key = boot * (1 << 40) + dev
+    t_s = df["elapsed_s"].to_numpy()
+    out: list[float | None] = []
+    for e in events:
+        i = int(np.searchsorted(key, e["boot"] * (1 << 40) + e["device_ms"], side="right")) - 1
+        if (i < 0 or boot[i] != e["boot"]) and i + 1 < len(boot) and boot[i + 1] == e["boot"]:
+            i += 1  # the first thing of a boot: from the boot's first record
+        out.append(None if i < 0 else float(t_s[i] + (e["device_ms"] - dev[i]) / 1000))
+    return out
+
+
+def channels(df: pd.DataFrame) -> list[str]:
+    """The load-cell channels a log has (force_ch0_n, ...), in order."""
+    return sorted((k for k in df.columns if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
+
+
+def _load_cells(df: pd.DataFrame) -> dict[str, Any]:
+    """With several load cells: how evenly they shared the load while holding, where the
+    load's centre sat, and every load cell left out (which, when, why)."""
+    chans = channels(df)
+    if not chans:
+        return {"load_cells": 1}
+    hold = (df["state"] == "hold").to_numpy()
+    if not hold.any():
+        hold[:] = True
+    u, cx, cy = (_col(df, k)[hold] for k in ("uniformity_pct", "centre_x_mm", "centre_y_mm"))
+    events = [e for e in df.attrs["events"] if e.get("kind") == "channel"]
+    out = [
+        {
+            "channel": e.get("channel"),
+            "why": e.get("why"),
+            "t_h": None if t is None else t / 3600,
+            "left": e.get("left"),
+        }
+        for e, t in zip(events, event_times_s(df, events))
     ]
-    dt = [b["t_s"] - a["t_s"] for a, b in zip(rows, rows[1:])]
-    step_s = sorted(dt)[len(dt) // 2] if dt else 0.0
-    states: dict[str, float] = {}
-    for a, b in zip(rows, rows[1:]):
-        states[a["state"]] = states.get(a["state"], 0.0) + (b["t_s"] - a["t_s"])
+    centre = None
+    if not np.isnan(cx).all() and not np.isnan(cy).all():
+        centre = {
+            "x_mean": _f(np.nanmean(cx)),
+            "y_mean": _f(np.nanmean(cy)),
+            "x_range": [_f(np.nanmin(cx)), _f(np.nanmax(cx))],
+            "y_range": [_f(np.nanmin(cy)), _f(np.nanmax(cy))],
+        }
+    return {
+        "load_cells": len(chans),
+        "uniformity_pct": None if np.isnan(u).all() else {"mean": _f(np.nanmean(u)), "max": _f(np.nanmax(u))},
+        "centre_mm": centre,
+        "channels_left_out": out,
+    }
+
+
+def summarize(df: pd.DataFrame, cycler: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The run's summary (summary.json) from a log table (logtable.read_log)."""
+    meta, events, notes = df.attrs["meta"], df.attrs["events"], df.attrs["notes"]
+    t_s = df["elapsed_s"].to_numpy()
+    dt = np.diff(t_s)
+    state = df["state"].astype("category")
+    in_state = np.bincount(state.cat.codes.to_numpy()[:-1], weights=dt, minlength=len(state.cat.categories))
+    holds = _holds(df, t_s)
     alarms = sorted({a for e in events if e.get("kind") == "alarm" for a in e.get("alarms", [])})
-    thk = _stats(r["thickness_um"] for r in rows)
-    temp = _stats(r["temperature_c"] for r in rows)
+    held = [h for h in holds if h["records"]]
+    n = sum(h["records"] for h in held)
     s = {
         "log": meta.get("port", ""),
         "fixture_id": meta.get("fixture_id"),
@@ -201,280 +263,98 @@ def summarize(
         "board": meta.get("board"),
         "cell_area_mm2": number(meta.get("cell_area_mm2", "")),
         "time_axis": meta["time_axis"],
-        "start_utc": meta["t0_utc"],
-        "duration_h": rows[-1]["t_s"] / 3600,
-        "records": len(rows),
-        "record_period_s": step_s,
-        "boots": sorted({r["boot"] for r in rows}),
+        "start_utc": df["host_time_utc"].iloc[0].isoformat(),
+        "end_utc": df["host_time_utc"].iloc[-1].isoformat(),
+        "duration_h": _f(t_s[-1] / 3600),
+        "records": len(df),
+        "record_period_s": _f(np.median(dt)) if len(dt) else 0.0,
+        "boots": sorted(int(b) for b in np.unique(df["boot"].to_numpy())),
         "lost_notes": [n for n in notes if n.startswith("lost")],
         "audit": _people(notes),
-        "time_in_state_h": {k: v / 3600 for k, v in sorted(states.items())},
-        "setpoints_mpa": sorted({r["setpoint_mpa"] for r in hold}),
+        "time_in_state_h": {str(k): _f(v / 3600) for k, v in sorted(zip(state.cat.categories, in_state)) if v > 0},
+        "setpoints_mpa": [h["setpoint_mpa"] for h in held],
+        "holds": holds,
         "hold_error_kpa": None
-        if not err_kpa
+        if not n
         else {
-            "rms": math.sqrt(sum(e * e for e in err_kpa) / len(err_kpa)),
-            "max_abs": max(abs(e) for e in err_kpa),
-            "max_abs_between_records": max(ext_kpa) if ext_kpa else None,
-            "records": len(err_kpa),
+            "rms": math.sqrt(sum(h["rms_kpa"] ** 2 * h["records"] for h in held) / n),
+            "max_abs": max(h["max_abs_kpa"] for h in held),
+            "max_abs_between_records": max(
+                (h["max_abs_between_records_kpa"] for h in held if h["max_abs_between_records_kpa"] is not None),
+                default=None,
+            ),
+            "records": n,
         },
         "alarms": alarms,
-        "thickness_um": thk and {"min": thk["min"], "max": thk["max"]},
-        "temperature_c": temp and {"min": temp["min"], "max": temp["max"]},
-        "cycles": per_cycle(rows, cycler),
+        "thickness_um": _range(_col(df, "thickness_um")),
+        "temperature_c": _range(_col(df, "temperature_c")),
+        "cycles": per_cycle(df, cycler),
     }
-    s.update(_load_cells(rows, events))
+    s.update(_load_cells(df))
     return s
 
 
-def _channels(rows: list[dict[str, Any]]) -> list[str]:
-    """The load-cell channels a log has (force_ch0_n, ...), in order."""
-    return sorted((k for k in rows[0] if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
-
-
-def _load_cells(rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> dict[str, Any]:
-    """With several load cells: how evenly they shared the load while holding, where the
-    load's centre sat, and every load cell left out (which, when, why)."""
-    chans = _channels(rows)
-    if not chans:
-        return {"load_cells": 1}
-    hold = [r for r in rows if r["state"] == "hold"] or rows
-    u = _stats(r.get("uniformity_pct") for r in hold)
-    cx = _stats(r.get("centre_x_mm") for r in hold)
-    cy = _stats(r.get("centre_y_mm") for r in hold)
-    keys = [(r["boot"], r["device_ms"]) for r in rows]
-
-    def t_h(e):
-        """The event's time on the rows' axis: that of the record just before it."""
-        i = bisect.bisect_right(keys, (e["boot"], e["device_ms"])) - 1
-        return None if i < 0 else (rows[i]["t_s"] + (e["device_ms"] - rows[i]["device_ms"]) / 1000) / 3600
-
-    out = [
-        {"channel": e.get("channel"), "why": e.get("why"), "t_h": t_h(e), "left": e.get("left")}
-        for e in events
-        if e.get("kind") == "channel"
-    ]
-    return {
-        "load_cells": len(chans),
-        "uniformity_pct": u and {"mean": u["mean"], "max": u["max"]},
-        "centre_mm": cx
-        and cy
-        and {
-            "x_mean": cx["mean"],
-            "y_mean": cy["mean"],
-            "x_range": [cx["min"], cx["max"]],
-            "y_range": [cy["min"], cy["max"]],
-        },
-        "channels_left_out": out,
-    }
-
-
-def per_cycle(rows: list[dict[str, Any]], cycler: list[dict[str, Any]] | None) -> dict[str, Any]:
+def per_cycle(df: pd.DataFrame, cycler: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Per cycler cycle (if the cycler file has cycles), else per day (runs over two days)
-    or per hour: pressure mean/min/max and the thickness swing."""
+    or per hour: pressure mean/min/max, the hold error (settled holds) and the thickness
+    swing."""
+    t_s = df["elapsed_s"].to_numpy()
     if cycler and any(c.get("cycle") is not None for c in cycler):
-        spans, cur = [], None
+        spans: list[list[Any]] = []
         for c in cycler:
             if c.get("cycle") is None:
                 continue
-            if cur is None or c["cycle"] != cur[0]:
-                cur = [c["cycle"], c["t_s"], c["t_s"]]
-                spans.append(cur)
-            cur[2] = c["t_s"]
+            if not spans or c["cycle"] != spans[-1][0]:
+                spans.append([c["cycle"], c["t_s"], c["t_s"]])
+            spans[-1][2] = c["t_s"]
         unit = "cycle"
     else:
-        width = 86400.0 if rows[-1]["t_s"] > 2 * 86400 else 3600.0
+        width = 86400.0 if t_s[-1] > 2 * 86400 else 3600.0
         unit = "day" if width == 86400.0 else "hour"
-        n = int(rows[-1]["t_s"] // width) + 1
-        spans = [[i + 1, i * width, (i + 1) * width] for i in range(n)]
+        spans = [[i + 1, i * width, (i + 1) * width] for i in range(int(t_s[-1] // width) + 1)]
+    p = _col(df, "pressure_mpa")
+    lo = np.where(np.isnan(_col(df, "p_min_mpa")), p, _col(df, "p_min_mpa"))
+    hi = np.where(np.isnan(_col(df, "p_max_mpa")), p, _col(df, "p_max_mpa"))
+    th = _col(df, "thickness_um")
+    ok = settled_hold(df)
+    err_kpa = (p - _col(df, "setpoint_mpa")) * 1000
     out = []
-    i = 0
     for label, a, b in spans:
-        while i < len(rows) and rows[i]["t_s"] < a:
-            i += 1
-        j = i
-        p, lo, hi, th = [], [], [], []
-        while j < len(rows) and rows[j]["t_s"] <= b:
-            r = rows[j]
-            if r["pressure_mpa"] is not None:
-                p.append(r["pressure_mpa"])
-                lo.append(r["p_min_mpa"] if r["p_min_mpa"] is not None else r["pressure_mpa"])
-                hi.append(r["p_max_mpa"] if r["p_max_mpa"] is not None else r["pressure_mpa"])
-            if r["thickness_um"] is not None:
-                th.append(r["thickness_um"])
-            j += 1
-        if p:
-            out.append(
-                {
-                    unit: label,
-                    "start_h": a / 3600,
-                    "pressure_mean_mpa": sum(p) / len(p),
-                    "pressure_min_mpa": min(lo),
-                    "pressure_max_mpa": max(hi),
-                    "thickness_swing_um": (max(th) - min(th)) if th else None,
-                }
-            )
+        i, j = np.searchsorted(t_s, a, "left"), np.searchsorted(t_s, b, "right")
+        pi = p[i:j]
+        if np.isnan(pi).all():
+            continue
+        tj = th[i:j]
+        e = err_kpa[i:j][ok[i:j]].astype(np.float64)
+        out.append(
+            {
+                unit: label,
+                "start_h": a / 3600,
+                "pressure_mean_mpa": _f(np.nanmean(pi)),
+                "pressure_min_mpa": _f(np.nanmin(lo[i:j])),
+                "pressure_max_mpa": _f(np.nanmax(hi[i:j])),
+                "hold_error_rms_kpa": _f(np.sqrt(np.mean(e * e))) if len(e) else None,
+                "hold_error_max_abs_kpa": _f(np.abs(e).max()) if len(e) else None,
+                "thickness_swing_um": None if np.isnan(tj).all() else _f(np.nanmax(tj) - np.nanmin(tj)),
+            }
+        )
     return {"by": unit, "rows": out}
-
-
-def _envelope(
-    ts: list[float], vs: list[float | None], bins: int = PLOT_POINTS
-) -> tuple[list[float], list[float], list[float]]:
-    """(t, low, high) per bin: a million points drawn as a band that keeps every extreme."""
-    pts = [(t, v) for t, v in zip(ts, vs) if v is not None]
-    if len(pts) <= bins:
-        times = [p[0] for p in pts]
-        vals = [p[1] for p in pts]
-        return times, vals, vals
-    span = (pts[-1][0] - pts[0][0]) or 1.0
-    out: dict[int, list[float]] = {}
-    for t, v in pts:
-        k = int((t - pts[0][0]) / span * (bins - 1))
-        o = out.get(k)
-        if o is None:
-            out[k] = [t, v, v]
-        else:
-            o[1] = min(o[1], v)
-            o[2] = max(o[2], v)
-    keys = sorted(out)
-    return [out[k][0] for k in keys], [out[k][1] for k in keys], [out[k][2] for k in keys]
-
-
-def plot(
-    rows: list[dict[str, Any]], summary: dict[str, Any], cycler: list[dict[str, Any]] | None, path: Path, title: str
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    hours = rows[-1]["t_s"] > 3 * 3600
-    scale, unit = (3600.0, "h") if hours else (60.0, "min")
-    t = [r["t_s"] / scale for r in rows]
-    fig, axes = plt.subplots(3, 2, figsize=(15, 11))
-    fig.suptitle(title, fontsize=11)
-
-    ax = axes[0][0]
-    tt, lo, _ = _envelope(t, [r["p_min_mpa"] if r["p_min_mpa"] is not None else r["pressure_mpa"] for r in rows])
-    tt2, _, hi = _envelope(t, [r["p_max_mpa"] if r["p_max_mpa"] is not None else r["pressure_mpa"] for r in rows])
-    ax.plot(tt, lo, color="tab:blue", lw=0.8, label="pressure: lowest and highest sample")
-    ax.plot(tt2, hi, color="tab:blue", lw=0.8)
-    ts, sp, _ = _envelope(t, [r["setpoint_mpa"] for r in rows])
-    ax.plot(ts, sp, color="k", lw=0.8, ls="--", label="setpoint")
-    ax.set_ylabel("pressure (MPa)")
-    ax.ticklabel_format(axis="y", useOffset=False)
-    ax.set_xlabel("time (%s)" % unit)
-    if cycler and any(c.get("voltage_v") is not None for c in cycler):
-        av = ax.twinx()
-        av.plot(
-            [c["t_s"] / scale for c in cycler],
-            [c.get("voltage_v") for c in cycler],
-            color="tab:orange",
-            lw=0.6,
-            label="cell voltage (cycler)",
-        )
-        av.set_ylabel("cell voltage (V)", color="tab:orange")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.set_title("pressure and setpoint")
-
-    chans = _channels(rows)
-    if chans:
-        ax = axes[0][1]
-        for i, k in enumerate(chans):
-            te, lo, hi = _envelope(t, [r[k] for r in rows])
-            ax.plot(te, hi, lw=0.8, color="C%d" % i, label="load cell %s" % k[8:-2])
-        ax.set_ylabel("force per load cell (N)")
-        ax.set_xlabel("time (%s)" % unit)
-        au = ax.twinx()
-        te, _, hi = _envelope(t, [r.get("uniformity_pct") for r in rows])
-        au.plot(te, hi, color="k", lw=0.6, ls=":", label="uniformity")
-        au.set_ylabel("uniformity: largest deviation from the mean (%)")
-        for e in summary.get("channels_left_out") or []:
-            if e["t_h"] is not None:
-                ax.axvline(e["t_h"] * 3600 / scale, color="tab:red", lw=0.8)
-                ax.annotate(
-                    "load cell %s out: %s" % (e["channel"], e["why"]),
-                    (e["t_h"] * 3600 / scale, 0.02),
-                    xycoords=("data", "axes fraction"),
-                    rotation=90,
-                    fontsize=7,
-                    color="tab:red",
-                )
-        ax.legend(loc="lower left", fontsize=8)
-        ax.set_title("force per load cell (total: pressure x area); uniformity dotted")
-    panels = ((axes[0][1], "force_n", "force (N)", "tab:green"),) if not chans else ()
-    for ax, key, label, color in panels + (
-        (axes[1][0], "thickness_um", "thickness change (um)", "tab:purple"),
-        (axes[1][1], "temperature_c", "frame temperature (degC)", "tab:red"),
-    ):
-        te, lo, hi = _envelope(t, [r[key] for r in rows])
-        ax.fill_between(te, lo, hi, color=color, alpha=0.6, lw=0.8)
-        ax.plot(te, lo, color=color, lw=0.5)
-        ax.set_ylabel(label)
-        ax.set_xlabel("time (%s)" % unit)
-        ax.set_title(label.split(" (")[0])
-        if key == "thickness_um" and cycler and any(c.get("current_ma") is not None for c in cycler):
-            ac = ax.twinx()
-            ac.plot([c["t_s"] / scale for c in cycler], [c.get("current_ma") for c in cycler], color="tab:gray", lw=0.6)
-            ac.set_ylabel("current (mA, cycler)", color="tab:gray")
-
-    ax = axes[2][0]
-    err = [(r["pressure_mpa"] - r["setpoint_mpa"]) * 1000 for r in _settled_hold(rows)]
-    if err:
-        ax.hist(err, bins=80, color="tab:blue")
-        he = summary["hold_error_kpa"]
-        ax.set_title("pressure error while holding: rms %.2f kPa, max |%.2f| kPa" % (he["rms"], he["max_abs"]))
-    else:
-        ax.set_title("pressure error while holding: no record in hold")
-    ax.set_xlabel("pressure - setpoint (kPa)")
-    ax.set_ylabel("records")
-
-    ax = axes[2][1]
-    cyc = summary["cycles"]
-    if cyc["rows"]:
-        x = [c[cyc["by"]] for c in cyc["rows"]]
-        mean = [c["pressure_mean_mpa"] for c in cyc["rows"]]
-        ax.errorbar(
-            x,
-            mean,
-            yerr=[
-                [m - c["pressure_min_mpa"] for m, c in zip(mean, cyc["rows"])],
-                [c["pressure_max_mpa"] - m for m, c in zip(mean, cyc["rows"])],
-            ],
-            fmt="o",
-            color="tab:blue",
-            ms=3,
-            capsize=2,
-            label="pressure: mean, min..max",
-        )
-        ax.set_ylabel("pressure (MPa)")
-        ax.ticklabel_format(axis="y", useOffset=False)
-        ax.legend(loc="lower left", fontsize=8)
-        sw = [c["thickness_swing_um"] for c in cyc["rows"]]
-        if any(v is not None for v in sw):
-            a2 = ax.twinx()
-            a2.plot(x, sw, color="tab:purple", marker=".", lw=0, label="thickness swing")
-            a2.set_ylabel("thickness swing (um)", color="tab:purple")
-    ax.set_xlabel(cyc["by"])
-    ax.set_title("per %s" % cyc["by"])
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def text(summary: dict[str, Any]) -> str:
     s = summary
     lines = [
-        "run: %s UTC, %.2f h (%s), %d records every %.3g s, boots %s"
+        "run: %s to %s, %.2f h (%s), %d records every %.3g s, boots %s"
         % (
             s["start_utc"],
+            s["end_utc"],
             s["duration_h"],
             s["time_axis"],
             s["records"],
             s["record_period_s"],
             ", ".join(str(b) for b in s["boots"]),
         ),
-        "fixture: %s (%s board), firmware %s, cell area %s mm2%s%s"
+        "fixture: %s (%s board), firmware %s, cell area %s mm²%s%s"
         % (
             s["fixture_id"] or "id unknown",
             s["board"],
@@ -487,15 +367,17 @@ def text(summary: dict[str, Any]) -> str:
         "records lost: %s"
         % ("; ".join(n[len("lost: ") :] if n.startswith("lost: ") else n for n in s["lost_notes"]) or "none"),
     ]
-    he = s["hold_error_kpa"]
-    if he:
+    for h in s["holds"]:
         lines.append(
-            "holding %s MPa: error rms %.2f kPa, max |%.2f| kPa at the records, max |%s| kPa between them"
+            "holding %g MPa for %.2f h: error rms %.2f kPa, mean %+.2f kPa, max |%.2f| kPa at the records, "
+            "max |%s| kPa between them"
             % (
-                "/".join("%g" % v for v in s["setpoints_mpa"]),
-                he["rms"],
-                he["max_abs"],
-                "%.2f" % he["max_abs_between_records"] if he["max_abs_between_records"] is not None else "?",
+                h["setpoint_mpa"],
+                h["hours"],
+                h["rms_kpa"],
+                h["mean_kpa"],
+                h["max_abs_kpa"],
+                "%.2f" % h["max_abs_between_records_kpa"] if h["max_abs_between_records_kpa"] is not None else "?",
             )
         )
     lines.append("alarms: %s" % (", ".join(s["alarms"]) or "none"))
@@ -515,9 +397,9 @@ def text(summary: dict[str, Any]) -> str:
                 % (e["channel"], "%.3f" % e["t_h"] if e["t_h"] is not None else "?", e["why"], e["left"])
             )
     if s["thickness_um"]:
-        lines.append("thickness change: %.3f .. %.3f um" % (s["thickness_um"]["min"], s["thickness_um"]["max"]))
+        lines.append("thickness change: %.3f .. %.3f µm" % (s["thickness_um"]["min"], s["thickness_um"]["max"]))
     if s["temperature_c"]:
-        lines.append("frame temperature: %.2f .. %.2f degC" % (s["temperature_c"]["min"], s["temperature_c"]["max"]))
+        lines.append("frame temperature: %.2f .. %.2f °C" % (s["temperature_c"]["min"], s["temperature_c"]["max"]))
     lines.append("per %s: %d rows (in the plot and in --json)" % (s["cycles"]["by"], len(s["cycles"]["rows"])))
     if s["audit"]:
         lines.append("what people did (%d):" % len(s["audit"]))
@@ -532,6 +414,12 @@ def text(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def out_dir_of(log_path: Path) -> Path:
+    """Where a log's report goes by default: beside it, named for the whole file name, so
+    the reports of run1.csv and run1.sqlite do not overwrite each other."""
+    return log_path.with_name(log_path.name.replace(".", "_") + "_report")
+
+
 def report(
     log_paths: str | Path | Sequence[str | Path],
     out_dir: Path | str | None = None,
@@ -539,27 +427,31 @@ def report(
     cycler_start: str | None = None,
     as_json: bool = False,
 ) -> int:
-    def progress(msg):
-        print("\rreport: %-50s" % msg, end="", file=sys.stderr, flush=True)
+    from .figures import plot_holds, plot_run
 
+    progress = Progress("report: ")
     paths = sorted(Path(p) for p in ([log_paths] if isinstance(log_paths, (str, Path)) else log_paths))
     log_path = paths[0]  # a rotating log's files sort in time order
-    out_dir = Path(out_dir) if out_dir else log_path.with_name(log_path.stem + "_report")
-    progress("reading %s" % (log_path.name if len(paths) == 1 else "%d files" % len(paths)))
-    meta, rows, events, notes = read_log(paths, progress)
-    cycler = read_cycler(cycler_path, meta["t0_utc"], cycler_start) if cycler_path else None
-    progress("summarising %d records" % len(rows))
-    summary = summarize(meta, rows, events, notes, cycler)
+    out_dir = Path(out_dir) if out_dir else out_dir_of(log_path)
+    progress.show("reading %s" % (log_path.name if len(paths) == 1 else "%d files" % len(paths)))
+    df = read_log(paths, progress.show)
+    t0_utc = df["host_time_utc"].iloc[0].isoformat()
+    cycler = read_cycler(cycler_path, t0_utc, cycler_start) if cycler_path else None
+    progress.show("summarising %d records" % len(df))
+    summary = summarize(df, cycler)
     out_dir.mkdir(parents=True, exist_ok=True)
-    progress("plotting")
+    name = log_path.name if len(paths) == 1 else "%s and %d more files" % (log_path.name, len(paths) - 1)
+    progress.show("plotting")
     png = out_dir / "report.png"
-    plot(rows, summary, cycler, png, "%s  (%s)" % (log_path.name, meta["time_axis"]))
+    plot_run(df, summary, cycler, png, name)
+    holds_png = out_dir / "hold.png"
+    plot_holds(df, summary, holds_png, name)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     (out_dir / "summary.txt").write_text(text(summary) + "\n")
-    print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    progress.clear()
     if as_json:
-        print(json.dumps(dict(summary, png=str(png))))
+        print(json.dumps(dict(summary, png=str(png), hold_png=str(holds_png))))
     else:
         print(text(summary))
-        print("plots: %s" % png)
+        print("plots: %s, %s" % (png, holds_png))
     return 0

@@ -15,7 +15,7 @@ import json
 import math
 from typing import Any
 
-from .logfile import read_log
+from .logtable import read_log
 
 MIN_SPAN_K = 2.0  # below this, the slope is mostly the load cells' noise and creep
 MIN_POINTS = 30
@@ -29,12 +29,10 @@ class TempcoError(ValueError):
 def zero_tempco(path: str) -> dict[str, Any]:
     """{"drift_n_per_k", "stderr_n_per_k", "delta_t_k", "points", "in_use_n_per_k",
     "new_n_per_k"} from the log at `path`; TempcoError when it can't tell."""
-    meta, rows, _, _ = read_log(path)
-    pts = [
-        (r["temperature_c"], r["force_n"])
-        for r in rows
-        if r.get("state") in ("idle", "gap") and r.get("temperature_c") is not None and r.get("force_n") is not None
-    ]
+    df = read_log(path)
+    meta = df.attrs["meta"]
+    df = df[df["state"].isin(("idle", "gap"))][["temperature_c", "force_n"]].dropna()
+    pts = list(zip(df["temperature_c"].tolist(), df["force_n"].tolist()))
     if len(pts) < MIN_POINTS:
         raise TempcoError(
             "%s has %d idle records with a temperature: at least %d needed" % (path, len(pts), MIN_POINTS)

@@ -9,11 +9,10 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import ROOT
+from conftest import ROOT, read_rows
 from simfixture import BIN, RunningSim, stackpress
 
 from stackpress.logfile import segments
-from stackpress.report import read_log
 
 STANDARD = ROOT / "hardware" / "scenarios" / "standard.json"
 
@@ -110,7 +109,7 @@ def test_log_all_follows_every_fixture_found_across_an_unplug_and_one_that_comes
     assert "back on" in stderr  # fixture A, found again on its new port
     for s in summary:
         files = segments(str(out / ("%s.csv" % s["fixture_id"])))
-        meta, rows, events, notes = read_log(files)
+        meta, rows, events, notes = read_rows(files)
         keys = [(r["boot"], r["seq"]) for r in rows] + [(e["boot"], e["seq"]) for e in events]
         keys.sort()
         assert _contiguous(keys), (s, keys[:5])

@@ -8,11 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import log_meta
+from conftest import log_meta, read_rows
 
 from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
 from stackpress.logger import Sequencer
-from stackpress.report import read_log
 
 
 def _rec(boot, seq):
@@ -52,11 +51,11 @@ def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path
         log.close()
         assert seq.duplicates == 2
     assert _keys(str(tmp_path / "run.sqlite")) == [(7, s) for s in range(1, 61)]
-    csv_read, sql_read = read_log(str(tmp_path / "run.csv")), read_log(str(tmp_path / "run.sqlite"))
+    csv_read, sql_read = read_rows(str(tmp_path / "run.csv")), read_rows(str(tmp_path / "run.sqlite"))
 
     def same(x):  # the two files were written a few ms apart: host times differ
         if isinstance(x, dict):
-            return {k: same(v) for k, v in x.items() if k not in ("host_time_utc", "t0_utc", "t_s")}
+            return {k: same(v) for k, v in x.items() if k not in ("host_time_utc", "elapsed_s")}
         return [same(v) for v in x] if isinstance(x, list) else x
 
     for a, b in zip(csv_read, sql_read):
@@ -128,11 +127,11 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
     log.close()
     files = segments(base)
     assert len(files) >= 3 and log.files == len(files)
-    meta, rows, _, notes = read_log(files)
+    meta, rows, _, notes = read_rows(files)
     assert [(r["boot"], r["seq"]) for r in rows] == [(2, s) for s in range(1, 401)]
     assert meta["files"] == len(files) and meta["fixture_id"] == "f1"
     for prev, cur in zip(files, files[1:]):  # each file names the one it continues
-        assert read_log([cur])[0]["continues"] == prev.rsplit("/", 1)[1]
+        assert read_rows([cur])[0]["continues"] == prev.rsplit("/", 1)[1]
     assert notes.count("continued in the next file (rotation)") == len(files) - 1
 
     # A new logger on the same name resumes the newest file and carries on the sequence.
@@ -142,7 +141,7 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
     for s in range(390, 421):
         seq2.offer(_rec(2, s))
     log2.close()
-    rows = read_log(segments(base))[1]
+    rows = read_rows(segments(base))[1]
     assert [r["seq"] for r in rows] == list(range(1, 421))
 
 
@@ -159,7 +158,7 @@ def test_a_new_utc_day_starts_a_new_file(tmp_path):
     log.close()
     files = segments(base)
     assert len(files) == 2
-    assert [r["seq"] for r in read_log(files[1:])[1]] == list(range(11, 21))
+    assert [r["seq"] for r in read_rows(files[1:])[1]] == list(range(11, 21))
     today = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
     assert files[1].rsplit("/", 1)[1].startswith("run.%sT" % today)
 
@@ -222,7 +221,7 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
             )
         )
         log.close()
-        meta_back, rows, events, _ = read_log(path)
+        meta_back, rows, events, _ = read_rows(path)
         assert meta_back["load_cells"] == "3"
         assert [r["force_ch0_n"] for r in rows] == [1101.0, 1102.0, 1103.0, 1104.0, 1105.0, 1107.0], name
         assert rows[2]["force_ch2_n"] == 1038.6 and rows[-1]["uniformity_pct"] == 5.7

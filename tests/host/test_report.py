@@ -107,7 +107,7 @@ def test_without_a_cycler_the_statistics_go_by_hour(tmp_path):
     _log(tmp_path / "run.csv")
     r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "run.csv")], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert "per hour: 3 rows" in r.stdout and (tmp_path / "run_report" / "report.png").exists()
+    assert "per hour: 3 rows" in r.stdout and (tmp_path / "run_csv_report" / "report.png").exists()
 
 
 def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
@@ -170,3 +170,57 @@ def test_several_load_cells_are_summarised_and_drawn(tmp_path):
     assert left[0]["t_h"] == pytest.approx(299.5 / 3600, abs=1e-6)  # on the rows' axis (first row at 0)
     assert (tmp_path / "out" / "report.png").stat().st_size > 20000
     assert "load cell 1 left out" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+def test_setpoints_are_summarised_apart_and_the_error_axis_shows_the_holds(tmp_path):
+    """25 MPa, a ramp, 60 MPa with a reboot and an alarm in it: one summary line per setpoint,
+    the error panel scaled to the holds' kPa (not the ramp's MPa), the events marked."""
+    from stackpress.figures import plot_run
+    from stackpress.logfile import CsvLog, SqliteLog
+    from stackpress.report import read_log, summarize
+
+    meta = {"board": "pico", "fixture_id": "f9", "cell_area_mm2": 78.54, "settings": {"hold_alarm_band_mpa": 0.5}}
+    meta["record_fields"] = list(record_fields())
+    for log in (CsvLog(str(tmp_path / "run.csv"), meta), SqliteLog(str(tmp_path / "run.sqlite"), meta)):
+        boot, seq = 1, 0
+        for k in range(1200):
+            sp = 25.0 if k < 500 else 60.0
+            state = "ramp" if 500 <= k < 535 else "hold"
+            err = (0.001 if k % 2 else -0.001) * (2 if sp == 60 else 1)
+            p = 25.0 + (k - 500) * 1.0 if state == "ramp" else sp + err
+            if k == 800:
+                boot, seq = 2, 0
+                seq += 1
+                boot_evt = {"t": "evt", "kind": "boot", "boot": 2, "seq": 1, "device_ms": 0, "reset_cause": "watchdog"}
+                log.row(boot_evt, "b2", 1_790_000_000_000 + k * 1000 - 500, "live")
+            seq += 1
+            rec = {"t": "tel", "boot": boot, "seq": seq, "device_ms": seq * 1000, "state": state}
+            rec.update(pressure_mpa=p, setpoint_mpa=sp, p_min_mpa=p - 0.0005, p_max_mpa=p + 0.0005, alarms=[])
+            log.row(rec, "b%d" % boot, 1_790_000_000_000 + k * 1000, "live")
+            if k == 900:
+                seq += 1
+                alarm = {"t": "evt", "kind": "alarm", "boot": 2, "seq": seq, "device_ms": seq * 1000}
+                alarm["alarms"] = ["stall"]
+                log.row(alarm, "b2", 1_790_000_000_000 + k * 1000, "live")
+        log.close()
+    df = read_log(tmp_path / "run.csv")
+    s = summarize(df)
+    assert [h["setpoint_mpa"] for h in s["holds"]] == [25.0, 60.0]
+    h25, h60 = s["holds"]
+    assert h25["rms_kpa"] == pytest.approx(1.0, rel=1e-3) and h60["rms_kpa"] == pytest.approx(2.0, rel=1e-3)
+    assert h60["max_abs_between_records_kpa"] == pytest.approx(2.5, rel=1e-3)
+    assert h25["hours"] == pytest.approx(499 / 3600, rel=0.01)
+    drawn = plot_run(df, s, None, tmp_path / "r.png", "run.csv")
+    lo, hi = drawn["ylim"]["error"]
+    assert -10 < lo < -2 and 2 < hi < 10, drawn["ylim"]  # kPa: the ramp (MPa off) does not set it
+    kinds = [m[1] for m in drawn["marks"]]
+    assert kinds == ["boot", "alarm"] and "watchdog" in drawn["marks"][0][2]
+    assert [round(m[0]) for m in drawn["marks"]] == [800, 900]  # s from the first record
+    text = (tmp_path / "r.png").read_bytes()
+    assert text[:4] == b"\x89PNG"
+    for name in ("run.csv", "run.sqlite"):
+        r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / name)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "holding 25 MPa" in r.stdout and "holding 60 MPa" in r.stdout
+    for name in ("run_csv_report", "run_sqlite_report"):  # the two logs' reports do not overwrite each other
+        assert (tmp_path / name / "hold.png").exists()
