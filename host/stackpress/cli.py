@@ -38,6 +38,7 @@ from .cli_local import (
 from .connect import open_link
 from .link import DeviceError, LinkError
 from .protocol import BadValue
+from .refusal import in_cli_words
 
 LINKED = {
     "status": cmd_status,
@@ -120,7 +121,7 @@ def _main(argv: Sequence[str] | None) -> int:
         print("stackpress: %s" % e, file=sys.stderr)
         return 3
     except DeviceError as e:
-        print("stackpress: refused (%s): %s" % (e.code, e.msg), file=sys.stderr)
+        print("stackpress: refused (%s): %s" % (e.code, in_cli_words(e.code, e.msg, PROGRAM[0])), file=sys.stderr)
         return 4
     except BadValue as e:
         print("stackpress: %s" % e, file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .chart import line_chart
 from .link import DeviceError, LinkError
+from .refusal import in_cli_words
 
 if TYPE_CHECKING:
     from typing import IO
@@ -125,8 +126,11 @@ def _act(link: FixtureLink, action: tuple[Any, ...], events: collections.deque[s
         elif action[0] == "hold":
             r = link.command("hold", mpa=action[1])
             events.append("hold %.3f MPa: %s" % (r["setpoint_mpa"], r["state"]))
-    except Exception as e:  # a refusal is shown, not fatal: DeviceError says what is allowed
-        events.append("%s refused: %s" % (action[0], getattr(e, "msg", e)))
+    except DeviceError as e:  # a refusal is shown, not fatal: it says what is allowed
+        key = "the monitor's 'a' key" if action[0] == "ack" else "the monitor's 's' key"
+        events.append("%s refused: %s" % (action[0], in_cli_words(e.code, e.msg, key)))
+    except LinkError as e:
+        events.append("%s not sent: %s" % (action[0], e))
 
 
 def _profile_line(p: dict[str, Any] | None) -> str:

@@ -83,6 +83,8 @@ def test_refusals_are_exit_code_4_with_the_allowed_range(sim):
     assert r.returncode == 4 and "0.1 to 76 MPa" in r.stderr, r.stderr
     r = stackpress(sim.port, "config", "cell_area_mm2", "113")
     assert r.returncode == 4 and "can't change while" in r.stderr, r.stderr
+    # in the words of the command line, not the protocol's ('gap', 'idle')
+    assert "'stackpress gap' or 'stackpress idle' first" in r.stderr, r.stderr
 
 
 def test_lock_refuses_what_changes_pressure_until_unlock(sim):
@@ -91,6 +93,13 @@ def test_lock_refuses_what_changes_pressure_until_unlock(sim):
     assert r.returncode == 4 and "locked" in r.stderr and "unlock" in r.stderr, r.stderr
     r = stackpress(sim.port, "release")
     assert r.returncode == 4 and "locked" in r.stderr
+    # the refusal names what was typed: the firmware's "'set' changes pressure" is not true
+    # of the telemetry period, and 'repl' is not what a person flashing typed
+    r = stackpress(sim.port, "config", "telemetry_period_ms", "500")
+    assert r.returncode == 4 and "'stackpress config telemetry_period_ms' waits until 'stackpress unlock'" in r.stderr
+    assert "'set'" not in r.stderr and "changes pressure" not in r.stderr, r.stderr
+    r = stackpress(sim.port, "flash")
+    assert r.returncode == 4 and "'stackpress flash' waits until 'stackpress unlock'" in r.stderr, r.stderr
     assert _status(sim.port)["setpoint_mpa"] == 40.0 and _status(sim.port)["locked"] is True
     assert stackpress(sim.port, "unlock").returncode == 0
     assert _status(sim.port)["locked"] is False
@@ -207,7 +216,7 @@ def test_gap_jog_idle_tare_and_ack_by_hand(tmp_path):
     s = RunningSim("--speed", "20", "--seed", "5")
     try:
         r = stackpress(s.port, "tare")  # unloaded, but nothing shows it yet
-        assert r.returncode == 4 and "'release' first" in r.stderr, r.stderr
+        assert r.returncode == 4 and "'stackpress release' first" in r.stderr, r.stderr
         assert stackpress(s.port, "release").returncode == 0  # backs the plunger off 50 um
         deadline = time.monotonic() + 60
         while _status(s.port)["state"] != "idle" and time.monotonic() < deadline:
