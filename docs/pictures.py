@@ -48,7 +48,7 @@ def main():
         with Link(port) as link:
             info = dict(link.command("status"), port="/dev/ttyACM0")
             profile = link.command("profile")
-            hist_p, hist_e, hist_x = (collections.deque(maxlen=60) for _ in range(3))
+            traces = mon.Traces()
             events = collections.deque(["#812 profile step 2 of 2", "#813 mode ramp", "#845 mode hold"], maxlen=4)
             last = {}
             t_next = 0.0
@@ -58,15 +58,9 @@ def main():
                 last = rec
                 if time.monotonic() >= t_next:
                     t_next = time.monotonic() + 0.1
-                    hist_p.append(rec["pressure_mpa"])
-                    hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000)
-                    hist_x.append(rec["position_um"])
-        console = Console(record=True, width=100, file=open("/dev/null", "w"))
-        console.print(
-            mon._panel(
-                info, last, hist_p, hist_e, hist_x, events, "keys: a ack alarms · s new setpoint · q quit", profile
-            )
-        )
+                    traces.add(rec)
+        console = Console(record=True, width=80, height=24, file=open("/dev/null", "w"))
+        console.print(mon._panel(info, last, traces, events, "a ack alarms · s new setpoint · q quit", profile))
         console.save_svg(str(HERE / "monitor.svg"), title="stackpress monitor")
         log.unlink()
         for p in (HERE / "_report").iterdir():

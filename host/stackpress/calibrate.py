@@ -23,6 +23,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from .protocol import state_words
+
 if TYPE_CHECKING:
     from stackpress.connect import FixtureLink
 
@@ -115,7 +117,7 @@ def _wait_state(link: FixtureLink, states: tuple[str, ...], timeout_s: float = 3
 def calibrate(link: FixtureLink, at_n: list[float], reference: str, yes: bool = False, as_json: bool = False) -> int:
     st = link.command("status")
     if st["state"] != "idle":
-        raise CalibrationError("the fixture is %s: 'stackpress release' (and wait for idle) first" % st["state"])
+        raise CalibrationError("the fixture is %s: 'stackpress release --wait' first" % state_words(st["state"]))
     area = st["cell_area_mm2"]
     old = st.get("calibration") or {}
     _ask("1/%d  Unload the fixture (nothing on the load cell), then press Enter: " % (len(at_n) + 2))

@@ -14,10 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from .link import DeviceError
 from .progress import Progress
-from .protocol import frame
+from .protocol import frame, state_words
 
 if TYPE_CHECKING:
     from stackpress.connect import FixtureLink
+
+
+def _optional(st: dict[str, Any], key: str, fmt: str, none: str = "-") -> str:
+    v = st.get(key)
+    return none if v is None else fmt % v
 
 
 def _print_status(st: dict[str, Any]) -> None:
@@ -28,13 +33,55 @@ def _print_status(st: dict[str, Any]) -> None:
         print("next      'stackpress reset' tries again; 'stackpress flash' replaces the firmware")
         return
     print(
-        "fixture   %s on %s (firmware %s, %s)"
-        % (st["state"].upper(), st["board"], st["firmware_version"], st["runtime"])
+        "fixture   %s %s on %s (firmware %s, %s)%s"
+        % (
+            st.get("fixture_id", "?"),
+            st["state"].upper(),
+            st["board"],
+            st["firmware_version"],
+            st["runtime"],
+            ", LOCKED (stackpress unlock)" if st.get("locked") else "",
+        )
     )
-    print("pressure  %.4f MPa   setpoint %.3f MPa" % (st["pressure_mpa"], st["setpoint_mpa"]))
-    print("force     %.2f N     cell area %.2f mm2" % (st["force_n"], st["cell_area_mm2"]))
-    print("position  %.4f um    uptime %.1f s" % (st["position_um"], st["uptime_s"]))
-    print("alarms    %s" % (", ".join(st["alarms"]) or "none"))
+    unsure = st.get("pressure_uncertainty_mpa")
+    print(
+        "pressure  %.4f MPa   setpoint %.3f MPa%s"
+        % (
+            st["pressure_mpa"],
+            st["setpoint_mpa"],
+            "   an estimate, within ±%.3f MPa (a load cell left out)" % unsure if unsure is not None else "",
+        )
+    )
+    print("force     %.2f N   cell area %.2f mm²" % (st["force_n"], st["cell_area_mm2"]))
+    for i, ch in enumerate(st.get("channels") or []):
+        print(
+            "          load cell %d: %.2f N, %s%s"
+            % (i, ch["force_n"], ch["state"], ", %.1f %% of the load" % ch["share_pct"] if ch.get("share_pct") else "")
+        )
+    if st.get("channels"):
+        print(
+            "          uniformity %s   load centre %s"
+            % (
+                _optional(st, "uniformity_pct", "%.2f %%"),
+                "(%.3f, %.3f) mm" % tuple(st["centre_offset_mm"]) if st.get("centre_offset_mm") else "-",
+            )
+        )
+    print(
+        "cell      thickness %s%s   frame %s"
+        % (
+            _optional(st, "thickness_um", "%+.3f µm", "- (no reference yet: it is taken when a hold settles)"),
+            "  (%.3f µm of it while the springs slid)" % st["thickness_slip_um"] if st.get("thickness_slip_um") else "",
+            _optional(st, "temperature_c", "%.2f °C"),
+        )
+    )
+    print("position  %.4f µm%s" % (st["position_um"], "   moving" if st.get("moving") else ""))
+    if st.get("profile_running"):
+        print("profile   running, step %s (stackpress profile status)" % st.get("profile_step"))
+    print("alarms    %s" % (", ".join(st["alarms"]) + " (stackpress ack, once seen to)" if st["alarms"] else "none"))
+    print(
+        "uptime    %.1f s, boot %s (%s)   record %s"
+        % (st["uptime_s"], st.get("boot", "?"), st.get("reset_cause", "?"), st.get("seq", "?"))
+    )
 
 
 def cmd_status(a: argparse.Namespace, link: FixtureLink) -> int:
@@ -104,7 +151,7 @@ def cmd_release(a: argparse.Namespace, link: FixtureLink) -> int:
 
     st, code = _wait_for(link, a.timeout, lambda st: st["state"] == "idle", line)
     if code == 1:
-        print("not idle after %.0f s (state %s)" % (a.timeout, st["state"]), file=sys.stderr)
+        print("not idle after %.0f s: the fixture is %s" % (a.timeout, state_words(st["state"])), file=sys.stderr)
     elif code == 0:
         print(json.dumps(st) if a.json else "released: idle at %.3f MPa" % st["pressure_mpa"])
     return code
@@ -119,14 +166,14 @@ _SAID: dict[str, Callable[[dict[str, Any]], str]] = {
     "gap": lambda r: "holding the motor's position (gap): the pressure is recorded, not controlled",
     "idle": lambda r: "idle: the motor stands still; the self-locking drive keeps the load",
     "ack": lambda r: (
-        "acknowledged %s; the fixture is in %s" % (", ".join(r["cleared"]), r["state"])
+        "acknowledged %s; the fixture is %s" % (", ".join(r["cleared"]), state_words(r["state"]))
         if r.get("cleared")
-        else "no alarm was latched; the fixture is in %s" % r.get("state")
+        else "no alarm was latched; the fixture is %s" % state_words(r.get("state", "?"))
     ),
     "tare": lambda r: "tared: the load cells read zero at %s counts" % ", ".join(str(c) for c in r["tare_counts"]),
     "lock": lambda r: (
-        "locked: commands that change pressure are refused until 'stackpress unlock' (the fixture is in "
-        "%s)" % r.get("state")
+        "locked: commands that change pressure are refused until 'stackpress unlock' (the fixture is "
+        "%s)" % state_words(r.get("state", "?"))
     ),
     "unlock": lambda r: "unlocked: commands that change pressure are taken again",
 }
@@ -218,14 +265,14 @@ def cmd_tune(a: argparse.Namespace, link: FixtureLink) -> int:
 
 def cmd_jog(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("jog", um=a.um)
-    print("moving %+.4f um (%d microsteps)" % (r["um"], r["steps"]))
+    print(json.dumps(r) if a.json else "moving %+.4f µm (%d microsteps)" % (r["um"], r["steps"]))
     return 0
 
 
 def cmd_monitor(a: argparse.Namespace, link: FixtureLink) -> int:
     from .monitor import monitor
 
-    return monitor(link, a.duration)
+    return monitor(link, a.duration, as_json=a.json)
 
 
 def _profile_file(a: argparse.Namespace) -> tuple[str, list[list[float | int]]]:
@@ -280,10 +327,9 @@ def cmd_profile(a: argparse.Namespace, link: FixtureLink) -> int:
         print("running '%s' on the fixture (it goes on without this host, and after a reset):" % name)
         print("\n".join(describe(steps)))
     if not r["running"]:
-        print(
-            "no profile running; the fixture is in %s at %.3f MPa%s"
-            % (r["state"], r["setpoint_mpa"], " (stored: %d steps)" % len(r["steps"]) if r["steps"] else "")
-        )
+        stored = " (stored: %d steps)" % len(r["steps"]) if r["steps"] else ""
+        state = state_words(r["state"])
+        print("no profile running; the fixture is %s at %.3f MPa%s" % (state, r["setpoint_mpa"], stored))
         return 0
     mpa, rate, hold = r["steps"][r["step"] - 1]
     if not r["holding"]:
@@ -324,6 +370,9 @@ def cmd_calibrate(a: argparse.Namespace, link: FixtureLink) -> int:
 
 def cmd_repl(a: argparse.Namespace, link: FixtureLink) -> int:
     r = link.command("repl")
+    if a.json:
+        print(json.dumps(dict(r, port=a.port)))
+        return 0
     print("fixture parked (it resumes '%s' after a reset); the REPL is on %s:" % (r["resume_on_reset"], a.port))
     print("  mpremote connect %s resume fs ls" % a.port)
     print("then 'stackpress reset' (or 'mpremote connect %s soft-reset' on the virtual fixture)." % a.port)

@@ -139,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = add("sim", "run the virtual fixture; prints 'port: PATH' first, runs until Ctrl-C")
     s.add_argument("--speed", type=_speed, default=1.0, help="times real time, or 'max' (default 1)")
+    s.add_argument("--json", action="store_true", help='the first line as JSON: {"port": PATH}')
     s.add_argument("--seed", type=int, default=0, help="random seed of the model (default 0)")
     s.add_argument("--scenario", help="scenario file (default hardware/scenarios/standard.json)")
     s.add_argument("--fixture", help="fixture parameter file (default: the one the scenario names)")
@@ -212,6 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("jog", "move the motor by hand (idle or gap only), in um; + = more compression")
     s.add_argument("um", type=_finite("the move (um)"))
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add(
         "config",
         "show the fixture's settings, set one, or keep them in a TOML file: pull FILE writes "
@@ -350,6 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     _notify_options(s, "when a fixture is offline on the broker (its PC or network gone: what its serve can't tell)")
     s = add("note", "write an operator's note into the log of a fixture being logged (by log or serve)")
     s.add_argument("text", help="the note")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add(
         "monitor",
         "live view of the fixture. Keys: a acknowledges latched alarms; s asks for a new setpoint "
@@ -357,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
         "plain lines, and keys can be piped in",
     )
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until Ctrl-C)")
+    s.add_argument("--json", action="store_true", help="no panel: each record (one a second) and event as a JSON line")
     s = add(
         "profile",
         "a pressure schedule the fixture runs itself: run FILE, status, stop, or check FILE (no fixture needed)",
@@ -410,8 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     s = add("list", "the fixtures attached to this computer (Picos on USB, running 'stackpress sim's)")
     s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
-    add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
-    add("reset", "restart the fixture's firmware (it resumes what it was doing)")
+    s = add("repl", "park the fixture and hand the serial line to the MicroPython REPL (for mpremote)")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add("reset", "restart the fixture's firmware (it resumes what it was doing)")
+    s.add_argument("--json", action="store_true", help="the restarted firmware's hello, as one JSON object")
     s = add("demo", "start the virtual fixture, hold 40 MPa, and watch it live")
     s.add_argument("--speed", type=_speed, default=50.0, help="times real time (default 50)")
     s.add_argument("--mpa", type=_finite("--mpa (MPa)"), default=40.0, help="setpoint (default 40)")

@@ -59,7 +59,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         firmware=firmware,
     )
     port = sim.start()
-    print("port: %s" % (a.link or port), flush=True)
+    print(json.dumps({"port": a.link or port}) if a.json else "port: %s" % (a.link or port), flush=True)
     sim.run(a.duration)
     return 0
 
@@ -155,7 +155,7 @@ def cmd_note(a: argparse.Namespace) -> int:
         )
     with RemoteLink(a.port, path) as link:
         link.note(a.text)
-    print("noted in the log of %s" % a.port)
+    print(json.dumps({"noted": a.text, "port": a.port}) if a.json else "noted in the log of %s" % a.port)
     return 0
 
 
@@ -243,7 +243,7 @@ def cmd_tempco(a: argparse.Namespace) -> int:
 def cmd_reset(a: argparse.Namespace) -> int:
     from .reset import reset
 
-    return reset(a.port)
+    return reset(a.port, a.json)
 
 
 def cmd_demo(a: argparse.Namespace) -> int:

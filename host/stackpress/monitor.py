@@ -9,6 +9,7 @@ the terminal, or piped in): `a` acknowledges the alarms, `s` asks for a new setp
 from __future__ import annotations
 
 import collections
+import json
 import os
 import select
 import sys
@@ -16,8 +17,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .chart import line_chart
+from .chart import LABEL_WIDTH, line_chart, time_axis
 from .link import DeviceError, LinkError
+from .protocol import state_words
 from .refusal import in_cli_words
 
 if TYPE_CHECKING:
@@ -122,7 +124,7 @@ def _act(link: FixtureLink, action: tuple[Any, ...], events: collections.deque[s
     try:
         if action[0] == "ack":
             r = link.command("ack")
-            events.append("ack: cleared %s, now %s" % (", ".join(r["cleared"]) or "nothing", r["state"]))
+            events.append("ack: cleared %s, now %s" % (", ".join(r["cleared"]) or "nothing", state_words(r["state"])))
         elif action[0] == "hold":
             r = link.command("hold", mpa=action[1])
             events.append("hold %.3f MPa: %s" % (r["setpoint_mpa"], r["state"]))
@@ -147,64 +149,104 @@ def _profile_line(p: dict[str, Any] | None) -> str:
     return "step %d of %d: %.3f MPa, %s" % (p["step"], len(p["steps"]), mpa, what)
 
 
+class Traces:
+    """What the charts show: a point per second of wall time (the last record then), each
+    with the fixture's own time, stitched across its boots, for the time axis."""
+
+    def __init__(self, points: int = 240) -> None:
+        self.pressure: collections.deque[float] = collections.deque(maxlen=points)
+        self.error_kpa: collections.deque[float | None] = collections.deque(maxlen=points)
+        self.thickness: collections.deque[float | None] = collections.deque(maxlen=points)
+        self.held: collections.deque[bool] = collections.deque(maxlen=points)
+        self.t_s: collections.deque[float] = collections.deque(maxlen=points)
+        self._boot: Any = None
+        self._offset_s = 0.0
+
+    def add(self, rec: dict[str, Any]) -> None:
+        t = rec.get("device_ms", 0) / 1000
+        if rec.get("boot") != self._boot:
+            self._offset_s = self.t_s[-1] if self.t_s else -t  # a new boot's clock starts at 0
+            self._boot = rec.get("boot")
+        held = rec.get("state") == "hold"
+        self.t_s.append(t + self._offset_s)
+        self.pressure.append(rec["pressure_mpa"])
+        self.error_kpa.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if held else None)
+        thk = rec.get("thickness_um")
+        self.thickness.append(thk if thk is not None else rec.get("position_um"))
+        self.held.append(held)
+
+
+SCREEN = (80, 24)  # the smallest terminal the panel is laid out for
+FIXED_ROWS = 11  # borders 2, state 1, force 1, cell 1, alarms 1, keys 1, time axis 1, profile 1, events 2
+NAME_WIDTH = 10  # "load cells"
+
+
 def _panel(
     info: dict[str, Any],
     last: dict[str, Any],
-    hist_p: Sequence[float],
-    hist_e: Sequence[float],
-    hist_x: Sequence[float],
+    traces: Traces,
     events: Sequence[str],
     prompt: str = "",
     profile: dict[str, Any] | None = None,
+    size: tuple[int, int] = SCREEN,
 ) -> Panel:
+    """The live view, laid out for a terminal of `size` (columns, rows): 80x24 at least."""
     from rich.panel import Panel
     from rich.table import Table
     from rich.text import Text
 
-    t = Table.grid(padding=(0, 2))
-    t.add_column(justify="right", style="bold")
-    t.add_column()
+    width, height = max(size[0], SCREEN[0]), max(size[1], SCREEN[1])
+    t = Table.grid(padding=(0, 1))
+    t.add_column(justify="right", style="bold", min_width=NAME_WIDTH, no_wrap=True)
+    t.add_column(no_wrap=True, overflow="ellipsis")
     state = last.get("state", "?")
     colour = {"hold": "green", "ramp": "yellow", "fault": "bold white on red"}.get(state, "cyan")
-    err = last.get("pressure_mpa", 0) - last.get("setpoint_mpa", 0)
-    t.add_row("state", Text(state.upper(), style=colour))
+    p, sp = last.get("pressure_mpa", 0.0), last.get("setpoint_mpa", 0.0)
     t.add_row(
-        "pressure",
-        "%.4f MPa  (setpoint %.3f, error %+.4f)" % (last.get("pressure_mpa", 0), last.get("setpoint_mpa", 0), err),
+        Text(state.upper(), style=colour),
+        "%.4f MPa   setpoint %.3f MPa   error %+.2f kPa" % (p, sp, (p - sp) * 1000),
     )
-    t.add_row("force", "%.2f N" % last.get("force_n", 0))
+    t.add_row("force", "%.2f N   position %.3f µm" % (last.get("force_n", 0.0), last.get("position_um", 0.0)))
     chans = sorted((k for k in last if k.startswith("force_ch")), key=lambda k: int(k[8:-2]))
     if chans:  # several load cells: each one's share, how even, where the load sits
         u = last.get("uniformity_pct")
         t.add_row(
             "load cells",
             "  ".join("%s: %.1f N" % (k[8:-2], last[k]) for k in chans)
-            + "   uniformity %s   centre (%s, %s) mm"
+            + "  uniformity %s  centre (%s, %s) mm"
             % ("-" if u is None else "%.2f %%" % u, last.get("centre_x_mm", "-"), last.get("centre_y_mm", "-")),
         )
-    t.add_row("position", "%.4f um" % last.get("position_um", 0))
     thk, temp = last.get("thickness_um"), last.get("temperature_c")
     t.add_row(
         "cell",
         "thickness %s   frame %s"
-        % ("-" if thk is None else "%+.3f um" % thk, "-" if temp is None else "%.2f degC" % temp),
+        % ("-" if thk is None else "%+.3f µm" % thk, "-" if temp is None else "%.2f °C" % temp),
     )
     alarms = last.get("alarms", [])
     t.add_row(
         "alarms",
-        Text(", ".join(alarms).upper() + "  (stackpress ack)", style="bold white on red")
+        Text(", ".join(alarms).upper() + "  (a: ack)", style="bold white on red")
         if alarms
         else Text("none", style="green"),
     )
-    t.add_row("", "")
-    t.add_row("pressure\nMPa", "\n".join(line_chart(hist_p, height=5, ref=last.get("setpoint_mpa"), min_span=0.01)))
-    t.add_row("error\nkPa", "\n".join(line_chart(hist_e, height=5, ref=0.0, min_span=2.0)))
-    t.add_row("position\num\n(cell\nbreathing)", "\n".join(line_chart(hist_x, height=5, min_span=0.5)))
+    t.add_row("keys", Text(prompt, style="bold"))  # high up: a short terminal never cuts it off
+    rows = max(2, min(8, (height - FIXED_ROWS - (1 if chans else 0)) // 3))
+    cols = max(10, width - 4 - NAME_WIDTH - 2 - LABEL_WIDTH)  # borders and padding 4, between columns 2
+    held = list(traces.held)
+    t.add_row(
+        "pressure\nMPa",
+        "\n".join(line_chart(traces.pressure, cols, rows, ref=last.get("setpoint_mpa"), min_span=0.01, focus=held)),
+    )
+    t.add_row("hold\nerror\nkPa", "\n".join(line_chart(traces.error_kpa, cols, rows, ref=0.0, min_span=2.0)))
+    t.add_row(
+        "thickness\nµm" if thk is not None else "position\nµm",
+        "\n".join(line_chart(traces.thickness, cols, rows, min_span=0.5)),
+    )
+    t.add_row("", time_axis(traces.t_s, cols))
     t.add_row("profile", _profile_line(profile))
-    t.add_row("events", "\n".join(events) or "-")
-    t.add_row("", Text(prompt, style="bold"))
+    t.add_row("events", "\n".join(list(events)[-2:]) or "-")
     title = "stackpress · %s · %s · firmware %s" % (info["port"], info["board"], info["firmware_version"])
-    return Panel(t, title=title, subtitle="seq %s · a ack · s setpoint · q quit" % last.get("seq", "-"))
+    return Panel(t, title=title, subtitle="seq %s · a ack · s setpoint · q quit" % last.get("seq", "-"), width=width)
 
 
 def _wait_for_fixture(
@@ -242,8 +284,15 @@ def _wait_for_fixture(
 
 
 def monitor(
-    link: FixtureLink, duration_s: float | None = None, out: IO[str] | None = None, keys_in: IO[str] | None = None
+    link: FixtureLink,
+    duration_s: float | None = None,
+    out: IO[str] | None = None,
+    keys_in: IO[str] | None = None,
+    as_json: bool = False,
 ) -> int:
+    """The panel on a terminal; plain lines otherwise; with `as_json`, JSON lines: a record
+    a second, every event, and {"t": "note", "text": ...} for what the monitor itself says
+    (a prompt, an action's outcome, a fixture gone and back)."""
     out = out or sys.stdout
     info = dict(link.command("status"), port=link.port)
     keys = Keys()
@@ -251,15 +300,13 @@ def monitor(
     profile = None
     next_profile = 0.0
     shown_prompt = None
-    hist_p: collections.deque[float] = collections.deque(maxlen=60)
-    hist_e: collections.deque[float] = collections.deque(maxlen=60)
-    hist_x: collections.deque[float] = collections.deque(maxlen=60)
+    traces = Traces()
     events: collections.deque[str] = collections.deque(maxlen=4)
     last: dict[str, Any] = {}
     bucket_s = 1.0
     next_t = 0.0
     live = None
-    if out.isatty():
+    if out.isatty() and not as_json:
         from rich.console import Console
         from rich.live import Live
 
@@ -269,10 +316,13 @@ def monitor(
     stopped = False
 
     def draw() -> None:
-        live.update(_panel(info, last, hist_p, hist_e, hist_x, events, keys.prompt, profile), refresh=True)
+        size = (live.console.size.width, live.console.size.height)
+        live.update(_panel(info, last, traces, events, keys.prompt, profile, size), refresh=True)
 
     def say(text: str) -> None:
-        if live is None:
+        if as_json:
+            print(json.dumps({"t": "note", "text": text}), file=out, flush=True)
+        elif live is None:
             print(text, file=out, flush=True)
         else:
             events.append(text)
@@ -293,12 +343,14 @@ def monitor(
                         elif action:
                             _act(link, action, events)
                         if keys.prompt != shown_prompt and live is None:
-                            print(keys.prompt, file=out, flush=True)
+                            say(keys.prompt)
                         shown_prompt = keys.prompt
                     if quit_:
                         stopped = True
                         break
                     if rec["t"] == "evt":
+                        if as_json:
+                            print(json.dumps(rec), file=out, flush=True)
                         events.append(
                             "#%s %s %s" % (rec["seq"], rec["kind"], rec.get("state") or ",".join(rec.get("alarms", [])))
                         )
@@ -314,11 +366,15 @@ def monitor(
                             profile = link.command("profile")
                         except Exception:  # an older firmware: no profiles
                             profile = None
-                    hist_p.append(rec["pressure_mpa"])
-                    hist_e.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if rec["setpoint_mpa"] else 0.0)
-                    hist_x.append(rec["position_um"])
+                    traces.add(rec)
                     if live is not None:
                         draw()
+                    elif as_json:
+                        print(json.dumps(rec), file=out, flush=True)
+                        while events:  # said as JSON already, or as notes
+                            e = events.popleft()
+                            if not e.startswith("#"):
+                                say(e)
                     else:
                         chans = "".join(
                             " %s=%s" % (k, rec[k])

@@ -64,6 +64,21 @@ class ProtocolError(ValueError):
     """A device broke the protocol: what it sent is not what a stackpress fixture sends."""
 
 
+STATE_WORDS = {
+    "idle": "idle",
+    "ramp": "ramping",
+    "hold": "holding",
+    "gap": "holding its gap",
+    "release": "releasing",
+    "fault": "in fault",
+}
+
+
+def state_words(state: str) -> str:
+    """A fixture's state as a sentence takes it: "the fixture is holding", not "is hold"."""
+    return STATE_WORDS.get(state, "in state %s" % state)
+
+
 def _check(obj: dict[str, Any], fields: dict[str, Any], what: str) -> None:
     for k, types in fields.items():
         v = obj.get(k)

@@ -8,6 +8,7 @@ the fixture boots it again.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from typing import Any
@@ -64,7 +65,7 @@ def wait_for_firmware(
     return None, why
 
 
-def reset(port: str) -> int:
+def reset(port: str, as_json: bool = False) -> int:
     from .connect import open_link
 
     try:
@@ -90,5 +91,8 @@ def reset(port: str) -> int:
     if why:
         print("stackpress: the fixture on %s is %s" % (port, why), file=sys.stderr)
         return 3
-    print("firmware %s is running on %s" % (info["firmware_version"], info["board"]))
+    if as_json:
+        print(json.dumps(info))
+    else:
+        print("firmware %s is running on %s" % (info["firmware_version"], info["board"]))
     return 0

@@ -160,33 +160,6 @@ def test_monitor_runs_headless(sim):
     assert "force_ch2_n=" in lines[-1] and "uniformity_pct=" in lines[-1]  # the reference build's three
 
 
-def test_the_live_panel_shows_every_load_cell():
-    from rich.console import Console
-
-    from stackpress.monitor import _panel
-
-    last = {
-        "state": "hold",
-        "pressure_mpa": 40.0,
-        "setpoint_mpa": 40.0,
-        "force_n": 3141.6,
-        "position_um": 1.0,
-        "force_ch0_n": 1100.0,
-        "force_ch1_n": 1000.0,
-        "force_ch2_n": 1041.6,
-        "uniformity_pct": 5.04,
-        "centre_x_mm": 0.6,
-        "centre_y_mm": -0.3,
-        "alarms": [],
-    }
-    con = Console(width=140, record=True)
-    con.print(
-        _panel({"port": "/dev/ttyACM0", "board": "pico", "firmware_version": "0.4.0"}, last, [40.0], [0.0], [1.0], [])
-    )
-    text = con.export_text()
-    assert "load cells" in text and "1: 1000.0 N" in text and "5.04 %" in text and "(0.6, -0.3) mm" in text
-
-
 def test_monitor_keys_change_the_setpoint_only_when_confirmed(sim):
     def monitor(keys):
         return subprocess.run(
@@ -228,7 +201,7 @@ def test_gap_jog_idle_tare_and_ack_by_hand(tmp_path):
         assert stackpress(s.port, "gap").returncode == 0 and _status(s.port)["state"] == "gap"
         pos = st["position_um"]  # -50: the release backed off
         r = stackpress(s.port, "jog", "--", "25")
-        assert r.returncode == 0 and "moving +25.0000 um" in r.stdout, r.stdout + r.stderr
+        assert r.returncode == 0 and "moving +25.0000 µm" in r.stdout, r.stdout + r.stderr
         time.sleep(1)
         assert abs(_status(s.port)["position_um"] - pos - 25.0) < 0.01
         r = stackpress(s.port, "jog", "200")
@@ -354,3 +327,35 @@ def test_monitor_waits_for_a_fixture_that_was_unplugged(tmp_path):
     assert "fixture gone" in text and "waiting for it on %s" % sim.port in text, text[-2000:]
     after = text.split("fixture back", 1)[1]
     assert "pressure_mpa=" in after and mon.returncode == 0, (mon.returncode, mon.stderr.read()[-2000:])
+
+
+def test_every_command_answers_json_for_scripts():
+    """--json on every command but demo (a show for people): one JSON object, or JSON lines
+    for monitor, and sim's port as JSON."""
+    import argparse
+
+    from stackpress.cli_grammar import build_parser
+
+    sub = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)][0]
+    without = [n for n, p in sub.choices.items() if "--json" not in [o for a in p._actions for o in a.option_strings]]
+    assert without == ["demo"], without
+    p = subprocess.Popen(
+        [str(BIN / "stackpress"), "sim", "--speed", "20", "--seed", "5", "--json"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = json.loads(p.stdout.readline())["port"]
+        r = subprocess.run(
+            [str(BIN / "stackpress"), "--port", port, "monitor", "--json", "--duration", "3"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        lines = [json.loads(x) for x in r.stdout.splitlines()]
+        assert r.returncode == 0 and any(x["t"] == "tel" and "pressure_mpa" in x for x in lines), r.stdout
+        r = stackpress(port, "repl", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["port"] == port, r.stdout + r.stderr
+        r = stackpress(port, "reset", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout)["protocol_version"] >= 4, r.stdout + r.stderr
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
