@@ -214,8 +214,8 @@ def _load_cells(df: pd.DataFrame) -> dict[str, Any]:
     if not chans:
         return {"load_cells": 1}
     hold = (df["state"] == "hold").to_numpy()
-    if not hold.any():
-        hold[:] = True
+    if not hold.any():  # never held: the whole run
+        hold = np.ones(len(df), bool)
     u, cx, cy = (_col(df, k)[hold] for k in ("uniformity_pct", "centre_x_mm", "centre_y_mm"))
     events = [e for e in df.attrs["events"] if e.get("kind") == "channel"]
     out = [

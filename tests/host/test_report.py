@@ -224,3 +224,20 @@ def test_setpoints_are_summarised_apart_and_the_error_axis_shows_the_holds(tmp_p
         assert "holding 25 MPa" in r.stdout and "holding 60 MPa" in r.stdout
     for name in ("run_csv_report", "run_sqlite_report"):  # the two logs' reports do not overwrite each other
         assert (tmp_path / name / "hold.png").exists()
+
+
+def test_a_run_that_never_held_is_reported_too(tmp_path):
+    """Idle all along, three load cells: nothing to say of a hold, everything else said."""
+    from stackpress.logfile import CsvLog
+
+    meta = {"board": "pico", "fixture_id": "f2", "record_fields": list(record_fields(3))}
+    log = CsvLog(str(tmp_path / "idle.csv"), meta)
+    for k in range(1, 121):
+        rec = {"t": "tel", "boot": 1, "seq": k, "device_ms": k * 1000, "state": "idle", "alarms": []}
+        rec.update(pressure_mpa=0.001, setpoint_mpa=0.0, force_ch0_n=0.1, force_ch1_n=0.0, force_ch2_n=0.05)
+        log.row(rec, "b1", 1_790_000_000_000 + k * 1000, "live")
+    log.close()
+    assert report(tmp_path / "idle.csv", tmp_path / "out", as_json=True) == 0
+    s = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert s["holds"] == [] and s["hold_error_kpa"] is None and s["load_cells"] == 3
+    assert s["time_in_state_h"] == {"idle": pytest.approx(119 / 3600)}
