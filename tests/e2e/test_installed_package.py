@@ -69,4 +69,4 @@ def test_a_non_editable_install_runs_sim_status_log_flash_and_report(tmp_path):
         sim.communicate(timeout=60)
     rep = run("report", "run.csv")
     assert rep.returncode == 0, rep.stdout + rep.stderr
-    assert list(work.glob("run_report/*.png")), list(work.rglob("*"))
+    assert list(work.glob("run_csv_report/*.png")), list(work.rglob("*"))
