@@ -67,3 +67,23 @@ def read_rows(paths):
         for r in df.to_dict("records")
     ]
     return df.attrs["meta"], rows, df.attrs["events"], df.attrs["notes"]
+
+
+def telemetry(boot, seq, **fields):
+    """A telemetry record as the fixture sends it: holding 40 MPa, pressure 40 + seq/1000."""
+    rec = {
+        "t": "tel",
+        "boot": boot,
+        "seq": seq,
+        "device_ms": seq * 1000,
+        "state": "hold",
+        "pressure_mpa": 40.0 + seq / 1000,
+        "setpoint_mpa": 40.0,
+        "p_min_mpa": 39.9,
+        "p_max_mpa": 40.1,
+        "n_samples": 10,
+        "force_n": 3141.6,
+        "alarms": [],
+    }
+    rec.update(fields)
+    return rec

@@ -160,6 +160,7 @@ def plot_run(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
     t_s = df["elapsed_s"].to_numpy()
     scale, unit = _time_unit(float(t_s[-1]))
@@ -193,7 +194,13 @@ def plot_run(
         av = ax.twinx()
         av.plot([c["t_s"] / scale for c in cycler], [c.get("voltage_v") for c in cycler], color="tab:orange", lw=0.6)
         av.set_ylabel("cell voltage / V\n(cycler)", color="tab:orange")
-    ax.legend(loc="lower right", fontsize=7)
+    marks = _marks(df)
+    handles, labels = ax.get_legend_handles_labels()
+    for kind in dict.fromkeys(m[1] for m in marks):  # the kinds marked, in the order they come
+        color, ls, label = EVENT_STYLE[kind]
+        handles.append(Line2D([], [], color=color, ls=ls, lw=0.7))
+        labels.append(label)
+    ax.legend(handles, labels, loc="lower right", fontsize=7)
 
     ax = ax_of["error"]
     ok = settled_hold(df)
@@ -281,7 +288,6 @@ def plot_run(
     ax.set_xlabel("time from the first record / %s" % unit)
     ax.set_xlim(0, t_s[-1] / scale if t_s[-1] > 0 else 1)
 
-    marks = _marks(df)
     for ax in axes:
         for when, kind, _ in marks:
             color, ls, _ = EVENT_STYLE[kind]

@@ -8,27 +8,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import log_meta, read_rows
+from conftest import log_meta, read_rows, telemetry
 
 from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
 from stackpress.logger import Sequencer
-
-
-def _rec(boot, seq):
-    return {
-        "t": "tel",
-        "boot": boot,
-        "seq": seq,
-        "device_ms": seq * 1000,
-        "state": "hold",
-        "pressure_mpa": 40.0 + seq / 1000,
-        "setpoint_mpa": 40.0,
-        "p_min_mpa": 39.9,
-        "p_max_mpa": 40.1,
-        "n_samples": 10,
-        "force_n": 3141.6,
-        "alarms": [],
-    }
 
 
 def _keys(db_path):
@@ -45,7 +28,7 @@ def test_sqlite_log_takes_records_once_in_order_and_reads_back_like_csv(tmp_path
     for log in logs:
         seq = Sequencer(log)
         for s in [1, 2, 5, 3, 4, 4, 6, 2] + list(range(7, 60)):
-            seq.offer(_rec(7, s))
+            seq.offer(telemetry(7, s))
         seq.offer({"t": "evt", "boot": 7, "seq": 60, "device_ms": 60000, "kind": "alarm", "alarms": ["stall"]})
         log.note("a note after row 60")
         log.close()
@@ -99,7 +82,7 @@ def test_a_killed_sqlite_writer_leaves_a_sound_file_ending_at_its_last_commit(tm
     seq = Sequencer(log)
     assert (seq.boot, seq.last) == (1, 40)
     for s in range(30, 61):  # the fixture's replay overlaps what the file has
-        seq.offer(_rec(1, s))
+        seq.offer(telemetry(1, s))
     log.close()
     assert _keys(str(path)) == [(1, s) for s in range(1, 61)]
     assert sqlite3.connect(str(path)).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -123,7 +106,7 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
     log = open_log(base, log_meta(board="pico", fixture_id="f1"), max_bytes=12000)
     seq = Sequencer(log)
     for s in range(1, 401):
-        seq.offer(_rec(2, s))
+        seq.offer(telemetry(2, s))
     log.close()
     files = segments(base)
     assert len(files) >= 3 and log.files == len(files)
@@ -139,7 +122,7 @@ def test_rotation_by_size_splits_a_log_into_files_that_join_up_exactly(tmp_path,
     assert log2.last == (2, 400) and log2.path == files[-1]
     seq2 = Sequencer(log2)
     for s in range(390, 421):
-        seq2.offer(_rec(2, s))
+        seq2.offer(telemetry(2, s))
     log2.close()
     rows = read_rows(segments(base))[1]
     assert [r["seq"] for r in rows] == list(range(1, 421))
@@ -150,11 +133,11 @@ def test_a_new_utc_day_starts_a_new_file(tmp_path):
     log = Rotating(base, log_meta(board="pico"), daily=True)
     seq = Sequencer(log)
     for s in range(1, 11):
-        seq.offer(_rec(1, s))
+        seq.offer(telemetry(1, s))
     assert len(segments(base)) == 1
     log._day = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1)).strftime("%Y-%m-%d")
     for s in range(11, 21):
-        seq.offer(_rec(1, s))
+        seq.offer(telemetry(1, s))
     log.close()
     files = segments(base)
     assert len(files) == 2
@@ -168,7 +151,7 @@ def test_resuming_when_the_newest_file_has_no_row_yet_finds_the_last_row_before_
     log = open_log(base, log_meta(), max_bytes=3000)
     seq = Sequencer(log)
     for s in range(1, 30):
-        seq.offer(_rec(1, s))
+        seq.offer(telemetry(1, s))
     log.cur.close()
     log.cur = log._open(log.cur.path)  # a rotation, then the logger was killed before a row
     log.close()
@@ -184,7 +167,7 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
         log = cls(path, meta)
         for s in range(1, 6):
             rec = dict(
-                _rec(1, s),
+                telemetry(1, s),
                 force_ch0_n=1100.0 + s,
                 force_ch1_n=1000.0,
                 force_ch2_n=1041.6 - s,
@@ -211,7 +194,7 @@ def test_several_load_cells_get_a_column_each_and_a_resumed_file_keeps_its_colum
         log = cls(path, log_meta(1, load_cells=1), resume=True)
         log.row(
             dict(
-                _rec(1, 7),
+                telemetry(1, 7),
                 force_ch0_n=1107.0,
                 force_ch1_n=1000.0,
                 force_ch2_n=1034.6,

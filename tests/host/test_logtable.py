@@ -6,37 +6,18 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import log_meta
+from conftest import log_meta, telemetry
 
 import stackpress
 from stackpress.logfile import CsvLog, LogError, SqliteLog, open_log, segments
-
-
-def _rec(boot, seq, **kw):
-    r = {
-        "t": "tel",
-        "boot": boot,
-        "seq": seq,
-        "device_ms": seq * 1000,
-        "state": "hold",
-        "pressure_mpa": 40.0 + seq / 1000,
-        "setpoint_mpa": 40.0,
-        "p_min_mpa": 39.9,
-        "p_max_mpa": 40.1,
-        "n_samples": 10,
-        "force_n": 3141.6,
-        "raw_counts": 123456789,
-        "alarms": ["stall"] if seq == 3 else [],
-    }
-    r.update(kw)
-    return r
 
 
 def _write(log, boots=((1, 20),), t0_ms=1_790_000_000_000):
     k = 0
     for boot, n in boots:
         for s in range(1, n + 1):
-            log.row(_rec(boot, s), "id%d" % boot, t0_ms + k * 1000, "live")
+            rec = telemetry(boot, s, raw_counts=123456789, alarms=["stall"] if s == 3 else [])
+            log.row(rec, "id%d" % boot, t0_ms + k * 1000, "live")
             k += 1
         evt = {"t": "evt", "kind": "boot", "boot": boot, "seq": n + 1, "device_ms": n * 1000}
         log.row(evt, "id%d" % boot, t0_ms + k * 1000, "live")
@@ -77,7 +58,7 @@ def test_a_rotating_log_reads_as_one_in_any_order(tmp_path):
     base = str(tmp_path / "run.csv")
     log = open_log(base, log_meta(board="pico", fixture_id="f1"), max_bytes=6000)
     for s in range(1, 301):
-        log.row(_rec(1, s), "id1", 1_790_000_000_000 + s * 1000, "live")
+        log.row(telemetry(1, s), "id1", 1_790_000_000_000 + s * 1000, "live")
     log.close()
     files = segments(base)
     assert len(files) >= 3
