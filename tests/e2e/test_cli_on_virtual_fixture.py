@@ -344,14 +344,19 @@ def test_every_command_answers_json_for_scripts():
     )
     try:
         port = json.loads(p.stdout.readline())["port"]
-        r = subprocess.run(
-            [str(BIN / "stackpress"), "--port", port, "monitor", "--json", "--duration", "3"],
-            capture_output=True,
+        mon = subprocess.Popen(
+            [str(BIN / "stackpress"), "--port", port, "monitor", "--json"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=60,
         )
-        lines = [json.loads(x) for x in r.stdout.splitlines()]
-        assert r.returncode == 0 and any(x["t"] == "tel" and "pressure_mpa" in x for x in lines), r.stdout
+        for line in mon.stdout:  # JSON lines as they come, until a record
+            if json.loads(line)["t"] == "tel":
+                assert "pressure_mpa" in json.loads(line)
+                break
+        mon.stdin.write("q")  # quits at its next record
+        mon.stdin.close()
+        assert mon.wait(120) == 0
         r = stackpress(port, "repl", "--json")
         assert r.returncode == 0 and json.loads(r.stdout)["port"] == port, r.stdout + r.stderr
         r = stackpress(port, "reset", "--json")
