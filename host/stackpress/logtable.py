@@ -40,6 +40,7 @@ WIDE_COLUMNS = {"raw_counts"}
 EVENT_COLUMN = "event"
 TIME_COLUMN = "host_time_utc"
 # what places a record in time and says what it is: read whatever `columns` says
+HOST_CLOCK = "host clock, UTC"  # meta["time_axis"] when elapsed_s is the host's clock
 ALWAYS_READ = {"boot", "device_ms", TIME_COLUMN, "state", EVENT_COLUMN}
 
 
@@ -283,7 +284,7 @@ def read_log(
         virtual = True
         meta["time_axis"] = "the fixture's clock (the log has records without the host's time)"
     else:
-        meta["time_axis"] = "host clock, UTC"
+        meta["time_axis"] = HOST_CLOCK
     df = table.frame(virtual)
     df.attrs.update(meta=meta, events=events, notes=notes)
     return df

@@ -185,8 +185,9 @@ def _people(notes: list[str]) -> list[dict[str, Any]]:
 
 def event_times_s(df: pd.DataFrame, events: list[dict[str, Any]]) -> list[float | None]:
     """Each event's time on the rows' axis. On the host's clock, its own time stamp; on the
-    virtual fixture's, a record of the same boot next to it, plus the device time between."""
-    if not df.attrs["meta"]["time_axis"].startswith("virtual"):
+    fixture's (the virtual one's), a record of the same boot next to it, plus the device time
+    between."""
+    if df.attrs["meta"]["time_axis"] == logtable.HOST_CLOCK:
         t0 = df["host_time_utc"].iloc[0]
         return [(pd.Timestamp(e["host_time_utc"]) - t0).total_seconds() for e in events]
     boot = df["boot"].to_numpy()
