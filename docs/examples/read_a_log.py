@@ -38,7 +38,7 @@ print(
 )
 print("events:", [e["kind"] for e in df.attrs["events"]])
 print("notes:", len(df.attrs["notes"]))
-print(df[["host_time_utc", "state", "pressure_mpa", "setpoint_mpa", "thickness_um"]].tail(3).to_string())
+print(df.set_index("host_time_utc").filter(regex="_mpa$").tail(3).to_string())  # every pressure column
 
 # %% [markdown]
 # The hold error per setpoint, in kPa: only records in a hold, and not the first one
