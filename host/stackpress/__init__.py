@@ -34,6 +34,19 @@ def read_log(paths: str | Path | Sequence[str | Path], compact: bool = False) ->
     return read(paths, compact=compact)
 
 
+def read_cycler(path: str | Path, tz: str | None = None) -> pandas.DataFrame:
+    """A battery cycler's own file (EC-Lab, Arbin, Neware, Maccor, BDF: stackpress/cycler.py;
+    `pip install 'stackpress[cycler]'`) as a DataFrame: test_time_s, time_utc, voltage_v,
+    current_a (positive: charging), cycle, step, temperature_c; `attrs` says which library read
+    it and what its clock is. `tz`: the zone of the file's local times (default: this
+    computer's). Raises stackpress.cycler.CyclerError when no maintained reader reads it."""
+    from .cycler import read
+
+    c = read(path, tz)
+    c.table.attrs.update(reader=c.reader, clock=c.clock, notes=c.notes)
+    return c.table
+
+
 def open_fixture(port: str | None = None, timeout_s: float = 3.0) -> FixtureLink:
     """The fixture on `port` (default: $STACKPRESS_PORT, else the one fixture attached),
     its protocol version checked. Use it in a `with` block; `command(name, **args)` sends

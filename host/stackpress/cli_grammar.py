@@ -399,11 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for report.png, hold.png, summary.txt, summary.json "
         "(default: beside the log, run1.csv -> run1_csv_report/)",
     )
-    s.add_argument("--cycler", help="a cycler's CSV export: a time column and voltage, current, cycle")
     s.add_argument(
-        "--cycler-start",
-        help="UTC time (ISO 8601) of the cycler's time 0, when its times are seconds (default: the log's first record)",
+        "--cycler",
+        help="the cycler's own file: EC-Lab .mpr/.mpt, Arbin .res/.xlsx, Neware .nda/.ndax, Maccor text, "
+        "BDF .csv (pip install 'stackpress[cycler]'), or a CSV with a time column",
     )
+    s.add_argument(
+        "--cycler-tz",
+        help="the zone of the cycler's local times (Europe/Berlin, UTC, +02:00, --cycler-tz=-05:00; "
+        "default: this computer's)",
+    )
+    s.add_argument(
+        "--cycler-align",
+        help="'start': the cycler's start at the log's first record; or a time (ISO 8601, UTC unless "
+        "it says) for the cycler's start (default: by the two clocks)",
+    )
+    s.add_argument("--cycler-start", dest="cycler_align", help=argparse.SUPPRESS)  # the earlier name
     s.add_argument("--json", action="store_true", help="the summary as one JSON object")
     s = add(
         "tempco",

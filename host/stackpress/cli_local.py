@@ -201,7 +201,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from .report import ReportError, report
 
     try:
-        return report(a.log, a.out, a.cycler, a.cycler_start, a.json)
+        return report(a.log, a.out, a.cycler, a.cycler_align, a.json, a.cycler_tz)
     except ReportError as e:
         print(file=sys.stderr)
         print("stackpress report: %s" % e, file=sys.stderr)

@@ -153,7 +153,7 @@ def _error_limits(lows: np.ndarray, highs: np.ndarray) -> tuple[float, float]:
 
 
 def plot_run(
-    df: pd.DataFrame, summary: dict[str, Any], cycler: list[dict[str, Any]] | None, path: Path, name: str
+    df: pd.DataFrame, summary: dict[str, Any], cycler: pd.DataFrame | None, path: Path, name: str
 ) -> dict[str, Any]:
     """Draws report.png; returns each panel's y range and the marks drawn (for tests)."""
     import matplotlib
@@ -190,9 +190,9 @@ def plot_run(
     ax.plot(te, sh, color="k", lw=0.8, ls="--", label="setpoint")
     ax.set_ylabel("pressure / MPa")
     ax.ticklabel_format(axis="y", useOffset=False)
-    if cycler and any(c.get("voltage_v") is not None for c in cycler):
+    if cycler is not None and cycler["voltage_v"].notna().any():
         av = ax.twinx()
-        av.plot([c["t_s"] / scale for c in cycler], [c.get("voltage_v") for c in cycler], color="tab:orange", lw=0.6)
+        av.plot(cycler["t_s"] / scale, cycler["voltage_v"], color="tab:orange", lw=0.6)
         av.set_ylabel("cell voltage / V\n(cycler)", color="tab:orange")
     marks = _marks(df)
     handles, labels = ax.get_legend_handles_labels()
@@ -279,9 +279,9 @@ def plot_run(
             ax.plot(te, a, color=color, lw=0.5)
             ax.set_ylabel(label)
             ax.ticklabel_format(axis="y", useOffset=False)
-    if "thickness" in ax_of and cycler and any(c.get("current_ma") is not None for c in cycler):
+    if "thickness" in ax_of and cycler is not None and cycler["current_a"].notna().any():
         ac = ax_of["thickness"].twinx()
-        ac.plot([c["t_s"] / scale for c in cycler], [c.get("current_ma") for c in cycler], color="tab:gray", lw=0.6)
+        ac.plot(cycler["t_s"] / scale, cycler["current_a"] * 1000, color="tab:gray", lw=0.6)
         ac.set_ylabel("current / mA\n(cycler)", color="tab:gray")
 
     ax = axes[-1]

@@ -1,20 +1,16 @@
 """`stackpress report RUN.csv`: plots and a short summary of a logged run, optionally with
-a battery cycler's export on the same time axis.
+a battery cycler's own file on the same time axis (cycler.py reads it).
 
-The time axis is the host's clock (`host_time_utc`), which is what a cycler's export also
+The time axis is the host's clock (`host_time_utc`), which is what a cycler's file also
 carries; for the virtual fixture, which runs faster than real time, it is the fixture's
-own time, stitched across its boots. A cycler file is a CSV with a header naming a time
-column (`datetime`/`timestamp`: absolute, ISO 8601; or `time_s`/`test_time_s`: seconds from
-`--cycler-start`, by default the log's first record) and any of voltage (`voltage_v`,
-`ewe_v`, `ecell_v`), current (`current_ma`, `current_a`) and `cycle` columns.
+own time, stitched across its boots.
 """
 
 from __future__ import annotations
 
-import csv
-import datetime
 import json
 import math
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,18 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import cycler as cyclermod
 from . import logtable
 from .logfile import LogError, number
 from .progress import Progress
 
-CYCLER_COLUMNS = {
-    "abs_time": ("datetime", "date_time", "timestamp", "time_utc", "absolute_time"),
-    "rel_time_s": ("time_s", "test_time_s", "elapsed_s", "time/s"),
-    "voltage_v": ("voltage_v", "ewe_v", "ecell_v", "ewe/v", "ecell/v", "voltage(v)", "voltage"),
-    "current_ma": ("current_ma", "i/ma", "current(ma)"),
-    "current_a": ("current_a", "i/a", "current(a)"),
-    "cycle": ("cycle", "cycle_number", "cycle number", "cycle_index"),
-}
 # What a report draws and sums up: physical quantities, which carry their unit in their
 # names (and the keys, which are always read). Counts and the host's bookkeeping stay
 # unread: a month of records takes 40 MB less.
@@ -42,11 +31,6 @@ UNITS = ("_mpa", "_n", "_um", "_c", "_pct", "_mm")
 
 class ReportError(Exception):
     pass
-
-
-def _utc(text: str) -> datetime.datetime:
-    t = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return t if t.tzinfo else t.replace(tzinfo=datetime.timezone.utc)
 
 
 def read_log(paths: str | Path | Sequence[str | Path], progress: Callable[[str], None] | None = None) -> pd.DataFrame:
@@ -60,56 +44,6 @@ def read_log(paths: str | Path | Sequence[str | Path], progress: Callable[[str],
         names = [paths] if isinstance(paths, (str, Path)) else paths
         raise ReportError("%s has no telemetry records" % ", ".join(str(p) for p in names))
     return df
-
-
-def read_cycler(path: str | Path, t0_utc: str, start_utc: str | None = None) -> list[dict[str, Any]]:
-    """Cycler rows as dicts with t_s on the log's axis and voltage_v/current_ma/cycle."""
-    try:
-        f = open(path, newline="")
-    except OSError as e:
-        raise ReportError("can't read %s: %s" % (path, e.strerror)) from None
-    with f:
-        rd = csv.reader(f)
-        header = [h.strip().lower() for h in next(rd, [])]
-        col = {}
-        for name, aliases in CYCLER_COLUMNS.items():
-            for a in aliases:
-                if a in header:
-                    col[name] = header.index(a)
-                    break
-        if "abs_time" not in col and "rel_time_s" not in col:
-            raise ReportError(
-                "%s: no time column; expected one of %s (ISO times) or %s (seconds)"
-                % (path, ", ".join(CYCLER_COLUMNS["abs_time"]), ", ".join(CYCLER_COLUMNS["rel_time_s"]))
-            )
-        t0 = _utc(t0_utc)
-        start = _utc(start_utc) if start_utc else t0
-        out = []
-        for line in rd:
-            if not line:
-                continue
-            try:
-                if "abs_time" in col:
-                    t = (_utc(line[col["abs_time"]]) - t0).total_seconds()
-                else:
-                    t = float(line[col["rel_time_s"]]) + (start - t0).total_seconds()
-            except (ValueError, IndexError):
-                continue
-            r: dict[str, Any] = {"t_s": t}
-            if "voltage_v" in col:
-                r["voltage_v"] = number(line[col["voltage_v"]])
-            if "current_ma" in col:
-                r["current_ma"] = number(line[col["current_ma"]])
-            elif "current_a" in col:
-                v = number(line[col["current_a"]])
-                r["current_ma"] = None if v is None else v * 1000
-            if "cycle" in col:
-                c = number(line[col["cycle"]])
-                r["cycle"] = None if c is None else int(c)
-            out.append(r)
-    if not out:
-        raise ReportError("%s: no rows with a readable time" % path)
-    return out
 
 
 def _f(x: Any) -> float | None:
@@ -244,7 +178,7 @@ def _load_cells(df: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def summarize(df: pd.DataFrame, cycler: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def summarize(df: pd.DataFrame, cycler: pd.DataFrame | None = None) -> dict[str, Any]:
     """The run's summary (summary.json) from a log table (logtable.read_log)."""
     meta, events, notes = df.attrs["meta"], df.attrs["events"], df.attrs["notes"]
     t_s = df["elapsed_s"].to_numpy()
@@ -295,19 +229,19 @@ def summarize(df: pd.DataFrame, cycler: list[dict[str, Any]] | None = None) -> d
     return s
 
 
-def per_cycle(df: pd.DataFrame, cycler: list[dict[str, Any]] | None) -> dict[str, Any]:
+def per_cycle(df: pd.DataFrame, cycler: pd.DataFrame | None) -> dict[str, Any]:
     """Per cycler cycle (if the cycler file has cycles), else per day (runs over two days)
     or per hour: pressure mean/min/max, the hold error (settled holds) and the thickness
     swing."""
     t_s = df["elapsed_s"].to_numpy()
-    if cycler and any(c.get("cycle") is not None for c in cycler):
+    if cycler is not None and cycler["cycle"].notna().any():
         spans: list[list[Any]] = []
-        for c in cycler:
-            if c.get("cycle") is None:
+        for cycle, t in zip(cycler["cycle"], cycler["t_s"]):
+            if pd.isna(cycle):
                 continue
-            if not spans or c["cycle"] != spans[-1][0]:
-                spans.append([c["cycle"], c["t_s"], c["t_s"]])
-            spans[-1][2] = c["t_s"]
+            if not spans or cycle != spans[-1][0]:
+                spans.append([int(cycle), t, t])
+            spans[-1][2] = t
         unit = "cycle"
     else:
         width = 86400.0 if t_s[-1] > 2 * 86400 else 3600.0
@@ -402,6 +336,13 @@ def text(summary: dict[str, Any]) -> str:
     if s["temperature_c"]:
         lines.append("frame temperature: %.2f .. %.2f °C" % (s["temperature_c"]["min"], s["temperature_c"]["max"]))
     lines.append("per %s: %d rows (in the plot and in --json)" % (s["cycles"]["by"], len(s["cycles"]["rows"])))
+    c = s.get("cycler")
+    if c:
+        lines.append(
+            "cycler: %s, %d rows over %.2f h, read by %s; its clock: %s"
+            % (os.path.basename(c["file"]), c["rows"], c["test_time_h"], c["reader"], c["clock"])
+        )
+        lines += ["  " + n for n in c["notes"]]
     if s["audit"]:
         lines.append("what people did (%d):" % len(s["audit"]))
         for a in s["audit"]:
@@ -425,8 +366,9 @@ def report(
     log_paths: str | Path | Sequence[str | Path],
     out_dir: Path | str | None = None,
     cycler_path: str | Path | None = None,
-    cycler_start: str | None = None,
+    cycler_align: str | None = None,
     as_json: bool = False,
+    cycler_tz: str | None = None,
 ) -> int:
     from .figures import plot_holds, plot_run
 
@@ -436,10 +378,17 @@ def report(
     out_dir = Path(out_dir) if out_dir else out_dir_of(log_path)
     progress.show("reading %s" % (log_path.name if len(paths) == 1 else "%d files" % len(paths)))
     df = read_log(paths, progress.show)
-    t0_utc = df["host_time_utc"].iloc[0].isoformat()
-    cycler = read_cycler(cycler_path, t0_utc, cycler_start) if cycler_path else None
+    cyc = None
+    if cycler_path:
+        progress.show("reading %s" % Path(cycler_path).name)
+        cyc, cycler_said = _cycler_on_axis(df, cycler_path, cycler_align, cycler_tz)
+        cycler = cyc.table.assign(t_s=cycler_said.pop("t_s"))
+    else:
+        cycler = None
     progress.show("summarising %d records" % len(df))
     summary = summarize(df, cycler)
+    if cyc is not None:
+        summary["cycler"] = cycler_said
     out_dir.mkdir(parents=True, exist_ok=True)
     name = log_path.name if len(paths) == 1 else "%s and %d more files" % (log_path.name, len(paths) - 1)
     progress.show("plotting")
@@ -456,3 +405,32 @@ def report(
         print(text(summary))
         print("plots: %s, %s" % (png, holds_png))
     return 0
+
+
+def _cycler_on_axis(
+    df: pd.DataFrame, path: str | Path, align: str | None, tz: str | None
+) -> tuple[cyclermod.Cycler, dict[str, Any]]:
+    """The cycler's file read and put on the log's axis; what the summary says of it (and
+    its rows' times, `t_s`)."""
+    try:
+        cyc = cyclermod.read(path, tz)
+        t, notes = cyclermod.on_log_axis(
+            cyc,
+            df["host_time_utc"].iloc[0],
+            float(df["elapsed_s"].iloc[-1]),
+            align,
+            virtual=df.attrs["meta"]["time_axis"] != logtable.HOST_CLOCK,
+        )
+    except cyclermod.CyclerError as e:
+        raise ReportError(str(e)) from None
+    tb = cyc.table
+    return cyc, {
+        "t_s": t,
+        "file": str(path),
+        "reader": cyc.reader,
+        "clock": cyc.clock,
+        "rows": len(tb),
+        "start_utc": None if not cyc.has_clock else str(tb["time_utc"].dropna().iloc[0]),
+        "test_time_h": float(tb["test_time_s"].max() - tb["test_time_s"].min()) / 3600,
+        "notes": notes,
+    }

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from conftest import record_fields
 
+from stackpress.cycler import CyclerError
+from stackpress.cycler import read as read_cycler
 from stackpress.logfile import columns
-from stackpress.report import ReportError, read_cycler, report
+from stackpress.report import report
 
 BIN = Path(sys.executable).parent
 
@@ -115,8 +117,8 @@ def test_files_that_are_not_what_they_should_be_get_a_clear_error(tmp_path):
     r = subprocess.run([str(BIN / "stackpress"), "report", str(tmp_path / "x.csv")], capture_output=True, text=True)
     assert r.returncode == 2 and "not a stackpress log" in r.stderr
     (tmp_path / "c.csv").write_text("volts,amps\n3.7,1\n")
-    with pytest.raises(ReportError, match="no time column"):
-        read_cycler(tmp_path / "c.csv", "2026-11-24T00:00:00+00:00")
+    with pytest.raises(CyclerError, match="simple layout"):
+        read_cycler(tmp_path / "c.csv")
     r = subprocess.run(
         [str(BIN / "stackpress"), "report", str(tmp_path / "missing.csv")], capture_output=True, text=True
     )
