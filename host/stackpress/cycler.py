@@ -162,9 +162,9 @@ def _standard(raw: pd.DataFrame, path: str, reader: str, tz: str | None) -> Cycl
     for key, names in (("voltage_v", VOLTAGE_V), ("current_a", CURRENT_A), ("temperature_c", TEMPERATURE_C)):
         col = _first(raw, names)
         out[key] = pd.to_numeric(raw[col[0]], errors="coerce").astype(float) * col[1] if col else np.nan
-    for key, names in (("cycle", CYCLE), ("step", STEP)):
-        col = _first(raw, names)
-        out[key] = pd.to_numeric(raw[col[0]], errors="coerce").astype("Int64") if col else pd.NA
+    for key, counts in (("cycle", CYCLE), ("step", STEP)):
+        found = _first(raw, counts)
+        out[key] = pd.to_numeric(raw[found[0]], errors="coerce").round().astype("Int64") if found else pd.NA
     out = out[out["test_time_s"].notna()].reset_index(drop=True)
     if not len(out):
         raise CyclerError("%s (read by %s): no row with a time" % (path, reader))
