@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .logfile import INTEGER_COLUMNS, TEXT_COLUMNS, LogError, format_of
+from .timebase import device_elapsed_s
 
 CHUNK_ROWS = 65536
 NAT = np.iinfo(np.int64).min  # numpy's "not a time" as int64
@@ -203,7 +204,7 @@ class _Columns:
         """The table, with `elapsed_s` on the device's time (`virtual`) or the host's."""
         n = self.n
         out: dict[str, Any] = {}
-        elapsed = _device_elapsed_s(self.num["boot"][:n], self.num["device_ms"][:n]) if virtual else None
+        elapsed = device_elapsed_s(self.num["boot"][:n], self.num["device_ms"][:n]) if virtual else None
         names = self.names if TIME_COLUMN in self.names else self.names + [TIME_COLUMN]
         for c in names:
             if c == TIME_COLUMN:
@@ -221,18 +222,6 @@ class _Columns:
                 out[c] = pd.api.types.union_categoricals(parts) if parts else pd.Categorical([])
         out["elapsed_s"] = elapsed
         return pd.DataFrame(out, copy=False)
-
-
-def _device_elapsed_s(boot: np.ndarray, device_ms: np.ndarray) -> np.ndarray:
-    """Seconds from the first record on the device's clock, each boot continuing where the
-    last one ended."""
-    t = device_ms / 1000.0
-    starts = np.flatnonzero(np.diff(boot) != 0) + 1
-    offset = 0.0
-    for a, b in zip(np.concatenate(([0], starts)), np.concatenate((starts, [len(t)]))):
-        t[a:b] += offset - (t[a] if a == 0 else 0.0)
-        offset = t[b - 1]
-    return t
 
 
 def read_log(

@@ -21,6 +21,7 @@ from .chart import LABEL_WIDTH, line_chart, time_axis
 from .link import DeviceError, LinkError
 from .protocol import state_words
 from .refusal import in_cli_words
+from .timebase import device_elapsed_s
 
 if TYPE_CHECKING:
     from typing import IO
@@ -158,17 +159,18 @@ class Traces:
         self.error_kpa: collections.deque[float | None] = collections.deque(maxlen=points)
         self.thickness: collections.deque[float | None] = collections.deque(maxlen=points)
         self.held: collections.deque[bool] = collections.deque(maxlen=points)
-        self.t_s: collections.deque[float] = collections.deque(maxlen=points)
-        self._boot: Any = None
-        self._offset_s = 0.0
+        self._boot: collections.deque[Any] = collections.deque(maxlen=points)
+        self._device_ms: collections.deque[int] = collections.deque(maxlen=points)
+
+    @property
+    def t_s(self) -> list[float]:
+        """Each point's time on the fixture's clock, stitched across its boots."""
+        return list(device_elapsed_s(list(self._boot), list(self._device_ms)))
 
     def add(self, rec: dict[str, Any]) -> None:
-        t = rec.get("device_ms", 0) / 1000
-        if rec.get("boot") != self._boot:
-            self._offset_s = self.t_s[-1] if self.t_s else -t  # a new boot's clock starts at 0
-            self._boot = rec.get("boot")
         held = rec.get("state") == "hold"
-        self.t_s.append(t + self._offset_s)
+        self._boot.append(rec.get("boot"))
+        self._device_ms.append(rec.get("device_ms", 0))
         self.pressure.append(rec["pressure_mpa"])
         self.error_kpa.append((rec["pressure_mpa"] - rec["setpoint_mpa"]) * 1000 if held else None)
         thk = rec.get("thickness_um")

@@ -50,3 +50,20 @@ class TimeBase:
             self.anchor(boot, device_ms, arrival_ms)
             return device_ms + min(self._offsets[boot]), "live"
         return device_ms + off, "replayed"
+
+
+def device_elapsed_s(boot: Any, device_ms: Any) -> Any:
+    """Seconds from the first record on the fixture's own clock (numpy arrays of each
+    record's boot and device_ms, in order), each boot continuing where the last one ended:
+    the time axis of a virtual fixture, which runs faster than real time."""
+    import numpy as np
+
+    t = np.asarray(device_ms, dtype=np.float64) / 1000.0
+    if not len(t):
+        return t
+    starts = np.flatnonzero(np.diff(np.asarray(boot)) != 0) + 1
+    offset = 0.0
+    for a, b in zip(np.concatenate(([0], starts)), np.concatenate((starts, [len(t)]))):
+        t[a:b] += offset - (t[a] if a == 0 else 0.0)
+        offset = t[b - 1]
+    return t
