@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .logtable import HOST_CLOCK
+
 # Each quantity: the columns that carry it, first found wins, with the factor to its unit.
 # BDF labels and machine names first (battery-data-format, ontology 1.3.0), then vendors'.
 TEST_TIME_S = [("Test Time / s", 1.0), ("test_time_second", 1.0), ("Test_Time(s)", 1.0), ("time/s", 1.0)]
@@ -53,6 +55,7 @@ SIMPLE_CSV = {
     "current_ma": ("current_ma", "i/ma", "current(ma)"),
     "current_a": ("current_a", "i/a", "current(a)"),
     "cycle": ("cycle", "cycle_number", "cycle number", "cycle_index"),
+    "step": ("step", "step_id", "step_index", "ns"),
 }
 NAVANI_SUFFIXES = {".mpr", ".res", ".xlsx", ".nda", ".ndax", ".txt", ".csv"}
 
@@ -84,6 +87,14 @@ def _version(module: str) -> str:
         except PackageNotFoundError:
             continue
     return module
+
+
+def _numbers(col: pd.Series) -> pd.Series:
+    """A column as float64; one a reader gave as float32 through its shortest decimals
+    (3.4666, not the 3.466599941 a plain cast shows)."""
+    if col.dtype == np.float32:
+        return pd.Series(col.to_numpy().astype(str).astype(float), index=col.index)
+    return pd.to_numeric(col, errors="coerce").astype(float)
 
 
 def _first(df: pd.DataFrame, names: list[Any]) -> tuple[str, float] | None:
@@ -153,7 +164,7 @@ def _standard(raw: pd.DataFrame, path: str, reader: str, tz: str | None) -> Cycl
                 )
     tt = _first(raw, TEST_TIME_S)
     if tt:
-        out["test_time_s"] = pd.to_numeric(raw[tt[0]], errors="coerce").astype(float) * tt[1]
+        out["test_time_s"] = _numbers(raw[tt[0]]) * tt[1]
     elif when.notna().any():
         out["test_time_s"] = (when - when.dropna().iloc[0]).dt.total_seconds()
     else:
@@ -161,7 +172,7 @@ def _standard(raw: pd.DataFrame, path: str, reader: str, tz: str | None) -> Cycl
     out["time_utc"] = when.dt.as_unit("ms")  # as a log's host_time_utc: the two merge
     for key, names in (("voltage_v", VOLTAGE_V), ("current_a", CURRENT_A), ("temperature_c", TEMPERATURE_C)):
         col = _first(raw, names)
-        out[key] = pd.to_numeric(raw[col[0]], errors="coerce").astype(float) * col[1] if col else np.nan
+        out[key] = _numbers(raw[col[0]]) * col[1] if col else np.nan
     for key, counts in (("cycle", CYCLE), ("step", STEP)):
         found = _first(raw, counts)
         out[key] = pd.to_numeric(raw[found[0]], errors="coerce").round().astype("Int64") if found else pd.NA
@@ -201,6 +212,8 @@ def _simple_csv(path: str, tz: str | None) -> Cycler | None:
         renamed["Current(mA)"] = raw[col["current_ma"]]
     if "cycle" in col:
         renamed["Cycle"] = raw[col["cycle"]]
+    if "step" in col:
+        renamed["Step_Index"] = raw[col["step"]]
     try:
         return _standard(renamed, path, "stackpress (a CSV with a time column)", tz)
     except CyclerError:  # its time column holds no time this layout knows
@@ -283,7 +296,7 @@ def read(path: str | Path, tz: str | None = None) -> Cycler:
         except CyclerError as e:
             raise CyclerError(
                 "%s; nor is it stackpress's simple layout (a header with time_s, or datetime in ISO 8601, "
-                "and voltage_v, current_a or current_ma, cycle)" % e
+                "and voltage_v, current_a or current_ma, cycle, step)" % e
             ) from None
     if suffix == ".mpt":
         return _standard(_mpt(path), path, _version("galvani") + " (BioLogic .mpt)", tz)
@@ -353,6 +366,37 @@ def on_log_axis(
             )
         )
     return t, notes
+
+
+def on_a_logs_axis(
+    df: pd.DataFrame, path: str | Path, align: str | None, tz: str | None
+) -> tuple[Cycler, np.ndarray, dict[str, Any]]:
+    """The cycler's file at `path` read and put on the axis of a log's table
+    (logtable.read_log): the Cycler, its rows' times in seconds on the log's axis, and what
+    to say of it (file, reader, clock, rows, start, span, notes). CyclerError as read() and
+    on_log_axis() raise it."""
+    cyc = read(path, tz)
+    t, notes = on_log_axis(
+        cyc,
+        df["host_time_utc"].iloc[0],
+        float(df["elapsed_s"].iloc[-1]),
+        align,
+        virtual=df.attrs["meta"]["time_axis"] != HOST_CLOCK,
+    )
+    tb = cyc.table
+    return (
+        cyc,
+        t,
+        {
+            "file": str(path),
+            "reader": cyc.reader,
+            "clock": cyc.clock,
+            "rows": len(tb),
+            "start_utc": None if not cyc.has_clock else str(tb["time_utc"].dropna().iloc[0]),
+            "test_time_h": float(tb["test_time_s"].max() - tb["test_time_s"].min()) / 3600,
+            "notes": notes,
+        },
+    )
 
 
 def _at(t0: pd.Timestamp, s: float) -> str:

@@ -381,8 +381,11 @@ def report(
     cyc = None
     if cycler_path:
         progress.show("reading %s" % Path(cycler_path).name)
-        cyc, cycler_said = _cycler_on_axis(df, cycler_path, cycler_align, cycler_tz)
-        cycler = cyc.table.assign(t_s=cycler_said.pop("t_s"))
+        try:
+            cyc, t_s, cycler_said = cyclermod.on_a_logs_axis(df, cycler_path, cycler_align, cycler_tz)
+        except cyclermod.CyclerError as e:
+            raise ReportError(str(e)) from None
+        cycler = cyc.table.assign(t_s=t_s)
     else:
         cycler = None
     progress.show("summarising %d records" % len(df))
@@ -405,32 +408,3 @@ def report(
         print(text(summary))
         print("plots: %s, %s" % (png, holds_png))
     return 0
-
-
-def _cycler_on_axis(
-    df: pd.DataFrame, path: str | Path, align: str | None, tz: str | None
-) -> tuple[cyclermod.Cycler, dict[str, Any]]:
-    """The cycler's file read and put on the log's axis; what the summary says of it (and
-    its rows' times, `t_s`)."""
-    try:
-        cyc = cyclermod.read(path, tz)
-        t, notes = cyclermod.on_log_axis(
-            cyc,
-            df["host_time_utc"].iloc[0],
-            float(df["elapsed_s"].iloc[-1]),
-            align,
-            virtual=df.attrs["meta"]["time_axis"] != logtable.HOST_CLOCK,
-        )
-    except cyclermod.CyclerError as e:
-        raise ReportError(str(e)) from None
-    tb = cyc.table
-    return cyc, {
-        "t_s": t,
-        "file": str(path),
-        "reader": cyc.reader,
-        "clock": cyc.clock,
-        "rows": len(tb),
-        "start_utc": None if not cyc.has_clock else str(tb["time_utc"].dropna().iloc[0]),
-        "test_time_h": float(tb["test_time_s"].max() - tb["test_time_s"].min()) / 3600,
-        "notes": notes,
-    }
