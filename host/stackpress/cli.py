@@ -25,6 +25,7 @@ from .cli_fixture import (
 from .cli_grammar import AT_A_PORT, build_parser
 from .cli_local import (
     cmd_demo,
+    cmd_export,
     cmd_flash,
     cmd_list,
     cmd_log,
@@ -98,6 +99,8 @@ def _main(argv: Sequence[str] | None) -> int:
             return cmd_profile_check(a)
         if a.cmd == "report":
             return cmd_report(a)
+        if a.cmd == "export":
+            return cmd_export(a)
         if a.cmd == "flash":
             return cmd_flash(a)
         if a.cmd == "log":

@@ -35,6 +35,7 @@ EXAMPLES = {
     "jog": "stackpress jog -- -0.8",
     "profile": "stackpress profile run host/profiles/form-then-cycle.toml",
     "report": "stackpress report run1.csv --cycler cycler_export.csv",
+    "export": "stackpress export run1.csv --cycler cell7.mpr --format bdf --out cell7.bdf.csv",
     "flash": "stackpress --port /dev/ttyACM0 flash",
     "list": "stackpress list --json",
     "serve": "stackpress serve --out /var/lib/stackpress/ --rotate daily --group lab --mqtt mqtt://rack3@broker.lab",
@@ -399,23 +400,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="directory for report.png, hold.png, summary.txt, summary.json "
         "(default: beside the log, run1.csv -> run1_csv_report/)",
     )
-    s.add_argument(
-        "--cycler",
-        help="the cycler's own file: EC-Lab .mpr/.mpt, Arbin .res/.xlsx, Neware .nda/.ndax, Maccor text, "
-        "BDF .csv (pip install 'stackpress[cycler]'), or a CSV with a time column",
-    )
-    s.add_argument(
-        "--cycler-tz",
-        help="the zone of the cycler's local times (Europe/Berlin, UTC, +02:00, --cycler-tz=-05:00; "
-        "default: this computer's)",
-    )
-    s.add_argument(
-        "--cycler-align",
-        help="'start': the cycler's start at the log's first record; or a time (ISO 8601, UTC unless "
-        "it says) for the cycler's start (default: by the two clocks)",
-    )
+    _cycler_arguments(s)
     s.add_argument("--cycler-start", dest="cycler_align", help=argparse.SUPPRESS)  # the earlier name
     s.add_argument("--json", action="store_true", help="the summary as one JSON object")
+    s = add(
+        "export",
+        "a log, with the cycler's file, as one table on one time axis: Battery Data Format, CSV or Parquet",
+    )
+    s.add_argument("log", nargs="+", help="a log written by 'stackpress log', or all the files of a rotating one")
+    s.add_argument(
+        "--format",
+        choices=("bdf", "csv", "parquet"),
+        default="bdf",
+        help="bdf: BDF's column labels (ontology 1.3.0; needs --cycler, for Voltage and Current), as CSV, "
+        "or Parquet if --out ends .parquet; csv, parquet: stackpress's column names (default: bdf)",
+    )
+    s.add_argument("--out", help="the file to write (default: beside the log, run1.csv -> run1.bdf.csv)")
+    _cycler_arguments(s)
+    s.add_argument("--json", action="store_true", help="what was written, as one JSON object")
     s = add(
         "tempco",
         "the load cells' zero drift per K, from a log of the unloaded fixture through a temperature change",
@@ -434,6 +436,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mpa", type=_finite("--mpa (MPa)"), default=40.0, help="setpoint (default 40)")
     s.add_argument("--duration", type=_finite("--duration (s)"), help="seconds to run (default: until Ctrl-C)")
     return p
+
+
+def _cycler_arguments(s: argparse.ArgumentParser) -> None:
+    s.add_argument(
+        "--cycler",
+        help="the cycler's own file: EC-Lab .mpr/.mpt, Arbin .res/.xlsx, Neware .nda/.ndax, Maccor text, "
+        "BDF .csv (pip install 'stackpress[cycler]'), or a CSV with a time column",
+    )
+    s.add_argument(
+        "--cycler-tz",
+        help="the zone of the cycler's local times (Europe/Berlin, UTC, +02:00, --cycler-tz=-05:00; "
+        "default: this computer's)",
+    )
+    s.add_argument(
+        "--cycler-align",
+        help="'start': the cycler's start at the log's first record; or a time (ISO 8601, UTC unless "
+        "it says) for the cycler's start (default: by the two clocks)",
+    )
 
 
 def _rotate(text: str) -> int | str:

@@ -208,6 +208,17 @@ def cmd_report(a: argparse.Namespace) -> int:
         return 2
 
 
+def cmd_export(a: argparse.Namespace) -> int:
+    from .export import ExportError, export
+
+    try:
+        return export(a.log, a.format, a.out, a.cycler, a.cycler_align, a.cycler_tz, a.json)
+    except ExportError as e:
+        print(file=sys.stderr)
+        print("stackpress export: %s" % e, file=sys.stderr)
+        return 2
+
+
 def cmd_tempco(a: argparse.Namespace) -> int:
     from .logfile import LogError
     from .tempco import TempcoError, zero_tempco

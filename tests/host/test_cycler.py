@@ -150,10 +150,28 @@ def test_every_file_read_is_merged_with_a_virtual_fixtures_log(tmp_path, name):
     assert (tmp_path / "out" / "report.png").stat().st_size > 20000
 
 
+@pytest.mark.parametrize("name", sorted(READ))
+def test_every_file_read_is_exported_as_bdf_with_a_virtual_fixtures_log(tmp_path, name):
+    from stackpress.export import table
+
+    _log(tmp_path / "run.csv", "2026-11-24T00:00:00Z", hours=2.0, board="virtual")
+    frame, meta = table([tmp_path / "run.csv"], DATA / name, fmt="bdf")
+    rows = READ[name][0]
+    assert meta["rows"] == {"total": 120 + rows, "fixture": 120, "cycler": rows}
+    cyc = frame[frame["Record Source"] == "cycler"]
+    assert cyc["Voltage / V"].between(READ[name][1][0] - 2e-3, READ[name][1][1] + 2e-3).all()
+    assert (frame["Test Time / s"].diff().dropna() >= 0).all()
+    on_both = frame[frame["Record Source"] == "fixture"]["Voltage / V"].notna()
+    assert on_both.any() or READ[name][3] < 120  # inside the cycler's span the fixture's rows have its voltage
+
+
 def test_a_file_that_is_no_cyclers_is_refused_by_the_command_line(tmp_path):
     _log(tmp_path / "run.csv", "2026-11-24T00:00:00Z", hours=1.0)
     for name in NOT_READ:
         r = _report(tmp_path / "run.csv", "--cycler", DATA / name, "--out", tmp_path / "o")
+        assert r.returncode == 2 and "could not read it" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        argv = [BIN / "stackpress", "export", tmp_path / "run.csv", "--cycler", DATA / name, "--format", "csv"]
+        r = subprocess.run(argv, capture_output=True, text=True)
         assert r.returncode == 2 and "could not read it" in r.stderr and "Traceback" not in r.stderr, r.stderr
     (tmp_path / "x.json").write_text("{}")
     r = _report(tmp_path / "run.csv", "--cycler", tmp_path / "x.json", "--out", tmp_path / "o")
