@@ -8,6 +8,8 @@ RAM it cost 8 KB of heap. A board without the file cannot start (safemode.py say
 
 import gc
 
+from stackpress.protocol import Parts
+
 _FILE = __file__.rsplit("/", 1)[0] + "/settings.txt"
 
 # Changing these re-interprets the measured force, so they are refused mid-test (a span
@@ -111,9 +113,21 @@ def merged(stored):
     return cfg, bad
 
 
-def describe(cfg):
-    """Every setting with its value, unit and range."""
-    return {k: {"value": cfg[k], "unit": s[3], "min": s[1], "max": s[2]} for k, s in schema().items()}
+def describe(cfg, per_part=8):
+    """Every setting with its value, unit and range: dicts of a few settings each, which
+    the reply writes as one object (protocol.Parts): one table of them all needs a block of
+    heap a fragmented one may not have."""
+    parts = Parts()
+    part = {}
+    for k, sp, _ in _entries():
+        _, lo, hi, unit, _ = _parse(sp)
+        part[k] = {"value": cfg[k], "unit": unit, "min": lo, "max": hi}
+        if len(part) == per_part:
+            parts.append(part)
+            part = {}
+    if part:
+        parts.append(part)
+    return parts
 
 
 def help_texts():
