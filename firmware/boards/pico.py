@@ -14,6 +14,7 @@ import machine
 import rp2
 
 from stackpress.hx711 import GAIN_PULSES, HX711, signed24
+from stackpress.mcp4725 import MCP4725
 
 try:  # for type checkers only: the names of the PIO assembler (not a module on a board)
     from rp2.asm_pio import *  # noqa: F401,F403
@@ -31,7 +32,12 @@ PINS = {
     "ntc": 26,  # frame thermistor: 10 kOhm NTC (B 3950) to GND, 10 kOhm to 3V3 (ADC0)
     "estop": 14,  # e-stop, normally closed to GND, internal pull-up: 1 = pressed or wire cut
     "end_stop": 15,  # end-of-travel switch, normally closed to GND, internal pull-up: 1 = open
+    "dac_sda": 6,  # I2C1 SDA: MCP4725 DAC, the analog pressure output for a cycler
+    "dac_scl": 7,  # I2C1 SCL
+    "fault_line": 8,  # optocoupler LED (through 330 Ohm): lit = ok; dark (a fault, or no firmware) = fault
 }
+DAC_I2C = 1  # the I2C block GP6/GP7 belong to
+DAC_I2C_TIMEOUT_US = 2000  # a bus held low costs a pass this long, not rp2's default 50 ms
 LOAD_CELLS = 3  # the reference build: three load cells under the base plate (1 to 4; see hardware/)
 HX711_RATE_SPS = 10  # RATE pin tied low on the reference build: 50 nV rms noise
 NTC_R25_OHM = 10000
@@ -170,6 +176,19 @@ def park():
     rp2.StateMachine(0).active(0)
     machine.Pin(PINS["step"], machine.Pin.OUT, value=0)
     machine.Pin(PINS["enable"], machine.Pin.OUT, value=1)
+    machine.Pin(PINS["fault_line"], machine.Pin.OUT, value=0)  # the cycler sees a fault
+    _dac().power_down()  # 0 V: no pressure signal the cycler could believe
+
+
+def _dac():
+    i2c = machine.I2C(
+        DAC_I2C,
+        scl=machine.Pin(PINS["dac_scl"]),
+        sda=machine.Pin(PINS["dac_sda"]),
+        freq=400_000,
+        timeout=DAC_I2C_TIMEOUT_US,
+    )
+    return MCP4725(i2c)
 
 
 def reset():
@@ -216,6 +235,8 @@ class Board:
         self._estop = machine.Pin(PINS["estop"], machine.Pin.IN, machine.Pin.PULL_UP).value
         self._end_stop = machine.Pin(PINS["end_stop"], machine.Pin.IN, machine.Pin.PULL_UP).value
         self._led = machine.Pin("LED", machine.Pin.OUT, value=0).value  # GP25 on a Pico, WL_GPIO0 on a Pico W
+        self._fault_line = machine.Pin(PINS["fault_line"], machine.Pin.OUT, value=0).value
+        self.dac = _dac()
 
     def inputs(self):
         """Bit 0: the e-stop circuit is open; bit 1: the end-stop circuit is open."""
@@ -226,6 +247,10 @@ class Board:
 
     def led(self, on):
         self._led(on)
+
+    def fault_line(self, ok):
+        """The fault line for the cycler: the optocoupler lit (1) while all is well."""
+        self._fault_line(ok)
 
     def unique_id(self):
         return unique_id()

@@ -7,13 +7,16 @@ board reports the step pulses emitted during one ADC conversion period, the mode
 advances virtual time by that period and answers with the next conversion, which
 this module's pin-level HX711 then shifts out to the unmodified driver.
 
-Link frames (little-endian; 16 bytes board -> model, 32 bytes back; REQUEST and REPLY
+Link frames (little-endian; 20 bytes board -> model, 32 bytes back; REQUEST and REPLY
 below are their one definition: the board announces them in its first line to the model,
 "lockstep REQUEST REPLY\n", and the sim packs and unpacks with what it was told):
   board -> model: u32 seq, i32 steps (signed microsteps), u32 flags (bit 0: the
-                  watchdog was fed since the last frame), u32 watchdog timeout in ms
-                  (0: not armed). The sim keeps the watchdog: a board that stops
-                  feeding it, or stops talking (hung), is reset as a Pico's would be.
+                  watchdog was fed since the last frame; bit 1 the driver disabled; bit 2
+                  the LED on; bit 3 the fault line energised, "ok"), u32 watchdog timeout
+                  in ms (0: not armed), i32 the analog output's DAC code (-1: none
+                  written since the board started). The sim keeps the watchdog: a board
+                  that stops feeding it, or stops talking (hung), is reset as a Pico's
+                  would be.
   model -> board: u32 seq, u32 ticks_ms (wraps at 2**30), i32 counts of load cell 0,
                   u32 flags, i32 frame thermistor reading in milli-degC, i32 counts of
                   load cells 1, 2, 3
@@ -32,7 +35,7 @@ TICKS_PERIOD = 1 << 30  # as on the RP2040: ticks_ms wraps after ~12.4 days
 _TICKS_MASK = TICKS_PERIOD - 1
 _TICKS_HALF = TICKS_PERIOD >> 1
 READY = 1
-REQUEST = "<IiII"  # struct formats of the link frames (see above)
+REQUEST = "<IiIIi"  # struct formats of the link frames (see above)
 REPLY = "<IIiIiiii"
 SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0.5 ms)
 
@@ -150,6 +153,20 @@ class StepPulses:
         return self._sign * n
 
 
+class DAC:
+    """The analog output's 12-bit DAC (an MCP4725 on the Pico): the code goes to the model
+    in every request, where the DAC's errors and the cycler's input are modelled."""
+
+    bits = 12
+
+    def __init__(self):
+        self.code = -1
+
+    def write(self, code):
+        self.code = code
+        return True
+
+
 def wire(board, load_cells=1):
     """Give `board` the pin-level HX711s and the step-pulse model (test doubles share it)."""
     board.chips = [HX711Chip() for _ in range(load_cells)]
@@ -160,6 +177,7 @@ def wire(board, load_cells=1):
     board.step_pulses = StepPulses(board.dir_pin)
     board.irq_off = None
     board.irq_on = None
+    board.dac = DAC()
 
 
 def _u32(b, i):
@@ -208,7 +226,7 @@ class Board:
         self._seq = 0
         self._wdt_ms = 0
         self._fed = 0
-        self._outputs = 0  # request flags: bit 1 driver disabled, bit 2 LED on
+        self._outputs = 0  # request flags: bit 1 driver disabled, bit 2 LED on, bit 3 fault line ok
         self._inputs = 0
         wire(self, self.load_cells)
         self._readinto = s.readinto
@@ -229,7 +247,7 @@ class Board:
 
     def _exchange(self, steps):
         req = self._req
-        struct.pack_into(REQUEST, req, 0, self._seq, steps, self._fed | self._outputs, self._wdt_ms)
+        struct.pack_into(REQUEST, req, 0, self._seq, steps, self._fed | self._outputs, self._wdt_ms, self.dac.code)
         self._fed = 0
         self._seq = (self._seq + 1) & 0x3FFFFFFF
         self._sock.write(req)
@@ -276,6 +294,10 @@ class Board:
 
     def led(self, on):
         self._outputs = (self._outputs & ~4) | (4 if on else 0)
+
+    def fault_line(self, ok):
+        """The fault line for the cycler: energised (1) while all is well."""
+        self._outputs = (self._outputs & ~8) | (8 if ok else 0)
 
     def idle(self):
         """Wait for the next conversion: one period of virtual time."""

@@ -19,6 +19,7 @@ from stackpress import config as cfgmod
 from stackpress import history as rec
 from stackpress.clock import Clock
 from stackpress.controller import FAULT, HOLD, RAMP, RELEASE
+from stackpress.cyclerlink import FAULT_ALARMS, CyclerLink
 from stackpress.hx711 import HX711
 from stackpress.instrument import Instrument, Refused
 from stackpress.outbox import Outbox
@@ -68,6 +69,8 @@ class App:
         stored, err = self.store.load("config")
         cfg, bad = cfgmod.merged(stored)
         self.instrument = Instrument(board, self.hx, self.event, cfg)
+        self.link = CyclerLink(board)  # the analog pressure output and the fault line
+        self._link_errors = 0
         self.locked = False
         self.reset_cause = board.reset_cause()
         self.samples = 0
@@ -115,6 +118,7 @@ class App:
         b = self.resume.get("boot", 0)
         self.boot = (b if isinstance(b, int) else 0) + 1
         ins.apply_settings(ins.cfg)  # a restored profile's step rate
+        self.scale_link()
         self.save_state()  # the boot count, before anything is said under it
 
     def save_state(self):
@@ -136,11 +140,17 @@ class App:
         """Keep and use settings `cfg` (checked)."""
         self.store.save("config", cfg)
         self.instrument.apply_settings(cfg)
+        self.scale_link()
 
     def save_calibration(self, cal, tared=False):
         """Keep and use calibration `cal` (checked; `tared`: a new tare)."""
         self.store.save("calib", cal)
         self.instrument.recalibrate(cal, tared)
+        self.scale_link()
+
+    def scale_link(self):
+        ins = self.instrument
+        self.link.apply(ins.cfg, ins.pressure_mpa(1))
 
     def runtime(self):
         v = sys.implementation.version
@@ -172,12 +182,14 @@ class App:
             self.board.watchdog_park()  # the REPL is not the control loop: fed by a timer there
         except BaseException as e:
             self.instrument.park()
+            self.link.off()
             try:
                 self.event("crash", error=repr(e))
             finally:
                 raise
         finally:
             self.instrument.park()
+            self.link.off()  # no control: the cycler sees a fault
             micropython.kbd_intr(3)
 
     def loop_once(self):
@@ -221,6 +233,9 @@ class App:
     def housekeeping(self, now):
         ins = self.instrument
         self.status_led(now)
+        # What the cycler sees: this sample's pressure, and ok only while in control.
+        healthy = self.resume is None and ins.ctrl.mode != FAULT and not ins.safety.latched & FAULT_ALARMS
+        self.link.update(ins.net, healthy)
         keep = False
         if ins.profile.running and self.resume is None:
             keep = ins.profile_tick(now)
@@ -229,6 +244,7 @@ class App:
             ins.compensate()
             ins.check_uniformity()
             ins.check_estimate()
+            self.check_link()
             if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:
                 self.bootfail = False
                 self.store.remove("bootfail")
@@ -257,6 +273,22 @@ class App:
         if keep:
             self.save_state()
             self._last_save = now
+
+    def check_link(self):
+        """Once a second: a test voltage that has run out ends; a DAC that stopped answering
+        is said once and tried again."""
+        link = self.link
+        if link.test_code >= 0 and self.clock.s >= link.test_until_s:
+            link.test_code = -1
+            self.event("analog_test", state="ended")
+        if link.errors != self._link_errors:
+            self._link_errors = link.errors
+            self.event(
+                "warning",
+                msg="the analog output's DAC does not answer: the cycler's pressure "
+                "signal is lost and the fault line says fault (retried every second)",
+            )
+        link.retry()
 
     # --- output: every record goes through the history, so a replay repeats it exactly ---
     def send(self, obj):

@@ -87,6 +87,7 @@ def status(app, obj):
             "heap_alloc_bytes": gc.mem_alloc(),
         }
     )
+    d.append(app.link.describe())
     if hasattr(app.board, "scenario"):
         d.append({"scenario": app.board.scenario()})
     return d
@@ -311,6 +312,13 @@ def profile_stop(app, obj):
     return profile_status(app, obj)
 
 
+def analog_test(app, obj):
+    # Imported when asked for: a set-up step, not worth its heap in every boot.
+    from stackpress.analogtest import analog_test as run
+
+    return run(app, obj, _number, _not_locked)
+
+
 def profile_status(app, obj):
     return app.instrument.profile_status()
 
@@ -338,6 +346,7 @@ HANDLERS = {
     "profile": profile_status,
     "set_calibration": set_calibration,
     "schema": schema,
+    "analog_test": analog_test,
     "heap": heap,
 }
 

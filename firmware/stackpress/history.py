@@ -1,9 +1,9 @@
 """What the fixture said, kept in RAM so a host that was away can ask for it again.
 
 Telemetry records are kept as fixed-point integers in one preallocated array (56 bytes
-a record; 440 records: 24.1 KB, 36 min at a 5 s telemetry period, 7.3 min at 1 s; with
-several load cells a record is 4 bytes a cell longer and fewer are kept: 362 with three,
-30 min at 5 s); the
+a record; 400 records: 21.9 KB, 33 min at a 5 s telemetry period, 6.7 min at 1 s; with
+several load cells a record is 4 bytes a cell longer and fewer are kept: 329 with three,
+27 min at 5 s); the
 record a host reads, live or replayed, is always formatted from these integers, so a
 replayed record is byte for byte the one sent live. Events are rare and kept as the
 frames that were sent. Both share the sequence numbers of one boot; a reset empties
@@ -15,7 +15,7 @@ import uctypes
 
 from stackpress.controller import MODE_NAMES
 
-TEL_RECORDS = 440  # the boards keep this many (one place: boards and tests read it here)
+TEL_RECORDS = 400  # the boards keep this many (one place: boards and tests read it here)
 EVT_RECORDS = 32
 # Fields of a telemetry entry (integers; NONE where a value is absent).
 # ALARMS_N: the alarm bits (16) and, above them, the samples since the previous record.

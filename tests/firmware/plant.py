@@ -65,6 +65,7 @@ class FakeBoard:
         self.driver = True
         self.led_on = 0
         self.led_changes = 0
+        self.line = None  # the fault line as the firmware last set it (1: ok)
 
     def ticks_ms(self):
         return self.t
@@ -88,6 +89,9 @@ class FakeBoard:
             for i, chip in enumerate(self.chips):
                 if not self.dead & (1 << i):
                     chip.load(TARE + int(f * self.shares[i] * SPAN) + self.plant.noise())
+
+    def fault_line(self, ok):
+        self.line = ok
 
     def serial_read(self, buf):
         if self._rx_at >= len(self.rx):
