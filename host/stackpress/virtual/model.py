@@ -23,6 +23,7 @@ import random
 from typing import Any
 
 from . import params
+from .cycler import VirtualCycler
 
 # Faults a scenario event can inject: {"at_s": t, "fault": name, "duration_s": d, ...};
 # the load-cell ones take "channel": i to hit one load cell (all of them without it).
@@ -148,6 +149,8 @@ class FixtureModel:
         self.rest_s = cyc["rest_before_s"]
         self.half_cycle_s = 3600.0 / cyc["c_rate"]
         self.cycles = cyc["cycles"]
+        # the cycler runs the program: the cell breathes with the time it has run
+        self.cycler = VirtualCycler(scenario, fixture, self.area_mm2, seed)
         # state
         self.t_us = 0
         self.motor_steps = 0
@@ -187,7 +190,8 @@ class FixtureModel:
 
     # --- the cell ---
     def cell_growth_um(self, t_s: float) -> float:
-        """Free thickness change (um) from breathing and irreversible growth at t_s."""
+        """Free thickness change (um) from breathing and irreversible growth when the
+        cycler's program has run for t_s."""
         t = t_s - self.rest_s
         if t <= 0:
             return 0.0
@@ -205,7 +209,7 @@ class FixtureModel:
     def cell_thickness_um(self) -> float:
         """True change of the cell's thickness under load since assembly: what dilatometry measures."""
         return (
-            self.cell_growth_um(self.t_us / 1e6)
+            self.cell_growth_um(self.cycler.program_s)
             + self.expansion_um(self.t_us / 1e6)
             - self.cell_creep_um
             - self.force_n / self.k_cell
@@ -278,7 +282,7 @@ class FixtureModel:
         return (
             self.load_um
             - self.gap_um
-            + self.cell_growth_um(t_s)
+            + self.cell_growth_um(self.cycler.program_s)
             + self.expansion_um(t_s)
             - self.cell_creep_um
             + (self.fixture_um_per_k + self.cell_um_per_k) * (self.temp_c - self.temp0_c)
@@ -346,11 +350,17 @@ class FixtureModel:
         (an `estop` or `end_stop` event, for its duration)."""
         return (1 if "estop" in self.faults else 0) | (2 if "end_stop" in self.faults else 0)
 
+    def outputs(self, dac_code: int, fault_line_ok: bool) -> None:
+        """The board's outputs to the cycler: the analog output's DAC code (-1: never
+        written) and the fault line (True: energised, ok)."""
+        self.cycler.outputs(dac_code, fault_line_ok)
+
     def advance(self, steps: int, driver_on: bool = True) -> list[int | None]:
         """Advance one ADC period with `steps` microsteps emitted; return each load cell's
         conversion (None for one that gives none: disconnected)."""
         s0 = self.sensed
         self.t_us += self.period_us
+        self.cycler.advance(self.period_us / 1e6)
         self._environment()
         fl = self.faults
         if "motor_blocked" in fl or not driver_on:

@@ -69,8 +69,8 @@ def lockstep_frames(conn: socket.socket, timeout_s: float = 10.0) -> tuple[Struc
     if len(words) != 3 or words[0] != "lockstep":
         raise ValueError("%r is not 'lockstep REQUEST REPLY'" % line[:60])
     req, rep = struct.Struct(words[1]), struct.Struct(words[2])
-    if len(req.unpack(bytes(req.size))) != 4 or len(rep.unpack(bytes(rep.size))) != 8:
-        raise ValueError("frames %s %s: 4 request and 8 reply fields expected" % (words[1], words[2]))
+    if len(req.unpack(bytes(req.size))) != 5 or len(rep.unpack(bytes(rep.size))) != 8:
+        raise ValueError("frames %s %s: 5 request and 8 reply fields expected" % (words[1], words[2]))
     return req, rep
 
 
@@ -140,6 +140,7 @@ class Sim:
         label: str | None = None,
         pause_at_s: list[float] | None = None,
         pico_files: tuple[str, str] | None = None,
+        cycler_out: str | Path | None = None,
     ) -> None:
         self.speed = speed
         # Virtual times (us) at which the world holds still until a host next writes to the
@@ -158,6 +159,8 @@ class Sim:
         self.boot_s = boot_s
         self.log = log or (lambda msg: print("sim: " + msg, file=sys.stderr, flush=True))
         self.truth_path = truth
+        self.cycler_out = cycler_out  # the virtual cycler's own export file (virtual/cycler.py)
+        self._cycler_file: Any = None
         self.truth_every = max(1, int(truth_every))
         self.stopping = False
         self.board: subprocess.Popen[bytes] | None = None
@@ -243,6 +246,9 @@ class Sim:
                 "temperature_c,drive_um,%strue_uniformity_pct,true_centre_x_mm,true_centre_y_mm\n"
                 % "".join("true_force_ch%d_n," % i for i in range(self.model.n_cells))
             )
+        if self.cycler_out:
+            self._cycler_file = open(self.cycler_out, "w", buffering=1)  # a line at a time: read while it runs
+            self.model.cycler.record_to(self._cycler_file)
         self.wall0 = time.monotonic()
         self._spawn_board()
         return self.port
@@ -554,7 +560,7 @@ class Sim:
             self.conn = None
             self._down_since = time.monotonic()
             return
-        seq, steps, flags, wdt_ms = self.req.unpack(data)
+        seq, steps, flags, wdt_ms, dac_code = self.req.unpack(data)
         m = self.model
         self.last_req = time.monotonic()
         if wdt_ms and not self.wdt_ms:
@@ -577,6 +583,7 @@ class Sim:
         steps = max(-limit, min(limit, steps))  # faster than the motor can follow: steps lost
         self.driver_on = not flags & 2
         self.led = 1 if flags & 4 else 0
+        m.outputs(dac_code, bool(flags & 8))
         counts = m.advance(steps, self.driver_on)
         if m.board_events:
             self._board_events()
@@ -713,6 +720,10 @@ class Sim:
 
     def _board_exited(self) -> None:
         rc = self.board.returncode
+        # A board that stopped drives no fault line: the cycler sees a fault. The DAC, a chip
+        # of its own, keeps its code, unless the power went (then it starts at 0 V).
+        cyc = self.model.cycler
+        cyc.outputs(-1 if self.next_cause == "power_on" else cyc.dac_code, False)
         self.to_board.clear()
         self._from_board_drain()
         self.board.stdout.close()
@@ -754,6 +765,8 @@ class Sim:
                 s.close()
         if self.truth:
             self.truth.close()
+        if self._cycler_file:
+            self._cycler_file.close()
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)

@@ -9,6 +9,8 @@
 //   bit out on each PD_SCK rise, 25 to 27 pulses a read, and PD_SCK high over 60 us powers
 //   the chip down (it then gives nothing until it has settled again);
 // - the NTC divider on ADC0 and the normally-closed switches on their inputs;
+// - the analog output's MCP4725 DAC on I2C1 (its fast-mode write: the code goes to the
+//   model in every request) and the fault line's GPIO;
 // - USB CDC is this process's stdin and stdout; logs go to stderr;
 // - a reset of the chip (watchdog, machine.reset) ends this process with an exit code
 //   (the sim starts the chip again: a reset resets the chip, not the world).
@@ -20,7 +22,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import { Chip, WATCHDOG_FORCE, WATCHDOG_TIMER } from './chip.mjs';
 
-const REQUEST = '<IiII';
+const REQUEST = '<IiIIi';
 const REPLY = '<IIiIiiii';
 const WATCHDOG_EXIT = 75; // the chip reset itself through its watchdog: timed out
 const FORCED_RESET_EXIT = 76; // forced (machine.reset); pico/__init__.py has both
@@ -131,6 +133,24 @@ async function main() {
       for (const c of cells) c.powerDown();
     }
   });
+  // The MCP4725 on I2C1 at 0x60: two bytes, power-down bits and the code's top 4, then its low 8
+  const DAC_ADDRESS = 0x60;
+  let dacCode = -1; // never written: the chip's power-on value (0 V)
+  let dacBytes = [];
+  const i2c = mcu.i2c[1];
+  i2c.onStart = () => {
+    dacBytes = [];
+    i2c.completeStart();
+  };
+  i2c.onConnect = (address) => i2c.completeConnect(address === DAC_ADDRESS);
+  i2c.onWriteByte = (value) => {
+    dacBytes.push(value);
+    i2c.completeWrite(true);
+  };
+  i2c.onStop = () => {
+    if (dacBytes.length === 2) dacCode = dacBytes[0] & 0x30 ? 0 : ((dacBytes[0] & 0x0f) << 8) | dacBytes[1];
+    i2c.completeStop();
+  };
   // Step pulses, signed by DIR (1: more compression)
   let steps = 0;
   mcu.gpio[pins.step].addListener((state, old) => {
@@ -163,11 +183,12 @@ async function main() {
     // The chip resets itself when its watchdog runs out; the sim, told of it too, resets a
     // board process that stops (hung: its emulator is not running either).
     const [fed, wdtMs] = chip.watchdogState();
-    const req = Buffer.alloc(16);
+    const req = Buffer.alloc(20);
     req.writeUInt32LE(seq, 0);
     req.writeInt32LE(nSteps, 4);
     req.writeUInt32LE(flags | (fed ? 1 : 0), 8);
     req.writeUInt32LE(wdtMs, 12);
+    req.writeInt32LE(dacCode, 16);
     seq = (seq + 1) & 0x3fffffff;
     sock.write(req);
     if (rx.length < 32) await new Promise((resolve) => (waiter = resolve));
@@ -200,7 +221,10 @@ async function main() {
       chip.run(Math.min(next, clock.nanos + SLICE_NS));
       await new Promise((resolve) => setImmediate(resolve)); // host input, in emulated order
     }
-    const outputs = (mcu.gpio[pins.enable].outputValue ? 2 : 0) | (mcu.gpio[25].outputValue ? 4 : 0);
+    const outputs =
+      (mcu.gpio[pins.enable].outputValue ? 2 : 0) |
+      (mcu.gpio[25].outputValue ? 4 : 0) |
+      (mcu.gpio[pins.fault_line].outputValue ? 8 : 0);
     const n = steps;
     steps = 0;
     const rep = await exchange(n, outputs);
