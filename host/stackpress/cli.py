@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from .cli_fixture import (
     _simple,
+    cmd_analog,
     cmd_calibrate,
     cmd_config,
     cmd_hold,
@@ -42,6 +43,7 @@ from .protocol import BadValue
 from .refusal import in_cli_words
 
 LINKED = {
+    "analog": cmd_analog,
     "status": cmd_status,
     "hold": cmd_hold,
     "release": cmd_release,
@@ -80,7 +82,7 @@ def _main(argv: Sequence[str] | None) -> int:
 
     PROGRAM[0] = " ".join(
         ["stackpress", a.cmd]
-        + ([a.action] if a.cmd == "profile" else [])
+        + ([a.action] if a.cmd in ("profile", "analog") else [])
         + ([a.key] if a.cmd == "config" and a.key else [])
     )
     try:

@@ -269,6 +269,63 @@ def cmd_jog(a: argparse.Namespace, link: FixtureLink) -> int:
     return 0
 
 
+def cmd_analog(a: argparse.Namespace, link: FixtureLink) -> int:
+    from .analog import AnalogError, fit, parse_points
+
+    if a.action == "stop":
+        r = link.command("analog_test", v=None)
+        print(json.dumps(r) if a.json else "the analog output follows the pressure again")
+        return 0
+    if a.action == "test":
+        if len(a.values) != 1:
+            print("stackpress analog test: give one voltage (e.g. analog test 1.5)", file=sys.stderr)
+            return 2
+        try:
+            v = float(a.values[0])
+        except ValueError:
+            print("stackpress analog test: %r is not a voltage" % a.values[0], file=sys.stderr)
+            return 2
+        r = link.command("analog_test", v=v, s=a.seconds)
+        if a.json:
+            print(json.dumps(r))
+        else:
+            print(
+                "the analog output holds %.4f V (DAC code %d) for %g s: read the cycler's aux input now, "
+                "then give it to 'stackpress analog fit %d:VOLTS ...' with the other points"
+                % (r["v"], r["code"], r["s"], r["code"])
+            )
+        return 0
+    try:
+        points = parse_points(a.values)
+        cfg = link.command("config")["config"]
+        r = fit(points, cfg["analog_out_mpa_per_v"]["value"])
+    except AnalogError as e:
+        print("stackpress analog fit: %s" % e, file=sys.stderr)
+        return 2
+    if a.apply:
+        for key in ("analog_out_zero_v", "analog_out_full_scale_v"):
+            link.command("set", key=key, value=r[key])
+        r["applied"] = True
+    if a.json:
+        print(json.dumps(r))
+        return 0
+    print(
+        "the DAC: %.4f V at code 0, %.4f V at full scale (set: %.4f and %.4f)%s"
+        % (
+            r["analog_out_zero_v"],
+            r["analog_out_full_scale_v"],
+            cfg["analog_out_zero_v"]["value"],
+            cfg["analog_out_full_scale_v"]["value"],
+            "; now set" if a.apply else "; --apply sets them",
+        )
+    )
+    print(
+        "left over (the DAC's nonlinearity and the reading): at most %.2f mV, %.4f MPa, over %d points"
+        % (r["residual_max_mv"], r["residual_max_mpa"], r["points"])
+    )
+    return 0
+
+
 def cmd_monitor(a: argparse.Namespace, link: FixtureLink) -> int:
     from .monitor import monitor
 

@@ -43,6 +43,7 @@ EXAMPLES = {
     "note": "stackpress note 'cell 7: electrolyte refilled, cycling resumed'",
     "calibrate": "stackpress calibrate --at 500,2000,4000 --reference 'HBM C10 s/n 123, cert 2026-10-01'",
     "tempco": "stackpress tempco soak.csv --apply",
+    "analog": "stackpress analog test 1.5   (read the cycler's aux input; then: analog fit 1861:1.503 ... --apply)",
 }
 
 
@@ -52,7 +53,7 @@ SPEED_RANGE = (0.001, 1e6)
 # Commands that reach one fixture: they take --port after the command too.
 AT_A_PORT = (
     "status", "hold", "release", "gap", "idle", "ack", "tare", "lock", "unlock", "config", "tune", "jog",
-    "monitor", "repl", "profile", "calibrate", "flash", "reset", "note",
+    "monitor", "repl", "profile", "calibrate", "flash", "reset", "note", "analog",
 )  # fmt: skip
 
 
@@ -154,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--flash", help="keep the board's flash image in this file between runs")
     s.add_argument("--truth", help="write the model's true state to this CSV")
     s.add_argument("--truth-every", type=int, default=8, help="one truth row per N samples (default 8)")
+    s.add_argument(
+        "--cycler-out",
+        help="write the virtual cycler's own export here (CSV: its voltage, current, cycle, step, the "
+        "fixture's analog output on its aux input, its fault line; merge with --cycler-align device)",
+    )
     s.add_argument("--heap", default="192k", help="board heap size (default 192k, as a Pico)")
     s.add_argument("--firmware", help="the firmware tree the board runs (default: this checkout's firmware/)")
     s.add_argument("--duration", type=_finite("--duration (s)"), help="stop after this many seconds of wall time")
@@ -419,6 +425,18 @@ def build_parser() -> argparse.ArgumentParser:
     _cycler_arguments(s)
     s.add_argument("--json", action="store_true", help="what was written, as one JSON object")
     s = add(
+        "analog",
+        "check the analog pressure output against the cycler's input: test V (hold a test voltage), "
+        "stop, fit CODE:VOLTS ... (the DAC's ends from what was read)",
+    )
+    s.add_argument("action", choices=["test", "stop", "fit"])
+    s.add_argument("values", nargs="*", help="test: the volts (0 to the DAC's full scale); fit: CODE:VOLTS pairs")
+    s.add_argument(
+        "--seconds", type=_finite("--seconds (s)"), default=60.0, help="test: how long it holds (default 60)"
+    )
+    s.add_argument("--apply", action="store_true", help="fit: set analog_out_zero_v and analog_out_full_scale_v")
+    s.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    s = add(
         "tempco",
         "the load cells' zero drift per K, from a log of the unloaded fixture through a temperature change",
     )
@@ -451,7 +469,8 @@ def _cycler_arguments(s: argparse.ArgumentParser) -> None:
     )
     s.add_argument(
         "--cycler-align",
-        help="'start': the cycler's start at the log's first record; or a time (ISO 8601, UTC unless "
+        help="'start': the cycler's start at the log's first record; 'device': its test time is the "
+        "fixture's clock (the virtual fixture's cycler, sim --cycler-out); or a time (ISO 8601, UTC unless "
         "it says) for the cycler's start (default: by the two clocks)",
     )
 

@@ -51,6 +51,7 @@ def cmd_sim(a: argparse.Namespace) -> int:
         heap=a.heap,
         truth=a.truth,
         truth_every=a.truth_every,
+        cycler_out=a.cycler_out,
         link=a.link,
         status=a.status,
         label=_scenario_label(a),

@@ -309,12 +309,19 @@ def read(path: str | Path, tz: str | None = None) -> Cycler:
 
 
 def on_log_axis(
-    cyc: Cycler, log_t0: pd.Timestamp, log_end_s: float, align: str | None, virtual: bool
+    cyc: Cycler,
+    log_t0: pd.Timestamp,
+    log_end_s: float,
+    align: str | None,
+    virtual: bool,
+    log_device0_s: float | None = None,
 ) -> tuple[np.ndarray, list[str]]:
     """The cycler's rows' times in seconds on the log's axis (0: the log's first record), and
     what to tell the user. `align`: None (by the clocks), "start" (the cycler's start at the
-    log's first record) or an ISO time (the cycler's start then, UTC unless it says).
-    CyclerError when the two do not overlap at all."""
+    log's first record), "device" (its test time is the fixture's device clock, which read
+    `log_device0_s` at the log's first record: the virtual fixture's own cycler) or an ISO
+    time (the cycler's start then, UTC unless it says). CyclerError when the two do not
+    overlap at all."""
     notes = list(cyc.notes)
     tt = cyc.table["test_time_s"].to_numpy(dtype=float)
     if align is None and (virtual or not cyc.has_clock):
@@ -335,11 +342,15 @@ def on_log_axis(
             )
     elif align == "start":
         t = tt - tt[0]
+    elif align == "device":
+        if log_device0_s is None:
+            raise CyclerError("--cycler-align device: the log has no device clock")
+        t = tt - log_device0_s
     else:
         try:
             start = pd.Timestamp(align)
         except ValueError:
-            raise CyclerError("--cycler-align %r: 'start' or a time (ISO 8601)" % align) from None
+            raise CyclerError("--cycler-align %r: 'start', 'device' or a time (ISO 8601)" % align) from None
         start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
         t = tt - tt[0] + (start - log_t0).total_seconds()
     a, b = float(np.nanmin(t)), float(np.nanmax(t))
@@ -382,6 +393,7 @@ def on_a_logs_axis(
         float(df["elapsed_s"].iloc[-1]),
         align,
         virtual=df.attrs["meta"]["time_axis"] != HOST_CLOCK,
+        log_device0_s=float(df["device_ms"].iloc[0]) / 1000 if "device_ms" in df else None,
     )
     tb = cyc.table
     return (

@@ -37,7 +37,7 @@ from .protocol import BadValue
 from .timebase import utc_text
 
 # Records kept while the broker is away: ~30 MB with three load cells; 14 h at the default
-# record a second, far longer than the fixture's own history (362-440 records).
+# record a second, far longer than the fixture's own history (329-400 records).
 BACKLOG_RECORDS = 50_000
 IN_FLIGHT = 200
 STATUS_EVERY_S = 5.0

@@ -25,6 +25,7 @@ AS_TYPED = {
     "profile_stop": "stackpress profile stop",
     "repl": "stackpress repl",
     "reset": "stackpress reset",
+    "analog_test": "stackpress analog test V",
 }
 # The firmware's lock refusal names the protocol command it refuses ("'set' changes
 # pressure"), which is not true of every setting: the command line names what was typed.

@@ -18,12 +18,12 @@ BIN = Path(sys.executable).parent
 LOG_T0 = pd.Timestamp("2026-03-01T10:00:00Z")
 
 
-def _log(path, board="pico", records=60):
+def _log(path, board="pico", records=60, device0_ms=0):
     """A fixture holding 40 MPa, a record a minute from LOG_T0, the cell growing 0.02 µm a record."""
     log = CsvLog(str(path), log_meta(board=board, fixture_id="f7", cell="LPSCl-NMC 7"))
     t0_ms = LOG_T0.value // 1_000_000
     for k in range(records):
-        rec = telemetry(1, k + 1, device_ms=k * 60_000, thickness_um=0.02 * k, temperature_c=25.5)
+        rec = telemetry(1, k + 1, device_ms=device0_ms + k * 60_000, thickness_um=0.02 * k, temperature_c=25.5)
         log.row(rec, "b1", t0_ms + k * 60_000, "live")
     log.close()
 
@@ -162,3 +162,20 @@ def test_a_virtual_fixtures_log_has_no_unix_time_and_says_why(tmp_path):
     assert "Unix Time / s" not in said["columns"] and any("log's start" in n for n in said["cycler_notes"])
     meta = json.loads((tmp_path / "run.bdf.metadata.json").read_text())
     assert "not a clock" in meta["log"]["no_unix_time"]
+
+
+def test_the_virtual_cyclers_file_goes_on_the_fixtures_own_clock(tmp_path):
+    """Its test time is the virtual fixture's device time: --cycler-align device."""
+    _log(tmp_path / "run.csv", board="virtual", device0_ms=600_000)  # the logger started 600 s in
+    k = np.arange(800)
+    pd.DataFrame({"time_s": 7.0 * k, "voltage_v": 3.0 + 7e-4 * k, "current_a": 1e-3}).to_csv(
+        tmp_path / "cycler.csv", index=False
+    )
+    r = _export(
+        tmp_path / "run.csv", "--cycler", tmp_path / "cycler.csv", "--cycler-align", "device", "--format", "csv"
+    )
+    assert r.returncode == 0, r.stderr
+    df = pd.read_csv(tmp_path / "run_export.csv")
+    fx = df[df["source"] == "fixture"]
+    device_s = 600.0 + 60.0 * np.arange(60)
+    np.testing.assert_allclose(fx["cycler_voltage_v"], 3.0 + 1e-4 * device_s, atol=1e-9)
