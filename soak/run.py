@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 
+import cycler_link
 import emulated_pico
 import load_cells
 import misuse
@@ -515,6 +516,7 @@ def main():
         "link": lambda: run_link(a.seed, a.away_s),
         "fuzz": lambda: run_fuzz(a.fuzz),
         "load_cells": lambda: load_cells.run_load_cells(a.seed, a.channel_fault_s),
+        "cycler_link": lambda: cycler_link.run_cycler_link(a.seed),
         "misuse": lambda: misuse.run_misuse(a.seed),
         "pico_hour": lambda: emulated_pico.run_pico_hour(a.seed, a.pico_s),
     }
@@ -561,6 +563,7 @@ def main():
         "one_channel_failed_true_dev_mpa": round(figs.get("one_channel_failed_true_dev_mpa", 0.0), 4),
         "eccentric_centre_err_mm": round(figs.get("eccentric_centre_err_mm", 0.0), 4),
         "eccentric_uniformity_err_pct": round(figs.get("eccentric_uniformity_err_pct", 0.0), 4),
+        "cycler_aux_max_err_mpa": round(figs.get("cycler_aux_max_err_mpa", 0.0), 4),
         "simulated_days": round(sim_s / 86400, 2),
         "longest_run_days": round(max((r["t_s"] for r in _TIMES.values()), default=0) / 86400, 2),
         "wall_s": round(time.monotonic() - t0, 1),

@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "soak"))
+import cycler_link  # noqa: E402
 import harness  # noqa: E402
 import load_cells  # noqa: E402
 import misuse  # noqa: E402
@@ -16,7 +17,7 @@ import run as soak  # noqa: E402
 
 @pytest.fixture(autouse=True)
 def _out(tmp_path, monkeypatch):
-    for module in (harness, soak, misuse):  # each took the name from harness
+    for module in (harness, soak, misuse, cycler_link):  # each took the name from harness
         monkeypatch.setattr(module, "OUT", tmp_path)
 
 
@@ -67,3 +68,8 @@ def test_load_cells_off_centre_each_failing_in_turn_two_at_once_and_one_drifting
 def test_misuse_tare_under_load_a_stiffness_typo_a_wiped_flash_resets_mid_profile_and_bad_firmware():
     f = _check(misuse.run_misuse(3))
     assert f["tare_refused_true_dev_mpa"] < 0.4
+
+
+def test_the_cyclers_own_file_holds_the_pressure_and_a_fault_pauses_the_cycling():
+    f = _check(cycler_link.run_cycler_link(3))
+    assert 0 < f["cycler_aux_max_err_mpa"] <= cycler_link.BUDGET_MPA and f["cycler_pause_s"] > 20
