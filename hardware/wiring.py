@@ -77,6 +77,9 @@ SIGNALS = {
     "ntc": ("NTC divider", "ADC", "#2ca02c"),
     "estop": ("E-stop (NC)", "C", "#e377c2"),
     "end_stop": ("End stop (NC)", "C", "#9467bd"),
+    "dac_sda": ("MCP4725 DAC", "SDA", "#bcbd22"),
+    "dac_scl": ("MCP4725 DAC", "SCL", "#7f7f00"),
+    "fault_line": ("PC817 (fault line)", "A", "#ff1493"),
 }
 # module -> terminals (top to bottom) and fixed wires: terminal -> (Pico pin or None, note)
 MODULES = {
@@ -124,6 +127,23 @@ MODULES = {
     ),
     "E-stop (NC)": (["C", "NC"], {"NC": ("GND", "mushroom switch, normally closed: pressed or a cut wire reads open")}),
     "End stop (NC)": (["C", "NC"], {"NC": ("GND", "microswitch at the end of the screw's travel, normally closed")}),
+    "MCP4725 DAC": (
+        ["VDD", "GND", "SDA", "SCL", "A0", "VOUT"],
+        {
+            "VDD": (None, "3.300 V from a REF3033 (its reference); pull-ups: 4.7 kOhm to Pico 3V3 only"),
+            "GND": ("GND", "and to the cycler's aux input - (one point)"),
+            "A0": ("GND", "address 0x60"),
+            "VOUT": (None, "1 kOhm, 1 uF to GND, to the cycler's aux input + (shielded pair)"),
+        },
+    ),
+    "PC817 (fault line)": (
+        ["A", "K", "C", "E"],
+        {
+            "K": ("GND", ""),
+            "C": (None, "to the cycler's external stop/pause input (isolated)"),
+            "E": (None, "to that input's common; lit = ok, dark = fault"),
+        },
+    ),
     "NTC divider": (
         ["3V3", "ADC", "AGND"],
         {
