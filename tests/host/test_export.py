@@ -179,3 +179,20 @@ def test_the_virtual_cyclers_file_goes_on_the_fixtures_own_clock(tmp_path):
     fx = df[df["source"] == "fixture"]
     device_s = 600.0 + 60.0 * np.arange(60)
     np.testing.assert_allclose(fx["cycler_voltage_v"], 3.0 + 1e-4 * device_s, atol=1e-9)
+
+
+def test_the_csv_is_the_same_through_pyarrow_and_through_pandas(tmp_path):
+    """Where pyarrow is installed it writes the CSV (ten times as fast); without it pandas
+    does: the two files read back the same."""
+    pytest.importorskip("pyarrow")
+    from stackpress.export import table, write_csv
+
+    _log(tmp_path / "run.csv")
+    _cycler_csv(tmp_path / "cycler.csv")
+    frame, _ = table([tmp_path / "run.csv"], tmp_path / "cycler.csv", fmt="bdf")
+    write_csv(frame, tmp_path / "a.csv", lambda _: None, arrow=True)
+    write_csv(frame, tmp_path / "p.csv", lambda _: None, arrow=False)
+    a, p = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "p.csv")
+    assert list(a.columns) == list(p.columns) == list(frame.columns)
+    pd.testing.assert_frame_equal(a, p, check_dtype=False)  # pyarrow writes 60.0 as 60
+    assert "40001000" in (tmp_path / "a.csv").read_text()  # Pa without float noise
