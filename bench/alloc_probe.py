@@ -21,44 +21,12 @@ sink = bytearray(4096)  # the board double's serial line: what the firmware writ
 
 sys.path.insert(0, sys.argv[1])
 sys.path.insert(0, sys.argv[2])
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])  # bench/: held_app
 
-from plant import SPAN, TARE, FakeBoard, Plant, mount_ram_flash  # noqa: E402
-
-mount_ram_flash("/flash")  # the test double's 24 KB RAM disk (a Pico's flash is not in its heap)
-# The firmware's big buffers next, in main.py's order (history, output queue).
-from stackpress.history import History  # noqa: E402
-
-hist = History(64, load_cells=CELLS)
-out_buf = bytearray(4096)
-from stackpress.app import App  # noqa: E402
-from stackpress.controller import HOLD  # noqa: E402
-
-
-class NoisyPlant(Plant):
-    """16 N/um at 12.5 nm per microstep, with +-16 counts of ADC noise (the plant's LCG)."""
-
-    def __init__(self):
-        super().__init__(k_n_per_step=0.2, gap_steps=16000)
-        self.noise_counts = 16
-
+from held_app import held_app  # noqa: E402  (the firmware's big buffers, then its modules, as main.py)
 
 gc.collect()
-board = FakeBoard(NoisyPlant(), load_cells=CELLS)
-board.shares = [0.36, 0.33, 0.31]
-board.sink = sink
-board.sunk = 0
-app = App(board, hist, out_buf)
-app.instrument.recalibrate({"tare_counts": [TARE] * CELLS, "span_counts_per_n": [SPAN] * CELLS})
-for _ in range(20):
-    app.loop_once()
-    board.sunk = 0
-app.instrument.hold(40.0)
-for _ in range(20000):
-    app.loop_once()
-    board.sunk = 0
-    if app.instrument.ctrl.mode == HOLD:
-        break
-assert app.instrument.ctrl.mode == HOLD, "never reached hold"
+app, board = held_app(sink)
 
 for i in range(N):
     board.idle()

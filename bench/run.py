@@ -562,6 +562,15 @@ def month_report(outdir):
     return json.loads(r.stdout.splitlines()[-1])
 
 
+def sample_profile():
+    """bench/sample_profile.py's figures (where a sample's wall time goes), from a process of
+    its own, alone on the machine."""
+    r = subprocess.run([sys.executable, str(ROOT / "bench" / "sample_profile.py")], stdout=subprocess.PIPE, text=True)
+    if r.returncode:
+        raise RuntimeError("bench/sample_profile.py failed (%d)" % r.returncode)
+    return json.loads(r.stdout.splitlines()[-1])
+
+
 def fmt(x, spec="%.4f"):
     return "-" if x is None else spec % x
 
@@ -581,6 +590,7 @@ def main(argv=None):
     log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
     runs = {}
     probe = alloc_probe(outdir)  # first: seconds, and nothing long runs if it fails
+    per_sample = sample_profile()  # alone on the machine, before the fixtures run
     tc = run_tempco(a.seed + 200, outdir)
     zc = tc["zero_n_per_k"]
     log(
@@ -674,6 +684,16 @@ def main(argv=None):
         )
     )
 
+    parts = per_sample["per_sample_us"]
+    print(
+        "a sample at full speed, three load cells (x%.0f, %.1f us): %s"
+        % (
+            per_sample["speed_vs_realtime"],
+            per_sample["per_sample_wall_us"],
+            ", ".join("%s %.1f" % (k[: -len("_us")].replace("_", " "), v) for k, v in parts.items()),
+        )
+    )
+
     def worst(kind, which):
         vals = [results[(kind, sp)][which] for sp in SETPOINTS_MPA]
         return {
@@ -718,6 +738,7 @@ def main(argv=None):
         "dropped_bytes": sum(r["dropped_bytes"] for r in all_runs),
         "virtual_h": round(sum(r["virtual_s"] for r in all_runs) / 3600, 1),
         "month_report": month,
+        "per_sample": per_sample,
         "wall_s": round(time.monotonic() - t_wall, 1),
         "plot": str(png.relative_to(ROOT) if png.is_relative_to(ROOT) else png),
     }

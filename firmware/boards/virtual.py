@@ -24,6 +24,9 @@ below are their one definition: the board announces them in its first line to th
   which load cells have one (a disconnected one has none); seq 0 (hello) puts the
   conversion period in microseconds in the counts field. The number of load cells
   comes from the sim in STACKPRESS_LOAD_CELLS (all share one PD_SCK).
+STACKPRESS_BOARD_STATS=N: every N exchanges, a line on stderr with the microseconds per
+sample this board worked (the firmware's pass: pins, control, records) and waited for the
+model's reply (the link and the model): bench/sample_profile.py reads it.
 """
 
 import os
@@ -230,6 +233,11 @@ class Board:
         self._inputs = 0
         wire(self, self.load_cells)
         self._readinto = s.readinto
+        every = int(_env("STACKPRESS_BOARD_STATS") or 0)
+        if every:  # a module of its own: no heap for it unless asked
+            from boards.virtual_stats import timed
+
+            self._exchange = timed(self._exchange, every)
         self.period_us = self._exchange(0)  # hello: the model tells the ADC's period
         self.sample_rate_sps = 1000000 // self.period_us
         # Lockstep costs a wake-up per sample when the two sides sleep between messages;

@@ -160,6 +160,9 @@ class Sim:
         self.log = log or (lambda msg: print("sim: " + msg, file=sys.stderr, flush=True))
         self.truth_path = truth
         self.cycler_out = cycler_out  # the virtual cycler's own export file (virtual/cycler.py)
+        # STACKPRESS_SIM_STATS=1: the time the model and the rest of a request's serving take,
+        # said when the sim stops (bench/sample_profile.py)
+        self.stats = [0.0, 0.0] if os.environ.get("STACKPRESS_SIM_STATS") else None
         self._cycler_file: Any = None
         self.truth_every = max(1, int(truth_every))
         self.stopping = False
@@ -551,6 +554,13 @@ class Sim:
             self.conn = None
 
     def _serve(self) -> None:
+        if self.stats is None:
+            return self._serve_request()
+        t0 = time.perf_counter()
+        self._serve_request()
+        self.stats[1] += time.perf_counter() - t0
+
+    def _serve_request(self) -> None:
         try:
             data = self.conn.recv(self.req.size, socket.MSG_WAITALL)
         except OSError:
@@ -584,7 +594,12 @@ class Sim:
         self.driver_on = not flags & 2
         self.led = 1 if flags & 4 else 0
         m.outputs(dac_code, bool(flags & 8))
-        counts = m.advance(steps, self.driver_on)
+        if self.stats is not None:
+            t_model = time.perf_counter()
+            counts = m.advance(steps, self.driver_on)
+            self.stats[0] += time.perf_counter() - t_model
+        else:
+            counts = m.advance(steps, self.driver_on)
         if m.board_events:
             self._board_events()
             if self.conn is None:
@@ -779,6 +794,11 @@ class Sim:
             self.write_status()
         shutil.rmtree(self.tmp, ignore_errors=True)
         wall = time.monotonic() - self.wall0
+        if self.stats is not None and self.samples:
+            self.log(
+                "sim stats: %d samples, model %.1f us, serving %.1f us a sample"
+                % (self.samples, 1e6 * self.stats[0] / self.samples, 1e6 * self.stats[1] / self.samples)
+            )
         self.log(
             "stopped: %d samples, %.1f s virtual in %.1f s wall (x%.1f), %d boots, %d bytes dropped"
             % (
