@@ -43,8 +43,10 @@ from .reset import RESET_CODE, wait_for_firmware
 MPREMOTE = str(Path(sys.executable).parent / "mpremote")
 FOLDERS = ("stackpress", "boards")  # the firmware's own: cleaned of files it no longer has
 
+# A line a file, printed as it is hashed: the board's heap at the REPL still holds the
+# firmware, and one string of every hash (3 KB for 30 files) may find no block that big.
 HASH_CODE = """
-import hashlib, binascii, os, json
+import hashlib, binascii, os
 def h(p):
     try:
         f = open(p, 'rb')
@@ -59,16 +61,20 @@ def h(p):
         d.update(memoryview(b)[:n])
     f.close()
     return binascii.hexlify(d.digest()).decode()
-out = {}
+seen = set()
+def say(p):
+    seen.add(p)
+    print('HASH', p, h(p))
 for p in %s:
-    out[p] = h(p)
+    say(p)
 for d in %s:
     try:
         for n in os.listdir(d):
-            out.setdefault(d + '/' + n, h(d + '/' + n))
+            if d + '/' + n not in seen:
+                say(d + '/' + n)
     except OSError:
         pass
-print('HASHES' + json.dumps(out))
+print('HASHES END')
 """
 
 
@@ -112,12 +118,16 @@ def _mpremote(port: str, *args: str, timeout: float = 120) -> str:
     return p.stdout
 
 
-def board_hashes(port: str, paths: dict[str, bytes]) -> dict[str, str]:
+def board_hashes(port: str, paths: dict[str, bytes]) -> dict[str, str | None]:
     out = _mpremote(port, "exec", HASH_CODE % (json.dumps(sorted(paths)), json.dumps(list(FOLDERS))))
-    i = out.find("HASHES")
-    if i < 0:
+    if "HASHES END" not in out:
         raise FlashError("the board did not report its files' hashes: %s" % out[-300:])
-    return json.loads(out[i + 6 :].strip().splitlines()[0])
+    hashes: dict[str, str | None] = {}
+    for line in out.splitlines():
+        if line.startswith("HASH "):
+            _, path, digest = line.split(" ", 2)
+            hashes[path] = None if digest == "None" else digest
+    return hashes
 
 
 # On the board, in one exec: each old file steps aside as .old, each staged .new takes
