@@ -36,6 +36,8 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "host"))
 
 
+import mpy_probe  # noqa: E402  (bench/, beside this script)
+
 from stackpress.link import Link  # noqa: E402
 from stackpress.logfile import CsvLog  # noqa: E402
 from stackpress.logger import metadata  # noqa: E402
@@ -519,36 +521,6 @@ def compress(paths):
         os.unlink(path)
 
 
-def alloc_probe(outdir):
-    """The firmware as flashed (.mpy, as the virtual fixture's image has it), probed."""
-    from stackpress import firmware
-
-    fw = outdir / "firmware_mpy"
-    shutil.rmtree(fw, ignore_errors=True)
-    for name, data in firmware.firmware_files().items():
-        (fw / name).parent.mkdir(parents=True, exist_ok=True)
-        (fw / name).write_bytes(data)
-    # 256k, as the firmware tests: the probe's recorded conversions (24 KB) and the test
-    # double's RAM disk (24 KB) share the heap; the firmware's fit in 192k is make test's.
-    p = subprocess.run(
-        [
-            str(BIN / "micropython"),
-            "-X",
-            "heapsize=256k",
-            str(ROOT / "bench" / "alloc_probe.py"),
-            str(fw),
-            str(ROOT / "tests" / "firmware"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    shutil.rmtree(fw, ignore_errors=True)
-    if p.returncode:
-        raise RuntimeError("alloc probe failed: " + p.stdout + p.stderr)
-    return json.loads(p.stdout.strip().splitlines()[-1])
-
-
 def month_report(outdir):
     """bench/month_report.py's figures, measured from a process of its own: a child forked
     from this one would count this process's memory in its peak."""
@@ -589,7 +561,7 @@ def main(argv=None):
     jobs = [(k, sp) for sp in SETPOINTS_MPA for k in KINDS] + [("lost", 40.0)]
     log("bench: %d runs of the standard scenario + a step test, %d at a time, in %s" % (len(jobs), a.jobs, outdir))
     runs = {}
-    probe = alloc_probe(outdir)  # first: seconds, and nothing long runs if it fails
+    probe = mpy_probe.probe("alloc_probe.py")  # first: seconds, and nothing long runs if it fails
     per_sample = sample_profile()  # alone on the machine, before the fixtures run
     tc = run_tempco(a.seed + 200, outdir)
     zc = tc["zero_n_per_k"]

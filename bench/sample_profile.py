@@ -16,36 +16,17 @@ import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 
+from mpy_probe import probe
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DURATION_S = 20.0
-
-
-def board_probe(fw_dir: Path) -> dict:
-    p = subprocess.run(
-        [
-            str(BIN / "micropython"),
-            "-X",
-            "heapsize=256k",
-            str(ROOT / "bench" / "board_probe.py"),
-            str(fw_dir),
-            str(ROOT / "tests" / "firmware"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if p.returncode:
-        raise RuntimeError("board probe failed: " + p.stdout + p.stderr)
-    return json.loads(p.stdout.strip().splitlines()[-1])
 
 
 def in_place(duration_s: float) -> dict:
@@ -92,16 +73,7 @@ def in_place(duration_s: float) -> dict:
 
 
 def profile(duration_s: float = DURATION_S) -> dict:
-    from stackpress import firmware
-
-    fw = Path(tempfile.mkdtemp(prefix="stackpress-fw-"))
-    try:
-        for name, data in firmware.firmware_files().items():
-            (fw / name).parent.mkdir(parents=True, exist_ok=True)
-            (fw / name).write_bytes(data)
-        apart = board_probe(fw)
-    finally:
-        shutil.rmtree(fw, ignore_errors=True)
+    apart = probe("board_probe.py")
     live = in_place(duration_s)
     pins, control = apart["pins_us"], apart["control_us"]
     working, waiting = live["board_working_us"], live["board_waiting_us"]
