@@ -57,6 +57,15 @@ SIMPLE_CSV = {
     "cycle": ("cycle", "cycle_number", "cycle number", "cycle_index"),
     "step": ("step", "step_id", "step_index", "ns"),
 }
+# ... and the column each becomes, as _standard reads the vendors' own
+SIMPLE_AS = {
+    "test_time_s": "Test Time / s",
+    "voltage_v": "Voltage / V",
+    "current_a": "Current / A",
+    "current_ma": "Current(mA)",
+    "cycle": "Cycle",
+    "step": "Step_Index",
+}
 NAVANI_SUFFIXES = {".mpr", ".res", ".xlsx", ".nda", ".ndax", ".txt", ".csv"}
 
 
@@ -202,18 +211,9 @@ def _simple_csv(path: str, tz: str | None) -> Cycler | None:
     if "abs_time" in col:
         t = pd.to_datetime(raw[col["abs_time"]], errors="coerce", utc=False, format="ISO8601")
         renamed["Timestamp"] = t
-    if "test_time_s" in col:
-        renamed["Test Time / s"] = raw[col["test_time_s"]]
-    if "voltage_v" in col:
-        renamed["Voltage / V"] = raw[col["voltage_v"]]
-    if "current_a" in col:
-        renamed["Current / A"] = raw[col["current_a"]]
-    elif "current_ma" in col:
-        renamed["Current(mA)"] = raw[col["current_ma"]]
-    if "cycle" in col:
-        renamed["Cycle"] = raw[col["cycle"]]
-    if "step" in col:
-        renamed["Step_Index"] = raw[col["step"]]
+    for key, name in SIMPLE_AS.items():
+        if key in col and not (key == "current_ma" and "current_a" in col):  # amperes first
+            renamed[name] = raw[col[key]]
     try:
         return _standard(renamed, path, "stackpress (a CSV with a time column)", tz)
     except CyclerError:  # its time column holds no time this layout knows
