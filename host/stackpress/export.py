@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import __version__, logtable
 from . import cycler as cyclermod
-from .logfile import LogError
+from .logfile import QUANTITY_UNITS, LogError
 from .progress import Progress
 
 BDF = "Battery Data Format (Battery Data Alliance), ontology 1.3.0"
@@ -41,16 +41,8 @@ FORMATS = ("bdf", "csv", "parquet")
 GAP_PERIODS = 10.0  # a gap in one instrument's rows longer than this many of its intervals is left empty
 CSV_CHUNK_ROWS = 200_000
 
-# The fixture's quantities, by the unit their log column ends in: the unit in BDF's spelling and
-# the factor to it (BDF states pressure in Pa).
-UNITS = {
-    "_mpa": ("Pa", 1e6),
-    "_n": ("N", 1.0),
-    "_um": ("um", 1.0),
-    "_c": ("degC", 1.0),
-    "_pct": ("%", 1.0),
-    "_mm": ("mm", 1.0),
-}
+# The fixture's quantities (logfile.QUANTITY_UNITS), as BDF writes them: pressure in Pa.
+UNITS = {suffix: ("Pa", 1e6) if unit == "MPa" else (unit, 1.0) for suffix, unit in QUANTITY_UNITS.items()}
 PRESSURE = "pressure_mpa"  # the one the fixture holds: BDF's Applied Pressure
 STEPWISE = ("setpoint_mpa",)  # changes in steps: the last value, never a ramp between two
 # The cycler's table (cycler.py): its column, the BDF label and machine name, how it is filled.

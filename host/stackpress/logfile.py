@@ -48,6 +48,10 @@ class LogError(Exception):
     that does not exist, one another logger writes): exit code 2, nothing written."""
 
 
+# The physical quantities among a log's columns: the unit each name ends in, and that unit
+# as it is written out (report reads only these; export labels them).
+QUANTITY_UNITS = {"_mpa": "MPa", "_n": "N", "_um": "um", "_c": "degC", "_pct": "%", "_mm": "mm"}
+QUANTITY_SUFFIXES = tuple(QUANTITY_UNITS)
 UNITS = (
     "units are in the column names (_mpa, _n, _um, _c: degC, _mm, _pct, _ms); what each of the fixture's "
     "fields means: firmware/stackpress/PROTOCOL.md. host_time_utc: when the record was measured (UTC, the "

@@ -20,13 +20,13 @@ import pandas as pd
 
 from . import cycler as cyclermod
 from . import logtable
-from .logfile import LogError, number
+from .logfile import QUANTITY_SUFFIXES, LogError, number
 from .progress import Progress
 
 # What a report draws and sums up: physical quantities, which carry their unit in their
 # names (and the keys, which are always read). Counts and the host's bookkeeping stay
 # unread: a month of records takes 40 MB less.
-UNITS = ("_mpa", "_n", "_um", "_c", "_pct", "_mm")
+UNITS = QUANTITY_SUFFIXES
 
 
 class ReportError(Exception):
