@@ -14,7 +14,7 @@ from os import urandom
 
 import micropython
 
-from stackpress import commands
+from stackpress import commands, fileroom
 from stackpress import config as cfgmod
 from stackpress import history as rec
 from stackpress.clock import Clock
@@ -88,6 +88,7 @@ class App:
         self._reported_mode = -1
         self._reported_alarms = 0
         self._load(err, bad)
+        fileroom.place()  # built: what runs from now on lives below it
 
     # --- persistence ---
     def _load(self, err, bad):
@@ -136,9 +137,17 @@ class App:
             doc["deliberate_reset"] = True
         self.store.save("state", doc)
 
-    def save_settings(self, cfg):
-        """Keep and use settings `cfg` (checked)."""
-        self.store.save("config", cfg)
+    def save_settings(self, key, value):
+        """Keep and use setting `key` = `value` (checked). Changed in place: a new table of
+        every setting would need a block of heap a fragmented one may not have."""
+        cfg = self.instrument.cfg
+        old = cfg[key]
+        cfg[key] = value
+        try:
+            self.store.save("config", cfg)
+        except BaseException:
+            cfg[key] = old  # not kept, so not used
+            raise
         self.instrument.apply_settings(cfg)
         self.scale_link()
 
@@ -245,6 +254,7 @@ class App:
             ins.check_uniformity()
             ins.check_estimate()
             self.check_link()
+            fileroom.retake()  # if a file took it
             if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:
                 self.bootfail = False
                 self.store.remove("bootfail")

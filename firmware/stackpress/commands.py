@@ -157,10 +157,8 @@ def config_set(app, obj):
         value = cfgmod.check(key, obj.get("value"))
     except cfgmod.ConfigError as e:
         raise Refused(e.code, e.msg)
-    new = dict(app.instrument.cfg)
-    new[key] = value
-    app.instrument.check_settings(key, new)
-    app.save_settings(new)
+    app.instrument.check_settings(key, cfgmod.Changed(app.instrument.cfg, key, value))
+    app.save_settings(key, value)
     return {"key": key, "value": value, "unit": cfgmod.spec(key)[3]}
 
 

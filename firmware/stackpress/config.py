@@ -8,6 +8,7 @@ RAM it cost 8 KB of heap. A board without the file cannot start (safemode.py say
 
 import gc
 
+from stackpress import fileroom
 from stackpress.protocol import Parts
 
 _FILE = __file__.rsplit("/", 1)[0] + "/settings.txt"
@@ -37,12 +38,20 @@ class ConfigError(Exception):
 
 def _entries():
     """(key, spec text, description) of every setting, read from the file now."""
-    with open(_FILE) as f:
-        for line in f:
+    f = fileroom.open_file(_FILE)
+    try:
+        while True:
+            line = f.readline()  # not `for line in f`: its iterator would hold the file
+            if not line:
+                break
             if line[0] != "#":
                 k, _, rest = line.partition(": ")
                 spec, _, text = rest.partition(": ")
                 yield k, spec, text.rstrip()
+    finally:
+        f.close()
+        f = None  # garbage: the room can be taken back
+        fileroom.retake()
 
 
 def _parse(spec):
@@ -58,10 +67,11 @@ def schema():
 
 def spec(key):
     """(default, min, max, unit, integral) of setting `key`, or None."""
-    for k, sp, _ in _entries():
+    found = None
+    for k, sp, _ in _entries():  # to the end: the file is closed there (fileroom.py)
         if k == key:
-            return _parse(sp)
-    return None
+            found = sp
+    return None if found is None else _parse(found)
 
 
 def check(key, value, sch=None):
@@ -80,6 +90,20 @@ def check(key, value, sch=None):
     if integral and value != int(value):
         raise ConfigError("type", "%s takes a whole number of %s, got %r" % (key, unit, value))
     return int(value) if integral else float(value)
+
+
+class Changed:
+    """Settings `cfg` as they would be with `key` set to `value`, for reading, without a
+    copy: a copy of every setting takes one block of 0.7 KB that a fragmented heap may
+    not have."""
+
+    def __init__(self, cfg, key, value):
+        self._cfg = cfg
+        self._key = key
+        self._value = value
+
+    def __getitem__(self, k):
+        return self._value if k == self._key else self._cfg[k]
 
 
 def loop_change(old, new):

@@ -117,7 +117,7 @@ class Instrument:
         return (self.ctrl.f_q4 >> 4) / self.loadcells.span[0]
 
     def max_setpoint_mpa(self, cfg=None):
-        c = cfg or self.cfg
+        c = self.cfg if cfg is None else cfg
         return 0.95 * min(c["max_pressure_mpa"], self.loadcells.n * c["load_cell_capacity_n"] / c["cell_area_mm2"])
 
     def slip_um_per_n(self):

@@ -7,6 +7,8 @@ atomically, so a power cut leaves either the old or the new file, never a torn o
 import json
 import os
 
+from stackpress import fileroom
+
 
 class Store:
     def __init__(self, root):
@@ -18,8 +20,7 @@ class Store:
     def load(self, name):
         """Return (document or None, error or None)."""
         try:
-            with open(self._path(name)) as f:
-                return json.load(f), None
+            return fileroom.use(self._path(name), "r", json.load), None
         except OSError:
             return None, None
         except ValueError as e:
@@ -33,8 +34,7 @@ class Store:
     def save(self, name, doc):
         path = self._path(name)
         tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
+        fileroom.use(tmp, "w", lambda f: json.dump(doc, f))
         os.rename(tmp, path)
 
     def remove(self, name):

@@ -2,11 +2,15 @@
 # never moves an object. Replies and records must still go out, and running out of
 # memory at the edges (a reply, a record) must never stop control.
 import gc
+import json
 
 import micropython
 from plant import FakeBoard, mount_ram_flash, run_app
 
+from stackpress import config as cfgmod
+from stackpress import fileroom
 from stackpress.app import App
+from stackpress.protocol import frame
 
 
 def _holding():
@@ -64,6 +68,92 @@ def test_a_fragmented_heap_still_gets_every_reply_and_record():
     tel = [f["seq"] for f in frames if f.get("t") == "tel"]
     assert tel == list(range(seq + 1, seq + 1 + len(tel))) and len(tel) >= 5, (seq, tel)
     assert app.instrument.ctrl.mode == 2 and app.memory_errors == 0
+
+
+def _crumble(hole):
+    """Leave no free block of the heap much larger than `hole` bytes: its larger room is
+    cut into holes held by the small nodes of a chain, which then lets them go, and any
+    larger room left is filled. The crumbs it had stay free."""
+    gc.collect()
+    chain = None
+    try:
+        while True:
+            chain = [chain, bytearray(hole)]
+    except MemoryError:
+        pass
+    node = chain
+    while node is not None:
+        node[1] = None
+        node = node[0]
+    gc.collect()
+    plugs = None  # whatever larger room the heap still has (exceptions, lists let go)
+    k = 8192
+    while k > hole + 64:
+        try:
+            while True:
+                plugs = [plugs, bytearray(k)]
+        except MemoryError:
+            k -= 64
+    return chain, plugs
+
+
+def test_a_fragmented_heap_still_opens_files_to_save_state_and_read_settings():
+    # No free block of 500 B (test_fits_a_pico_heap asks the heap for one of 512 B after ten
+    # minutes). A Pico opens a file with one 1.2 KB block (its 1 KB cache); here the settings'
+    # schema is on the board's littlefs too, as on a Pico, and each open takes 688 B.
+    mount_ram_flash("/flash", progsize=256)
+    with open(cfgmod._FILE) as src, open("/flash/settings.txt", "w") as dst:
+        dst.write(src.read())
+    schema_file = cfgmod._FILE
+    cfgmod._FILE = "/flash/settings.txt"
+    try:
+        board = FakeBoard()
+        board.capture(16384)
+        app = App(board)
+        run_app(app, 10)
+        board.command("set", key="ramp_rate_mpa_s", value=10)
+        board.command("hold", mpa=40.0)
+        run_app(app, 1500)
+        board.captured()
+        run_app(app, 1)
+        board.captured()
+        # A 24-step profile: a line of 0.5 KB, longer than any free block will be.
+        steps = [[35.0 + i * 0.125, 1.0, 3600] for i in range(24)]
+        long_line = frame(json.dumps({"id": 7, "cmd": "profile_set", "steps": steps}))
+        keep = _crumble(400)
+        try:
+            bytearray(500)
+            fragmented = False
+        except MemoryError:
+            fragmented = True
+        board.command("config")
+        run_app(app, 4)
+        board.command("set", key="telemetry_period_ms", value=2000)
+        run_app(app, 4)
+        board.command("hold", mpa=35.0)  # the state is saved: a reset resumes 35 MPa
+        run_app(app, 4)
+        board.rx = long_line  # as it arrives: the host's side allocates nothing here
+        board._rx_at = 0
+        run_app(app, 4)
+        board.command("status")
+        run_app(app, 20)
+        kept = fileroom.kept()
+        keep = None  # noqa: F841 -- give the heap back before the test decodes
+        gc.collect()
+        with open("/flash/state.json") as f:
+            state = f.read()
+        with open("/flash/config.json") as f:
+            saved = f.read()
+    finally:
+        cfgmod._FILE = schema_file
+    assert fragmented, "the heap still had a 500 B block: the test would prove nothing"
+    reps = [f for f in board.captured() if f.get("t") == "rep"]
+    assert [r["ok"] for r in reps] == [True] * 5, reps
+    assert reps[0]["data"]["config"]["telemetry_period_ms"]["unit"] == "ms", reps[0]
+    assert reps[4]["data"]["memory_errors"] == 0 and app.memory_errors == 0, reps[4]
+    assert '"setpoint_mpa": 35.0' in state and "37.875" in state, state
+    assert '"telemetry_period_ms": 2000' in saved, saved
+    assert kept, "the room was given up and not taken back once the file was closed"
 
 
 class _Board(FakeBoard):
