@@ -92,6 +92,7 @@ def _check_json(p):
 
 def _id_of(payload):
     """The "id" of a payload json can't decode, if it is plainly there; else None."""
+    payload = bytes(payload)  # a refusal's path: a copy is allowed here
     i = payload.find(b'"id":')
     j = i + 5
     k = j
@@ -101,13 +102,14 @@ def _id_of(payload):
 
 
 def parse(line):
-    """Check and decode one received line (bytes, no newline) into a command dict."""
-    star = line.rfind(b"*")
-    if star < 0 or len(line) - star != 9:
+    """Check and decode one received line (bytes, or a memoryview of the reader's buffer:
+    no newline) into a command dict."""
+    n = len(line)
+    if n < 9 or line[n - 9] != 42:  # '*'
         raise FrameError("frame", "no '*' + 8 hex CRC-32 at the end of the line")
-    payload = line[:star]
+    payload = line[: n - 9]  # of a memoryview: no copy
     try:
-        want = int(line[star + 1 :], 16)
+        want = int(bytes(line[n - 8 :]), 16)
     except ValueError:
         raise FrameError("frame", "CRC is not 8 hex digits")
     if crc32(payload) != want:
@@ -138,18 +140,21 @@ class LineReader:
 
     def __init__(self, size=MAX_LINE):
         self._buf = bytearray(size)
+        self._view = memoryview(self._buf)
         self._n = 0
         self._over = False
 
     def feed(self, c):
-        """Feed one byte; returns None, a complete line (bytes), or False if overlong."""
+        """Feed one byte; returns None, a complete line, or False if overlong. The line is a
+        view of the buffer, good until the next byte is fed: a copy of a 1 KB command
+        would need a block of heap that a fragmented one may not have."""
         if c == 10:
             n = self._n
             self._n = 0
             if self._over:
                 self._over = False
                 return False
-            return bytes(self._buf[:n]) if n else None
+            return self._view[:n] if n else None
         if c < 32 or c == 127:
             return None
         if self._n < len(self._buf):
