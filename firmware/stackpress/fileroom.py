@@ -19,6 +19,9 @@ import gc
 
 ROOM_BYTES = 1536  # a Pico's file: 1 KB of cache and under 0.2 KB of littlefs state
 
+# Not while the firmware is built: its peak is there, and the room, once given up to an
+# open, was not taken back among the modules loading (a start after a failed one then
+# failed on the virtual board at 188k of heap; now it starts there).
 _room = None
 
 

@@ -9,7 +9,9 @@ answer with the error, `reset` clears the count and tries again, `repl` hands th
 over (so `stackpress flash` can replace the firmware). The count is cleared once the
 firmware has run CLEAR_AFTER_S (app.py), so failures weeks apart never add up.
 
-Imported only after a failure: it costs the running firmware no heap.
+Imported only after a failure: it costs the running firmware no heap. What only the safe
+mode's serving needs is imported there: a start after a failure first asks retry(), and
+what that loads is garbage by the time the firmware is built, in a heap left crumbled.
 """
 
 import gc
@@ -17,9 +19,7 @@ import os
 import sys
 from binascii import hexlify
 
-from stackpress.protocol import MAX_LINE, FrameError, LineReader, encode, parse
 from stackpress.store import Store
-from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
 
 FAILED_STARTS_MAX = 3
 ERROR_CHARS = 400  # of the traceback kept: a status reply must fit a small heap
@@ -118,6 +118,8 @@ def failed(e):
 
 
 def _say(obj):
+    from stackpress.protocol import encode
+
     try:
         sys.stdout.buffer.write(encode(obj))
     except Exception:
@@ -132,6 +134,9 @@ def _reply(cid, data=None, err=None, msg=None):
 
 
 def _hello(doc, board):
+    from stackpress.protocol import MAX_LINE
+    from stackpress.version import FIRMWARE_VERSION, PROTOCOL_VERSION
+
     v = sys.implementation.version
     return {
         "firmware_version": FIRMWARE_VERSION,
@@ -164,6 +169,8 @@ def serve(doc, board):
     import select
 
     import micropython
+
+    from stackpress.protocol import FrameError, LineReader, parse
 
     micropython.kbd_intr(-1)  # as the firmware: a stray Ctrl-C is a byte, `repl` hands over
     poll = select.poll()
