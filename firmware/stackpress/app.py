@@ -14,7 +14,7 @@ from os import urandom
 
 import micropython
 
-from stackpress import commands, fileroom
+from stackpress import commands
 from stackpress import config as cfgmod
 from stackpress import history as rec
 from stackpress.clock import Clock
@@ -88,7 +88,6 @@ class App:
         self._reported_mode = -1
         self._reported_alarms = 0
         self._load(err, bad)
-        fileroom.place()  # built: what runs from now on lives below it
 
     # --- persistence ---
     def _load(self, err, bad):
@@ -254,7 +253,6 @@ class App:
             ins.check_uniformity()
             ins.check_estimate()
             self.check_link()
-            fileroom.retake()  # if a file took it
             if self.bootfail and self.clock.s >= BOOT_OK_AFTER_S:
                 self.bootfail = False
                 self.store.remove("bootfail")

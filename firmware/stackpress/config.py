@@ -8,7 +8,6 @@ RAM it cost 8 KB of heap. A board without the file cannot start (safemode.py say
 
 import gc
 
-from stackpress import fileroom
 from stackpress.protocol import Parts
 
 _FILE = __file__.rsplit("/", 1)[0] + "/settings.txt"
@@ -36,22 +35,17 @@ class ConfigError(Exception):
         self.msg = msg
 
 
-def _entries():
-    """(key, spec text, description) of every setting, read from the file now."""
-    f = fileroom.open_file(_FILE)
-    try:
+def _each(fn):
+    """fn(key, spec text, description) for every setting, read from the file now."""
+    with open(_FILE) as f:
         while True:
-            line = f.readline()  # not `for line in f`: its iterator would hold the file
+            line = f.readline()
             if not line:
-                break
+                return
             if line[0] != "#":
                 k, _, rest = line.partition(": ")
                 spec, _, text = rest.partition(": ")
-                yield k, spec, text.rstrip()
-    finally:
-        f.close()
-        f = None  # garbage: the room can be taken back
-        fileroom.retake()
+                fn(k, spec, text.rstrip())
 
 
 def _parse(spec):
@@ -62,16 +56,25 @@ def _parse(spec):
 
 def schema():
     """{key: (default, min, max, unit, integral)} of every setting."""
-    return {k: _parse(spec) for k, spec, _ in _entries()}
+    sch = {}
+
+    def add(k, sp, _):
+        sch[k] = _parse(sp)
+
+    _each(add)
+    return sch
 
 
 def spec(key):
     """(default, min, max, unit, integral) of setting `key`, or None."""
-    found = None
-    for k, sp, _ in _entries():  # to the end: the file is closed there (fileroom.py)
+    found = []
+
+    def see(k, sp, _):
         if k == key:
-            found = sp
-    return None if found is None else _parse(found)
+            found.append(sp)
+
+    _each(see)
+    return _parse(found[0]) if found else None
 
 
 def check(key, value, sch=None):
@@ -137,27 +140,37 @@ def merged(stored):
     return cfg, bad
 
 
-def describe(cfg, per_part=8):
-    """Every setting with its value, unit and range: dicts of a few settings each, which
-    the reply writes as one object (protocol.Parts): one table of them all needs a block of
-    heap a fragmented one may not have."""
+def describe(cfg):
+    """Every setting with its value, unit and range."""
     parts = Parts()
-    part = {}
-    for k, sp, _ in _entries():
+
+    def add(k, sp, _):
         _, lo, hi, unit, _ = _parse(sp)
-        part[k] = {"value": cfg[k], "unit": unit, "min": lo, "max": hi}
-        if len(part) == per_part:
-            parts.append(part)
-            part = {}
-    if part:
-        parts.append(part)
+        _add(parts, k, {"value": cfg[k], "unit": unit, "min": lo, "max": hi})
+
+    _each(add)
     return parts
 
 
 def help_texts():
     """What each setting is (the text is documentation: a board whose file lost it still
     works)."""
+    parts = Parts()
+
+    def add(k, _, text):
+        _add(parts, k, text)
+
     try:
-        return {k: text for k, _, text in _entries()}
+        _each(add)
     except OSError:
-        return {}
+        pass
+    return parts
+
+
+def _add(parts, k, v, per_part=8):
+    """Put k: v into `parts` (protocol.Parts: dicts of a few entries each, which the reply
+    writes as one object). One dict of every setting needs one block of heap (592 B on the
+    unix port) that a fragmented one may not have: `config --json` failed so mid-hold."""
+    if not parts or len(parts[-1]) == per_part:
+        parts.append({})
+    parts[-1][k] = v

@@ -14,6 +14,7 @@ host is told where).
 import uctypes
 
 from stackpress.controller import MODE_NAMES
+from stackpress.protocol import Parts
 
 TEL_RECORDS = 400  # the boards keep this many (one place: boards and tests read it here)
 EVT_RECORDS = 32
@@ -118,11 +119,13 @@ class History:
             self.n += 1
 
     def record(self, o, boot, alarm_names, spread):
-        """The telemetry record (a dict, fields()) of entry `o`: `alarm_names` names alarm
+        """The telemetry record (fields(), as protocol.Parts) of entry `o`: `alarm_names` names alarm
         bits, `spread` gives (uniformity, centre) of several load cells' forces."""
         h = self.tel
         mm = h[o + MS_MODE]
         an = h[o + ALARMS_N]
+        # In parts of at most 8 fields (protocol.Parts, written as one object): one table of
+        # all 26 fields of three load cells took a 368 B block.
         d = {
             "t": "tel",
             "boot": boot,
@@ -132,18 +135,26 @@ class History:
             "n_samples": an >> 16,
             "alarms": alarm_names(an & 0xFFFF),
         }
+        p = Parts((d,))
         for k in range(len(SCALED_AT)):
+            if len(d) == 8:
+                d = {}
+                p.append(d)
             v = h[o + SCALED_AT[k]]
             d[FIELDS[4 + k]] = None if v == NONE else v if k == 9 else v / SCALE[k]
         if self._ch:
             f = [round(h[o + CH0_MN + i] / 1e3, 3) for i in range(self.load_cells)]
+            d = {}
+            p.append(d)
             for i in range(self.load_cells):
                 d[self._ch[i]] = f[i]
             u, c = spread(f)
+            d = {}
+            p.append(d)
             d[SPREAD[0]] = None if u is None else round(u, 2)
             d[SPREAD[1]] = None if c is None else round(c[0], 3)
             d[SPREAD[2]] = None if c is None else round(c[1], 3)
-        return d
+        return p
 
     def add_event(self, seq, frame):
         self.evts.append((seq, frame))

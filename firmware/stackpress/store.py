@@ -7,8 +7,6 @@ atomically, so a power cut leaves either the old or the new file, never a torn o
 import json
 import os
 
-from stackpress import fileroom
-
 
 class Store:
     def __init__(self, root):
@@ -20,7 +18,8 @@ class Store:
     def load(self, name):
         """Return (document or None, error or None)."""
         try:
-            return fileroom.use(self._path(name), "r", json.load), None
+            with open(self._path(name)) as f:
+                return json.load(f), None
         except OSError:
             return None, None
         except ValueError as e:
@@ -34,7 +33,8 @@ class Store:
     def save(self, name, doc):
         path = self._path(name)
         tmp = path + ".tmp"
-        fileroom.use(tmp, "w", lambda f: json.dump(doc, f))
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
         os.rename(tmp, path)
 
     def remove(self, name):

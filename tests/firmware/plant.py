@@ -196,10 +196,9 @@ def replies(frames):
 _RAM_DISK = []
 
 
-def mount_ram_flash(path="/flash", progsize=32):
+def mount_ram_flash(path="/flash"):
     """A freshly formatted littlefs at `path`. One RAM disk is reused: a new 64 KB one
-    per test would fragment a Pico-sized heap. `progsize` 256 gives each open file a 512 B
-    cache (a Pico's is 1 KB: 4 x 256 B, its blocks are 4 KB)."""
+    per test would fragment a Pico-sized heap."""
     import vfs
 
     class RAMBlockDev:
@@ -233,8 +232,8 @@ def mount_ram_flash(path="/flash", progsize=32):
     if not _RAM_DISK:
         _RAM_DISK.append(RAMBlockDev())
     bd = _RAM_DISK[0]
-    vfs.VfsLfs2.mkfs(bd, progsize=progsize)
-    vfs.mount(vfs.VfsLfs2(bd, progsize=progsize), path)
+    vfs.VfsLfs2.mkfs(bd)
+    vfs.mount(vfs.VfsLfs2(bd), path)
     return bd
 
 

@@ -13,7 +13,10 @@ ROOMS = (16384, 12288, 10240, 8192, 7168, 6144, 5120, 4096, 3072, 2048, 1024)
 
 def _answered(app, board):
     for _ in range(200):
-        run_app(app, 1)
+        try:
+            run_app(app, 1)
+        except MemoryError:  # as App.run: a record lost, counted
+            app.memory_errors += 1
         if board.sink.find(b'"heap_free_bytes"', 0, board.sunk) >= 0:
             return True
         if board.sunk > 3072:  # the host reads: keep the tail, where the marker may be cut

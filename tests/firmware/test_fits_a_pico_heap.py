@@ -46,9 +46,8 @@ def test_the_firmware_runs_in_a_192k_heap_with_room_to_spare(tmp_path):
     assert fig["holding"] and fig["memory_errors"] == 0, figures
     # 40 KB until the cycler's analog output and fault line took 5.4 KB of it (hardware/README.md)
     assert fig["free"] >= 32 * 1024, figures
-    # Replies and records are written in pieces, commands parsed where they arrived, files
-    # opened in the room kept for them (fileroom.py): t_memory.py shows all of it working
-    # with no free block of 500 B.
-    assert block >= 512, figures
+    # Replies and records are written in pieces and commands parsed where they arrived:
+    # the largest block anything needs is a file's (592 B on the unix port: t_memory.py).
+    assert block >= 768, figures
     # A status reply never needs more heap than the loop leaves free: a quarter of it at most.
     assert needs is not None and needs <= fig["free"] // 4, figures
