@@ -88,6 +88,28 @@ def test_bad_input_gets_clear_errors_and_changes_nothing():
     assert abs(after["pressure_mpa"] - 25.0) < 0.25
 
 
+def test_a_setting_that_can_not_be_saved_is_not_used():
+    # `set` changes the settings in place (no copy of all of them): a failed save must put
+    # the old value back, or the fixture would run on a value a reset forgets.
+    app, board = _app()
+    run_app(app, 10)
+    rate = app.instrument.cfg["ramp_rate_mpa_s"]
+    saved = app.store.save
+
+    def full(name, doc):
+        raise OSError(28)  # ENOSPC: the flash is full
+
+    app.store.save = full
+    try:
+        r = command(app, board, "set", key="ramp_rate_mpa_s", value=rate * 2)
+    finally:
+        app.store.save = saved
+    assert not r["ok"], r
+    assert app.instrument.cfg["ramp_rate_mpa_s"] == rate, app.instrument.cfg["ramp_rate_mpa_s"]
+    r = command(app, board, "config")
+    assert r["data"]["config"]["ramp_rate_mpa_s"]["value"] == rate, r
+
+
 def test_control_iteration_allocates_nothing():
     app, board = _app()
     run_app(app, 10)
