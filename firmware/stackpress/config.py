@@ -141,12 +141,14 @@ def merged(stored):
 
 
 def describe(cfg):
-    """Every setting with its value, unit and range."""
+    """Every setting with its value, unit and range, in parts (protocol.Parts): one dict of
+    every setting needs one block of heap (592 B on the unix port) that a fragmented one may
+    not have, and `config --json` failed so mid-hold."""
     parts = Parts()
 
     def add(k, sp, _):
         _, lo, hi, unit, _ = _parse(sp)
-        _add(parts, k, {"value": cfg[k], "unit": unit, "min": lo, "max": hi})
+        parts.put(k, {"value": cfg[k], "unit": unit, "min": lo, "max": hi})
 
     _each(add)
     return parts
@@ -158,19 +160,10 @@ def help_texts():
     parts = Parts()
 
     def add(k, _, text):
-        _add(parts, k, text)
+        parts.put(k, text)
 
     try:
         _each(add)
     except OSError:
         pass
     return parts
-
-
-def _add(parts, k, v, per_part=8):
-    """Put k: v into `parts` (protocol.Parts: dicts of a few entries each, which the reply
-    writes as one object). One dict of every setting needs one block of heap (592 B on the
-    unix port) that a fragmented one may not have: `config --json` failed so mid-hold."""
-    if not parts or len(parts[-1]) == per_part:
-        parts.append({})
-    parts[-1][k] = v

@@ -137,23 +137,16 @@ class History:
         }
         p = Parts((d,))
         for k in range(len(SCALED_AT)):
-            if len(d) == 8:
-                d = {}
-                p.append(d)
             v = h[o + SCALED_AT[k]]
-            d[FIELDS[4 + k]] = None if v == NONE else v if k == 9 else v / SCALE[k]
+            p.put(FIELDS[4 + k], None if v == NONE else v if k == 9 else v / SCALE[k])
         if self._ch:
             f = [round(h[o + CH0_MN + i] / 1e3, 3) for i in range(self.load_cells)]
-            d = {}
-            p.append(d)
             for i in range(self.load_cells):
-                d[self._ch[i]] = f[i]
+                p.put(self._ch[i], f[i])
             u, c = spread(f)
-            d = {}
-            p.append(d)
-            d[SPREAD[0]] = None if u is None else round(u, 2)
-            d[SPREAD[1]] = None if c is None else round(c[0], 3)
-            d[SPREAD[2]] = None if c is None else round(c[1], 3)
+            p.put(SPREAD[0], None if u is None else round(u, 2))
+            p.put(SPREAD[1], None if c is None else round(c[0], 3))
+            p.put(SPREAD[2], None if c is None else round(c[1], 3))
         return p
 
     def add_event(self, seq, frame):

@@ -184,6 +184,12 @@ class Parts(list):
     needs one block of heap for its table; in parts it needs several small ones, which a
     fragmented heap still has (the status reply: see tests/firmware/status_room.py)."""
 
+    def put(self, k, v, per_part=8):
+        """k: v into the last part, or a new one when that holds `per_part`."""
+        if not self or len(self[-1]) >= per_part:
+            self.append({})
+        self[-1][k] = v
+
 
 def _write_json(add, obj):
     if isinstance(obj, dict):
