@@ -69,22 +69,28 @@ def test_a_fragmented_heap_still_gets_every_reply_and_record():
 
 
 def _crumble(hole):
-    """Leave no free block of the heap much larger than `hole` bytes: its larger room is
-    cut into holes held by the small nodes of a chain, which then lets them go, and any
-    larger room left is filled. The crumbs it had stay free."""
-    gc.collect()
-    chain = None
-    try:
-        while True:
-            chain = [chain, bytearray(hole)]
-    except MemoryError:
-        pass
-    node = chain
-    while node is not None:
-        node[1] = None
-        node = node[0]
-    gc.collect()
-    plugs = None  # whatever larger room the heap still has (exceptions, lists let go)
+    """Leave no free block of the heap much larger than `hole` bytes, and as much of it free
+    as there was: its larger room is cut into holes held by the small nodes of a chain,
+    which then lets them go; again while holes let go beside free crumbs make a larger
+    block, and what larger room is left after that is filled. The crumbs it had stay free."""
+    chains = None
+    for _ in range(6):
+        gc.collect()
+        chain = None
+        try:
+            while True:
+                chain = [chain, bytearray(hole)]
+        except MemoryError:
+            pass
+        node = chain
+        while node is not None:
+            node[1] = None
+            node = node[0]
+        chains = [chains, chain]
+        gc.collect()
+        if _no_block(hole + 100):
+            return chains
+    plugs = None  # what larger room is left: filled
     k = 8192
     while k > hole + 64:
         try:
@@ -92,7 +98,7 @@ def _crumble(hole):
                 plugs = [plugs, bytearray(k)]
         except MemoryError:
             k -= 64
-    return chain, plugs
+    return chains, plugs
 
 
 def _no_block(n):
