@@ -18,9 +18,8 @@ Passes when:
 """
 
 import csv
-import time
 
-from harness import OUT, DeviceError, Host, Sim, figures_time, scenario, settle
+from harness import OUT, DeviceError, Host, Sim, figures_time, scenario, settle, wait_device
 
 from stackpress.analog import fit
 
@@ -37,12 +36,14 @@ def _rows(path):
         return [{k: float(v) if k != "datetime" else v for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def _wait_events(sim, host, kind, n, timeout_wall=300):
-    end = time.monotonic() + timeout_wall
-    while len(host.events(kind)) < n:
-        if time.monotonic() > end:
-            raise RuntimeError("%s: no %d '%s' events" % (sim.name, n, kind))
-        host.pump(0.05)
+def _wait_events(sim, host, kind, n):
+    wait_device(
+        "%s: %d '%s' events" % (sim.name, n, kind),
+        lambda: len(host.events(kind)) >= n,
+        sim.t_s,
+        lambda: host.pump(0.05),
+        limit_s=sim.t_s() + 600,
+    )
 
 
 def run_cycler_link(seed):

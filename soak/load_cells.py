@@ -16,9 +16,8 @@ Passes when:
 """
 
 import csv
-import time
 
-from harness import SETPOINT_MPA, DeviceError, Host, Sim, figures_time, scenario, settle
+from harness import SETPOINT_MPA, DeviceError, Host, Sim, figures_time, scenario, settle, wait_device
 
 GOAL_X2_MPA = 0.04  # twice make bench's goal for a held pressure (max |error| 0.02 MPa)
 OFFSET_MM = (1.5, -1.0)
@@ -53,12 +52,8 @@ def _now(host):
     return 0.0
 
 
-def _wait(host, t_s, timeout_wall=300):
-    end = time.monotonic() + timeout_wall
-    while _now(host) < t_s:
-        if time.monotonic() > end:
-            raise RuntimeError("load_cells: device time stuck at %.0f s" % _now(host))
-        host.pump(0.01)
+def _wait(host, t_s):
+    wait_device("load_cells", lambda: _now(host) >= t_s, lambda: _now(host), lambda: host.pump(0.01))
 
 
 def _ack_until(host, state, until_s):

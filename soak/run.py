@@ -340,7 +340,7 @@ def run_long(seed, days):
     try:
         host.cmd("set", key="telemetry_period_ms", value=60000)
         settle(sim, host)
-        sim.wait_t(end_s, host, timeout_wall=7200)
+        sim.wait_t(end_s, host)
         st = host.cmd("status")
     finally:
         host.close()

@@ -73,3 +73,20 @@ def test_misuse_tare_under_load_a_stiffness_typo_a_wiped_flash_resets_mid_profil
 def test_the_cyclers_own_file_holds_the_pressure_and_a_fault_pauses_the_cycling():
     f = _check(cycler_link.run_cycler_link(3))
     assert 0 < f["cycler_aux_max_err_mpa"] <= cycler_link.BUDGET_MPA and f["cycler_pause_s"] > 20
+
+
+def test_a_scenario_waits_as_long_as_the_device_clock_moves_and_no_longer():
+    """A slow machine runs the same device time in more wall time; only a clock that stops
+    (a hang) or an event that does not come by its device time fails a scenario."""
+    clock = {"t_s": 0.0}
+
+    def tick():
+        clock["t_s"] += 0.001  # a very slow machine: a millisecond of device time per look
+
+    # no wall time to spare: any look without progress would fail
+    harness.wait_device("slow", lambda: clock["t_s"] >= 2.0, lambda: clock["t_s"], tick, stall_wall_s=0.0)
+    assert clock["t_s"] >= 2.0
+    with pytest.raises(RuntimeError, match="device time stuck at 2 s"):
+        harness.wait_device("hung", lambda: False, lambda: clock["t_s"], lambda: None, stall_wall_s=0.0)
+    with pytest.raises(RuntimeError, match="not by 3 s of device time"):
+        harness.wait_device("never", lambda: False, lambda: clock["t_s"], tick, limit_s=3.0, stall_wall_s=0.0)
