@@ -33,7 +33,7 @@ bench: setup
 	$(BIN)/python bench/run.py --jobs 1
 
 # Faults, power cuts, a 30-day run, the link and a fuzzed serial line in the virtual fixture
-# (about an hour; not part of `make test`): a table, soak/out/, and one JSON line last.
+# (95 minutes on 2 quiet cores; not part of `make test`): a table, soak/out/, one JSON line last.
 soak: setup
 	$(BIN)/python soak/run.py
 

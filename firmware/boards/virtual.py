@@ -21,7 +21,8 @@ below are their one definition: the board announces them in its first line to th
                   u32 flags, i32 frame thermistor reading in milli-degC, i32 counts of
                   load cells 1, 2, 3
   flags from model: bit 0 a conversion is ready; bits 1-2 the switch inputs; bits 3-6
-  which load cells have one (a disconnected one has none); seq 0 (hello) puts the
+  which load cells have one (a disconnected one has none); bit 7 the machine has a core
+  to spare, so spin on the next reply rather than sleep; seq 0 (hello) puts the
   conversion period in microseconds in the counts field. The number of load cells
   comes from the sim in STACKPRESS_LOAD_CELLS (all share one PD_SCK).
 STACKPRESS_BOARD_STATS=N: every N exchanges, a line on stderr with the microseconds per
@@ -41,6 +42,7 @@ READY = 1
 REQUEST = "<IiIIi"  # struct formats of the link frames (see above)
 REPLY = "<IIiIiiii"
 SPIN = 400  # non-blocking reads of the model's reply before a blocking wait (~0.5 ms)
+SPIN_OK = 128  # reply flag: the sim sees CPU to spare (spinning on a busy machine takes it from the model)
 
 
 def _env(name):
@@ -231,6 +233,7 @@ class Board:
         self._fed = 0
         self._outputs = 0  # request flags: bit 1 driver disabled, bit 2 LED on, bit 3 fault line ok
         self._inputs = 0
+        self._spins = 0
         wire(self, self.load_cells)
         self._readinto = s.readinto
         every = int(_env("STACKPRESS_BOARD_STATS") or 0)
@@ -261,7 +264,7 @@ class Board:
         self._sock.write(req)
         rep = self._rep
         n = self._readinto(rep)
-        spins = SPIN
+        spins = self._spins
         while n is None:
             if spins:
                 spins -= 1
@@ -276,6 +279,7 @@ class Board:
         counts = _i32(rep, 8)
         flags = _u32(rep, 12)
         self._inputs = (flags >> 1) & 3
+        self._spins = SPIN if flags & SPIN_OK else 0
         if flags & READY:
             chips = self.chips
             for i in range(len(chips)):
