@@ -58,7 +58,7 @@ ROM = Path(__file__).with_name("rom.py")
 def cpu_to_spare(path: Path = CPU_PRESSURE) -> bool:
     """Whether this machine has a core to spare, from Linux's CPU pressure (the share of the
     last 10 s in which some task waited for a CPU). At full speed the board and the model
-    spin on each other's replies: on 2 quiet cores that is a third faster than sleeping
+    spin on each other's replies: on 2 quiet cores that is a fifth faster than sleeping
     (432x against 356x real time, the soak's long run), beside two CPU-bound processes a
     third slower (190x against 289x), because the spinner's time slices come out of the
     other side's share. Where the figure is not kept, spin."""
