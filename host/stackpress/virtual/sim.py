@@ -198,7 +198,7 @@ class Sim:
         self.link = link  # a stable path to the port (a symlink), as /dev/serial/by-id gives
         self.status_path = status  # JSON status for scripts, rewritten a few times a second
         self._status_at = 0.0
-        self.spin = cpu_to_spare()
+        self.spin = self.speed is None and cpu_to_spare()  # paced, a board sleeps between samples
         self.master: int | None = None
         self.slave: int | None = None
         self.replug_us: int | None = None
@@ -328,7 +328,7 @@ class Sim:
         if self.backlog:
             self._wait_host()
             return
-        if self.speed is None and self.spin and self.conn is not None and self.pending is None and self._spin():
+        if self.spin and self.conn is not None and self.pending is None and self._spin():
             self._io(0.0)
             return
         self._io(None)
@@ -389,7 +389,7 @@ class Sim:
         now = time.monotonic()
         if now - self._status_at > 0.25:
             self._status_at = now
-            self.spin = cpu_to_spare()
+            self.spin = self.speed is None and cpu_to_spare()
             if self.status_path:
                 self.write_status()
         if not self.wdt_ms or self.board is None or self.paused:
@@ -642,7 +642,7 @@ class Sim:
                 + "%.4f,%.4f,%.4f\n" % (m.uniformity_pct(), m.offset_mm[0], m.offset_mm[1])
             )
         flags = m.inputs() << 1
-        if self.spin and self.speed is None:
+        if self.spin:
             flags |= SPIN_OK
         for i, c in enumerate(counts):
             if c is not None:
