@@ -198,7 +198,7 @@ class Sim:
         self.link = link  # a stable path to the port (a symlink), as /dev/serial/by-id gives
         self.status_path = status  # JSON status for scripts, rewritten a few times a second
         self._status_at = 0.0
-        self.spin = self.speed is None and cpu_to_spare()  # paced, a board sleeps between samples
+        self.spin = self._spin_allowed()
         self.master: int | None = None
         self.slave: int | None = None
         self.replug_us: int | None = None
@@ -379,6 +379,11 @@ class Sim:
             if self.speed is not None:
                 self.wall0 = now - self.model.t_us / 1e6 / self.speed
 
+    def _spin_allowed(self) -> bool:
+        """Spin on lockstep replies only at full speed (paced, a board sleeps between
+        samples) and while a core is to spare."""
+        return self.speed is None and cpu_to_spare()
+
     def _watch(self) -> None:
         """The board's watchdog, kept here: a hung board (no request at all) is reset as its
         timeout would have run out in virtual time. Silence alone does not make a board
@@ -389,7 +394,7 @@ class Sim:
         now = time.monotonic()
         if now - self._status_at > 0.25:
             self._status_at = now
-            self.spin = self.speed is None and cpu_to_spare()
+            self.spin = self._spin_allowed()
             if self.status_path:
                 self.write_status()
         if not self.wdt_ms or self.board is None or self.paused:
