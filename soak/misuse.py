@@ -23,7 +23,7 @@ import signal
 import subprocess
 import time
 
-from harness import BIN, OUT, ROOT, Sim, figures_time, log, scenario
+from harness import BIN, OUT, ROOT, Sim, figures_time, log, scenario, wait_device
 
 SETPOINT_MPA = 40.0
 
@@ -46,16 +46,20 @@ def _truth_between(sim, t0, t1):
         return [float(r["true_pressure_mpa"]) for r in csv.DictReader(f) if t0 <= float(r["t_s"]) <= t1]
 
 
-def _wait_for(sim, pred, virtual_s, what):
-    """Poll status until pred(status) or virtual_s of the fixture's time have passed."""
-    end = sim.t_s() + virtual_s
-    while True:
-        st = _json(sim, "status")
-        if pred(st):
-            return st
-        if sim.t_s() > end:
-            raise RuntimeError("%s: not seen within %g s of virtual time (status %s)" % (what, virtual_s, st))
-        time.sleep(0.05)
+def _wait_for(sim, pred, virtual_s, what, command=("status",)):
+    """Poll `stackpress COMMAND --json` until pred(reply), on the fixture's clock: fails when
+    virtual_s of its time pass without it, or when that clock stands still (a hang)."""
+    last = []
+
+    def done():
+        last[:] = [_json(sim, *command)]
+        return pred(last[0])
+
+    try:
+        wait_device(what, done, sim.t_s, lambda: time.sleep(0.05), limit_s=sim.t_s() + virtual_s)
+    except RuntimeError as e:
+        raise RuntimeError("%s (last reply %s)" % (e, last[0] if last else None)) from None
+    return last[0]
 
 
 def _tare_under_load(sim):
@@ -112,7 +116,7 @@ def _profile_across_resets(seed):
         r = _cli(sim, "profile", "run", str(toml))
         if r.returncode:
             raise RuntimeError("profile run: %s" % r.stderr)
-        p = _wait_for_profile(sim, lambda p: p["holding"], 300)
+        p = _wait_for(sim, lambda p: p["running"] and p["holding"], 300, "profile holding", ("profile", "status"))
         t_hold = sim.t_s() - p["held_s"]
         for _ in range(3):
             sim.wait_t(sim.t_s() + 600)
@@ -128,17 +132,6 @@ def _profile_across_resets(seed):
         "profile hold across 3 resets: %d s credited for %.0f s since it began holding (each reset may "
         "cost up to a minute's save and the ramp back), still step %s" % (p["held_s"], elapsed, p["step"])
     )
-
-
-def _wait_for_profile(sim, pred, virtual_s):
-    end = sim.t_s() + virtual_s
-    while True:
-        p = _json(sim, "profile", "status")
-        if p["running"] and pred(p):
-            return p
-        if sim.t_s() > end:
-            raise RuntimeError("profile: not holding within %g s (%s)" % (virtual_s, p))
-        time.sleep(0.05)
 
 
 def _flash_failures(sim, tmp):
