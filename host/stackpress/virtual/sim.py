@@ -36,6 +36,7 @@ from .. import discover
 from ..firmware import FIRMWARE
 from . import image, pico
 from .model import FixtureModel
+from .truth import TruthFile
 
 if TYPE_CHECKING:
     from struct import Struct
@@ -182,7 +183,7 @@ class Sim:
         # said when the sim stops (bench/sample_profile.py)
         self.stats = [0.0, 0.0] if os.environ.get("STACKPRESS_SIM_STATS") else None
         self._cycler_file: Any = None
-        self.truth_every = max(1, int(truth_every))
+        self.truth_every = truth_every
         self.stopping = False
         self.board: subprocess.Popen[bytes] | None = None
         self.conn: socket.socket | None = None
@@ -261,13 +262,7 @@ class Sim:
         self.listener = socket.socket()
         self.listener.bind(("127.0.0.1", 0))
         self.listener.listen(1)
-        self.truth = open(self.truth_path, "w") if self.truth_path else None
-        if self.truth:
-            self.truth.write(
-                "t_s,true_force_n,true_pressure_mpa,sensed_force_n,cell_thickness_um,"
-                "temperature_c,drive_um,%strue_uniformity_pct,true_centre_x_mm,true_centre_y_mm\n"
-                % "".join("true_force_ch%d_n," % i for i in range(self.model.n_cells))
-            )
+        self.truth = TruthFile(self.truth_path, self.model.n_cells, self.truth_every) if self.truth_path else None
         if self.cycler_out:
             self._cycler_file = open(self.cycler_out, "w", buffering=1)  # a line at a time: read while it runs
             self.model.cycler.record_to(self._cycler_file)
@@ -631,21 +626,8 @@ class Sim:
             if self.conn is None:
                 return
         self.samples += 1
-        if self.truth and self.samples % self.truth_every == 0:
-            self.truth.write(
-                "%.4f,%.4f,%.6f,%.4f,%.4f,%.3f,%.4f,"
-                % (
-                    m.t_us / 1e6,
-                    m.force_n,
-                    m.force_n / m.area_mm2,
-                    m.sensed_n,
-                    m.cell_thickness_um(),
-                    m.temp_c,
-                    m.drive_um,
-                )
-                + "".join("%.4f," % f for f in m.load_n())
-                + "%.4f,%.4f,%.4f\n" % (m.uniformity_pct(), m.offset_mm[0], m.offset_mm[1])
-            )
+        if self.truth and self.samples % self.truth.every == 0:
+            self.truth.write(m)
         flags = m.inputs() << 1
         if self.spin:
             flags |= SPIN_OK
