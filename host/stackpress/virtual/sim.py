@@ -1,9 +1,9 @@
 """`stackpress sim`: the virtual fixture.
 
-Owns the physical model and a pty pair (a virtual null-modem cable). The board is
+Owns the physical model and the USB port a host opens (usb_port.py, a pty). The board is
 a MicroPython unix-port process running the firmware from a littlefs2 image; its
-stdin/stdout are relayed to the pty master, so the pty's far end behaves as a Pico's
-/dev/ttyACM0 for stackpress, pyserial and mpremote. The board process talks to the
+stdin/stdout are relayed to the port, so it behaves as a Pico's /dev/ttyACM0 for
+stackpress, pyserial and mpremote. The board process talks to the
 model over loopback TCP in lockstep virtual time; when it exits (reset, crash,
 mpremote soft reset) it is started again, as a Pico reboots, and the physical world
 goes on as it was. Output never blocks the board: bytes the host does not read are
@@ -14,7 +14,6 @@ write to a Pico's USB serial does.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import os
@@ -27,16 +26,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import tty
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .. import discover
 from ..firmware import FIRMWARE
 from . import image, pico
 from .model import FixtureModel
 from .truth import TruthFile
+from .usb_port import HOST_WAIT_S, UsbPort
 
 if TYPE_CHECKING:
     from struct import Struct
@@ -44,11 +42,9 @@ if TYPE_CHECKING:
     from stackpress.virtual.model import FixtureModel
 
 TICKS_MASK = (1 << 30) - 1
-HOST_WAIT_S = 0.1  # a host that has not read for this long is not reading: drop
 HANG_WALL_S = 2.0  # at full speed, a board silent this long (wall) may be hung: see _watch
 HANG_CPU_S = 1.0  # CPU a silent board burns before it counts as hung (a healthy one idles within ms)
 HANG_ASLEEP_S = 30.0  # wall time a silent board may sleep, not waiting on the sim, before it counts as hung
-BACKLOG_MAX = 1 << 20
 SPIN_OK = 1 << 7  # reply flag to the board: spin on the reply (firmware/boards/virtual.py)
 CPU_PRESSURE = Path("/proc/pressure/cpu")
 SPIN_MAX_WAITING_PCT = 10.0  # tasks waited for a CPU more than this share of the last 10 s: busy
@@ -190,18 +186,12 @@ class Sim:
         self.pending: tuple[bytes, float] | None = None
         self.boots = 0
         self.samples = 0
-        self.dropped_bytes = 0
-        self.backlog = bytearray()  # board output the host has not taken yet
-        self.backlog_since: float | None = None
+        self.usb = UsbPort(link, self.log)
         self.to_board = bytearray()  # host input the board has not taken yet
-        self.dropping = False
         self._down_since = time.monotonic()
-        self.link = link  # a stable path to the port (a symlink), as /dev/serial/by-id gives
         self.status_path = status  # JSON status for scripts, rewritten a few times a second
         self._status_at = 0.0
         self.spin = self._spin_allowed()
-        self.master: int | None = None
-        self.slave: int | None = None
         self.replug_us: int | None = None
         self.wdt_ms = 0
         self.wdt_fed_us = 0
@@ -211,46 +201,19 @@ class Sim:
         self.next_env: dict[str, str] = {}
         self.next_gap_s: float | None = None
         self.resets = {"power_cut": 0, "watchdog": 0, "flash_write_cut": 0, "soft": 0}
-        self.unplugs = 0
         self.driver_on = True  # the board's outputs, as it last reported them
         self.led = 0
         self.cut_armed = False
 
     # --- set-up ---
-    def _plug(self) -> None:
-        self.master, self.slave = os.openpty()
-        tty.setraw(self.slave)
-        os.set_blocking(self.master, False)
-        self.port = os.ttyname(self.slave)
-        if self.link:
-            tmp = self.link + ".new"
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
-            os.symlink(self.port, tmp)
-            os.replace(tmp, self.link)
-        discover.register(self.link or self.port)
-
     def _unplug(self, for_s: float) -> None:
-        """USB unplugged: the port goes away (hosts get an I/O error), the board runs on
-        and what it writes is lost, as USB CDC drops it with no host."""
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.master = self.slave = None
-        discover.unregister()
-        if self.link and os.path.lexists(self.link):
-            os.unlink(self.link)
-        self.dropped_bytes += len(self.backlog)
-        self.backlog.clear()
-        self.backlog_since = None
+        """USB unplugged for for_s of virtual time: the board runs on and what it writes is lost."""
+        self.usb.unplug()
         self.replug_us = self.model.t_us + int(for_s * 1e6)
-        self.unplugs += 1
         self.log("USB unplugged for %g s" % for_s)
 
     def start(self) -> str:
-        self._plug()
+        port = self.usb.plug()
         self.tmp = tempfile.mkdtemp(prefix="stackpress-sim-")
         if self.flash_arg and Path(self.flash_arg).exists():
             self.flash = str(self.flash_arg)
@@ -268,7 +231,7 @@ class Sim:
             self.model.cycler.record_to(self._cycler_file)
         self.wall0 = time.monotonic()
         self._spawn_board()
-        return self.port
+        return port
 
     def _spawn_board(self) -> None:
         env = dict(
@@ -320,7 +283,7 @@ class Sim:
         if self._pause_due():
             self._wait_paused()
             return
-        if self.backlog:
+        if self.usb.backlog:
             self._wait_host()
             return
         if self.spin and self.conn is not None and self.pending is None and self._spin():
@@ -336,7 +299,7 @@ class Sim:
         conn = self.conn
         served = 0
         deadline = time.perf_counter() + budget_s
-        while served < burst and not self.backlog and not self._pause_due():
+        while served < burst and not self.usb.backlog and not self._pause_due():
             try:
                 data = conn.recv(self.req.size, PEEK)
             except BlockingIOError:
@@ -364,7 +327,7 @@ class Sim:
         if not self.paused:
             self.paused = True
             self.log("paused at t=%.3f s until a host writes" % (self.model.t_us / 1e6))
-        if self._host_io(0.05 if self.backlog or self.to_board else 0.2):
+        if self._host_io(0.05 if self.usb.backlog or self.to_board else 0.2):
             while self.pause_us and self.pause_us[0] <= self.model.t_us:
                 self.pause_us.pop(0)
             self.paused = False
@@ -451,7 +414,7 @@ class Sim:
                     os.killpg(self.board.pid, signal.SIGSTOP)  # the loop stops; only the watchdog helps
                     self.log("board hung at t=%.1f s" % (m.t_us / 1e6))
             elif kind == "unplug":
-                if self.master is not None:
+                if self.usb.plugged:
                     self._unplug(ev.get("for_s", 5.0))
             else:
                 raise ValueError("unknown board event %r" % kind)
@@ -462,9 +425,9 @@ class Sim:
             "samples": self.samples,
             "boots": self.boots,
             "resets": self.resets,
-            "unplugs": self.unplugs,
-            "dropped_bytes": self.dropped_bytes,
-            "port": self.port if self.master is not None else None,
+            "unplugs": self.usb.unplugs,
+            "dropped_bytes": self.usb.dropped_bytes,
+            "port": self.usb.port if self.usb.plugged else None,
             "wall_s": time.monotonic() - self.wall0,
             "driver_enabled": self.driver_on,
             "led": self.led,
@@ -479,8 +442,8 @@ class Sim:
 
     def _wait_host(self) -> None:
         """The world holds still until the host has read the board's output (or gone)."""
-        if self.master is None:
-            self.backlog.clear()
+        if not self.usb.plugged:
+            self.usb.backlog.clear()
             return
         self._host_io(HOST_WAIT_S / 4, until_writable=True)
 
@@ -488,25 +451,28 @@ class Sim:
         """Waits up to timeout_s for the host's side of the port (or a board connecting),
         then delivers the board's output, takes the host's input and accepts the board.
         True if the host wrote."""
-        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
-        wl = [self.master] if until_writable and self.master is not None else []
+        master = self.usb.master
+        rl: list[Any] = [self.listener] + ([master] if master is not None and not self.to_board else [])
+        wl = [master] if until_writable and master is not None else []
         try:
             r, _, _ = select.select(rl, wl, [], timeout_s)
         except InterruptedError:
             return False
-        self._flush_backlog()
+        self.usb.flush()
         self._to_board()
-        wrote = self.master is not None and self.master in r and self._from_host()
+        wrote = master is not None and master in r and self._from_host()
         if self.listener in r:
             self._accept()
         return wrote
 
     def _io(self, timeout: float | None) -> None:
         # The host's input is read only when the board has taken the last of it.
-        rl: list[Any] = [self.listener] + ([self.master] if self.master is not None and not self.to_board else [])
+        usb = self.usb
+        master = usb.master
+        rl: list[Any] = [self.listener] + ([master] if master is not None and not self.to_board else [])
         if self.board is not None:
             rl.append(self.board.stdout)
-        if self.conn is not None and self.pending is None and not self.backlog and not self._pause_due():
+        if self.conn is not None and self.pending is None and not usb.backlog and not self._pause_due():
             rl.append(self.conn)
         if timeout is None:
             timeout = 0.2
@@ -514,15 +480,15 @@ class Sim:
                 timeout = min(0.2, max(0.0, self.pending[1] - time.monotonic()))
         # While dropping (nobody read for a while), a pty with room again means a host is
         # reading: from then on nothing is lost.
-        wl: list[Any] = [self.master] if self.dropping and self.master is not None else []
+        wl: list[Any] = [master] if usb.dropping and master is not None else []
         if self.to_board and self.board is not None:
             wl.append(self.board.stdin)
         try:
             r, w, _ = select.select(rl, wl, [], timeout)
         except InterruptedError:
             return
-        if self.master in w:
-            self.dropping = False
+        if master is not None and master in w:
+            usb.dropping = False
         if self.to_board:
             self._to_board()
         if self.pending is not None and time.monotonic() >= self.pending[1]:
@@ -534,7 +500,7 @@ class Sim:
             self._serve()
         if self.board is not None and self.board.stdout in r:
             self._from_board()
-        if self.master is not None and self.master in r:
+        if master is not None and master in r:
             self._from_host()
         if self.board is not None and self.board.poll() is not None:
             if self.cut_armed and self.board.returncode == -signal.SIGKILL:
@@ -604,8 +570,7 @@ class Sim:
             return
         if self.replug_us is not None and m.t_us >= self.replug_us:
             self.replug_us = None
-            self._plug()
-            self.log("USB plugged in again: %s" % self.port)
+            self.log("USB plugged in again: %s" % self.usb.plug())
         if seq == 0:
             self._boot_gap()
             self._send(self.rep.pack(0, (m.t_us // 1000) & TICKS_MASK, m.period_us, 0, m.thermistor_mc(), 0, 0, 0))
@@ -671,59 +636,13 @@ class Sim:
             return
         if not data:
             return
-        self._to_host(data)
-
-    def _write_master(self, data: bytes) -> int:
-        if self.master is None:
-            self.dropped_bytes += len(data)  # no host: USB CDC drops it
-            return len(data)
-        try:
-            return os.write(self.master, data)
-        except BlockingIOError:
-            return 0
-        except OSError as e:
-            if e.errno != errno.EIO:
-                raise
-            return 0
-
-    def _to_host(self, data: bytes) -> None:
-        """Relay the board's output. While a host reads, nothing is lost: the world waits
-        for it (virtual time stops until the pty drains; the firmware is only waiting for
-        its next sample). When nobody reads for HOST_WAIT_S, output is dropped, as USB CDC
-        drops it, and the fixture runs on; a write that goes through ends that."""
-        if self.dropping:
-            n = self._write_master(data)
-            if n == len(data):
-                self.dropping = False
-            self.dropped_bytes += len(data) - n
-            return
-        self.backlog += data
-        self._flush_backlog()
-
-    def _flush_backlog(self) -> None:
-        if not self.backlog:
-            return
-        n = self._write_master(bytes(self.backlog[:65536]))
-        del self.backlog[:n]
-        now = time.monotonic()
-        if not self.backlog:
-            self.backlog_since = None
-        elif self.backlog_since is None:
-            self.backlog_since = now
-        elif now - self.backlog_since > HOST_WAIT_S or len(self.backlog) > BACKLOG_MAX:
-            self.dropped_bytes += len(self.backlog)
-            self.backlog.clear()
-            self.backlog_since = None
-            self.dropping = True
+        self.usb.write(data)
 
     def _from_host(self) -> bool:
         """Takes what a host wrote; True if it wrote anything."""
-        if self.master is None or self.to_board:
+        if self.to_board:
             return False
-        try:
-            data = os.read(self.master, 65536)
-        except (BlockingIOError, OSError):
-            return False
+        data = self.usb.read()
         if self.board is not None and data:
             self.to_board += data
             self._to_board()
@@ -792,14 +711,7 @@ class Sim:
             self.truth.close()
         if self._cycler_file:
             self._cycler_file.close()
-        for fd in (self.master, self.slave):
-            try:
-                os.close(fd)
-            except (OSError, TypeError):
-                pass
-        discover.unregister()
-        if self.link and os.path.islink(self.link):
-            os.unlink(self.link)
+        self.usb.close()
         if self.status_path:
             self.write_status()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -817,6 +729,6 @@ class Sim:
                 wall,
                 self.model.t_us / 1e6 / max(wall, 1e-9),
                 self.boots,
-                self.dropped_bytes,
+                self.usb.dropped_bytes,
             )
         )
