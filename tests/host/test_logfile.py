@@ -11,7 +11,7 @@ import pytest
 from conftest import log_meta, read_rows, telemetry
 
 from stackpress.logfile import CsvLog, Rotating, SqliteLog, last_key, open_log, segments
-from stackpress.logger import Sequencer
+from stackpress.sequencer import Sequencer
 
 
 def _keys(db_path):

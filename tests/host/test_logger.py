@@ -5,7 +5,7 @@ import random
 from conftest import log_meta
 
 from stackpress.logfile import CsvLog
-from stackpress.logger import Sequencer
+from stackpress.sequencer import Sequencer
 
 
 def _rec(boot, seq):

@@ -14,7 +14,8 @@ from fakedevice import FakeDevice
 from stackpress.firmware import protocol_version
 from stackpress.link import LinkError
 from stackpress.logfile import CsvLog, LogError, SqliteLog
-from stackpress.logger import Sequencer, out_path
+from stackpress.logger import out_path
+from stackpress.sequencer import Sequencer
 
 BIN = os.path.dirname(sys.executable)
 A, B = "e66038b7137a2f2c", "0123456789abcdef"
