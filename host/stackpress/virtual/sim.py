@@ -500,7 +500,7 @@ class Sim:
             self._serve()
         if self.board is not None and self.board.stdout in r:
             self._from_board()
-        if master is not None and master in r:
+        if master is not None and master in r and master == usb.master:  # the same port: serving may unplug it
             self._from_host()
         if self.board is not None and self.board.poll() is not None:
             if self.cut_armed and self.board.returncode == -signal.SIGKILL:
